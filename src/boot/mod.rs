@@ -1,0 +1,228 @@
+//! The boot tree: the virtual file tree a PXE client sees over TFTP.
+//!
+//! ```text
+//! pxelinux.0  ldlinux.c32  menu.c32  vesamenu.c32  libcom32.c32  libutil.c32   (host's syslinux)
+//! pxelinux.cfg/default  boot.msg                                              (generated)
+//! iso/…                                                                        (every file of the ISO)
+//! ```
+//!
+//! This replaces the seed's copying into a TFTP root: nothing is written to
+//! disk. Generated and syslinux files live in memory; ISO files are served as
+//! byte ranges of the image. [`BootTree::open`] is the one place a client's
+//! path becomes a file, so confinement is decided here: a path is normalised
+//! once ([`normalize`]) and anything that could climb out is refused before
+//! any lookup.
+
+mod menu;
+pub mod syslinux;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+pub use menu::{BootAction, BootEntry, DefaultEntry, Menu, MenuError, Ui};
+
+use crate::iso::{Distro, IsoFile, IsoIndex, NodeKind};
+
+/// Where the ISO's files appear in the tree.
+pub const ISO_DIR: &str = "iso";
+/// Longest request path accepted; real ones are well under 100 bytes.
+const MAX_PATH: usize = 1024;
+
+/// Why a requested path was refused before any lookup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum PathRejected {
+    #[error("empty path")]
+    Empty,
+    #[error("path longer than {MAX_PATH} bytes")]
+    TooLong,
+    #[error("NUL or control character in path")]
+    Control,
+    #[error("backslash in path")]
+    Backslash,
+    #[error("`..` in path")]
+    Parent,
+}
+
+/// Why [`BootTree::open`] found nothing to serve.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum OpenError {
+    #[error("refused: {0}")]
+    Rejected(PathRejected),
+    #[error("no such file")]
+    NotFound,
+}
+
+/// A file ready to be served.
+#[derive(Debug, Clone)]
+pub enum BootFile {
+    /// Generated or syslinux bytes held in memory.
+    Memory(Arc<[u8]>),
+    /// A file of the ISO, read in place.
+    Iso { iso: Arc<IsoIndex>, file: IsoFile },
+}
+
+impl BootFile {
+    pub fn size(&self) -> u64 {
+        match self {
+            BootFile::Memory(bytes) => bytes.len() as u64,
+            BootFile::Iso { file, .. } => file.size,
+        }
+    }
+
+    /// Positioned read, as [`IsoIndex::read_at`].
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            BootFile::Memory(bytes) => {
+                let start = (offset.min(bytes.len() as u64)) as usize;
+                let n = buf.len().min(bytes.len() - start);
+                buf[..n].copy_from_slice(&bytes[start..start + n]);
+                Ok(n)
+            }
+            BootFile::Iso { iso, file } => iso.read_at(file, offset, buf),
+        }
+    }
+}
+
+/// What goes into a boot tree besides the ISO.
+#[derive(Debug, Clone)]
+pub struct BootOptions {
+    /// The kernel command line, server address already filled in.
+    pub append: String,
+    pub default: DefaultEntry,
+    pub ui: Ui,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BootError {
+    #[error(transparent)]
+    Syslinux(#[from] syslinux::MissingAsset),
+    #[error(transparent)]
+    Menu(#[from] MenuError),
+}
+
+/// The install menu for `distro`, its kernel and initrd under [`ISO_DIR`].
+pub fn menu_for(distro: &Distro, options: &BootOptions) -> Result<Menu, MenuError> {
+    let title = match &distro.version {
+        Some(v) => format!("{} {v}", distro.name),
+        None => distro.name.clone(),
+    };
+    let mut menu = Menu::install(
+        &title,
+        &format!("{ISO_DIR}/{}", distro.kernel),
+        &format!("{ISO_DIR}/{}", distro.initrd),
+        &options.append,
+        options.default,
+    )?;
+    menu.ui = options.ui;
+    Ok(menu)
+}
+
+/// The tree a PXE client sees.
+#[derive(Debug)]
+pub struct BootTree {
+    iso: Arc<IsoIndex>,
+    memory: BTreeMap<String, Arc<[u8]>>,
+    menu: Menu,
+}
+
+impl BootTree {
+    /// Builds the tree for installing `distro` from `iso`, with the host's syslinux files.
+    pub fn for_distro(iso: Arc<IsoIndex>, distro: &Distro, options: &BootOptions) -> Result<BootTree, BootError> {
+        let menu = menu_for(distro, options)?;
+        Ok(BootTree::new(iso, syslinux::load()?, menu))
+    }
+
+    /// Builds a tree from parts (the syslinux files given, not searched for).
+    pub fn new(iso: Arc<IsoIndex>, syslinux: Vec<(&str, Vec<u8>)>, menu: Menu) -> BootTree {
+        let mut memory: BTreeMap<String, Arc<[u8]>> =
+            syslinux.into_iter().map(|(name, bytes)| (name.to_string(), Arc::from(bytes))).collect();
+        memory.insert("pxelinux.cfg/default".into(), Arc::from(menu.render().into_bytes()));
+        memory.insert("boot.msg".into(), Arc::from(menu.render_welcome().into_bytes()));
+        BootTree { iso, memory, menu }
+    }
+
+    pub fn menu(&self) -> &Menu {
+        &self.menu
+    }
+
+    pub fn iso(&self) -> &Arc<IsoIndex> {
+        &self.iso
+    }
+
+    /// Paths of the files held in memory (syslinux and generated).
+    pub fn memory_paths(&self) -> impl Iterator<Item = &str> {
+        self.memory.keys().map(String::as_str)
+    }
+
+    /// The file a client asked for as `request`, or why there is none.
+    pub fn open(&self, request: &str) -> Result<BootFile, OpenError> {
+        let path = normalize(request).map_err(OpenError::Rejected)?;
+        if let Some(bytes) = self.memory.get(&path) {
+            return Ok(BootFile::Memory(bytes.clone()));
+        }
+        let in_iso = path.strip_prefix(ISO_DIR).and_then(|rest| rest.strip_prefix('/')).ok_or(OpenError::NotFound)?;
+        let id = self.iso.lookup(in_iso).ok_or(OpenError::NotFound)?;
+        match &self.iso.node(id).kind {
+            NodeKind::File(file) => Ok(BootFile::Iso { iso: self.iso.clone(), file: file.clone() }),
+            _ => Err(OpenError::NotFound),
+        }
+    }
+}
+
+/// A client's path as a tree path: one leading `/` and `.` components
+/// dropped (pxelinux and iPXE send both `pxelinux.0` and `/pxelinux.0`),
+/// anything that could name a file outside the tree refused.
+pub fn normalize(request: &str) -> Result<String, PathRejected> {
+    if request.len() > MAX_PATH {
+        return Err(PathRejected::TooLong);
+    }
+    if request.chars().any(char::is_control) {
+        return Err(PathRejected::Control);
+    }
+    if request.contains('\\') {
+        return Err(PathRejected::Backslash);
+    }
+    let mut parts = Vec::new();
+    for part in request.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => return Err(PathRejected::Parent),
+            _ => parts.push(part),
+        }
+    }
+    if parts.is_empty() {
+        return Err(PathRejected::Empty);
+    }
+    Ok(parts.join("/"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_accepts_what_clients_send() {
+        assert_eq!(normalize("pxelinux.0").unwrap(), "pxelinux.0");
+        assert_eq!(normalize("/pxelinux.0").unwrap(), "pxelinux.0");
+        assert_eq!(normalize("./iso//isolinux/vmlinuz").unwrap(), "iso/isolinux/vmlinuz");
+    }
+
+    #[test]
+    fn normalize_refuses_escapes() {
+        for (path, why) in [
+            ("../etc/passwd", PathRejected::Parent),
+            ("iso/../../etc/passwd", PathRejected::Parent),
+            ("/..", PathRejected::Parent),
+            ("..\\..\\windows", PathRejected::Backslash),
+            ("iso\\vmlinuz", PathRejected::Backslash),
+            ("pxelinux.0\0.txt", PathRejected::Control),
+            ("a\nb", PathRejected::Control),
+            ("", PathRejected::Empty),
+            ("/", PathRejected::Empty),
+            ("./.", PathRejected::Empty),
+        ] {
+            assert_eq!(normalize(path), Err(why), "{path:?}");
+        }
+        assert_eq!(normalize(&"a/".repeat(600)), Err(PathRejected::TooLong));
+    }
+}

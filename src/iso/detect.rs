@@ -1,0 +1,383 @@
+//! Which distribution an ISO holds, and where its network-bootable kernel
+//! and initrd are.
+//!
+//! `.treeinfo` is trusted first because RHEL-family media describe
+//! themselves there (kernel, initrd, stage2). Otherwise the known layouts of
+//! the big families are tried in turn. Every path found is checked to exist
+//! in the image, and every text value is cleaned of control characters,
+//! because the ISO is untrusted input that ends up in a boot menu.
+
+use serde::Serialize;
+
+use super::index::IsoIndex;
+use super::treeinfo::TreeInfo;
+
+/// Largest metadata file (`.treeinfo`, `.disk/info`) read into memory.
+const METADATA_LIMIT: u64 = 256 * 1024;
+/// Longest name, version or arch kept from the ISO's own metadata.
+const TEXT_LIMIT: usize = 128;
+/// The placeholder in [`Distro::kernel_args`] for the PXE server's address.
+pub const SERVER_PLACEHOLDER: &str = "{server}";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    /// RHEL, CentOS, Fedora, Rocky, Alma, Oracle: anaconda installers.
+    Rhel,
+    /// Debian's debian-installer.
+    Debian,
+    /// Ubuntu live-server (casper + subiquity).
+    Ubuntu,
+    /// Nothing recognised; the user named the kernel and initrd.
+    Custom,
+}
+
+/// Where the answer came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Treeinfo,
+    Layout,
+    Override,
+}
+
+/// What the ISO is and how to boot it over the network.
+#[derive(Debug, Clone, Serialize)]
+pub struct Distro {
+    pub family: Family,
+    pub name: String,
+    pub version: Option<String>,
+    pub arch: Option<String>,
+    /// Path of the kernel inside the ISO (no leading `/`).
+    pub kernel: String,
+    /// Path of the initrd inside the ISO (no leading `/`).
+    pub initrd: String,
+    /// The installer's second stage (RHEL family), when the ISO has one.
+    pub stage2: Option<String>,
+    /// Suggested kernel command line; `{server}` stands for the PXE server's address.
+    pub kernel_args: String,
+    pub volume_id: String,
+    pub size_bytes: u64,
+    pub source: Source,
+}
+
+impl Distro {
+    /// The kernel command line with the server's address filled in.
+    pub fn kernel_args_for(&self, server: &str) -> String {
+        self.kernel_args.replace(SERVER_PLACEHOLDER, server)
+    }
+}
+
+/// What the user said to use instead of what detection found.
+#[derive(Debug, Clone, Default)]
+pub struct Overrides {
+    pub kernel: Option<String>,
+    pub initrd: Option<String>,
+    pub append: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(
+        "{iso}: no network-bootable kernel found (looked for .treeinfo, images/pxeboot/, isolinux/, install.amd/, casper/); name them with --kernel PATH --initrd PATH"
+    )]
+    NoKernel { iso: String },
+    #[error("{iso}: --{what} {path} is not a file in the ISO; list its files with `xorriso -indev {iso} -find / -type f`")]
+    MissingOverride { iso: String, what: &'static str, path: String },
+    #[error("{iso}: found a kernel at {kernel} but no initrd beside it; name one with --initrd PATH")]
+    NoInitrd { iso: String, kernel: String },
+    #[error("--append contains a control character; pass kernel arguments on one line")]
+    BadAppend,
+}
+
+/// Detects the distribution in `iso`, applying `overrides` on top.
+pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectError> {
+    let iso_name = iso.path().display().to_string();
+    let found = from_treeinfo(iso)
+        .or_else(|| rhel_layout(iso))
+        .or_else(|| debian_layout(iso))
+        .or_else(|| ubuntu_layout(iso));
+
+    let mut distro = match (found, &overrides.kernel) {
+        (Some(d), _) => d,
+        (None, Some(kernel)) => Distro {
+            family: Family::Custom,
+            name: clean(iso.volume_id()).unwrap_or_else(|| "custom".into()),
+            version: None,
+            arch: None,
+            kernel: kernel.clone(),
+            initrd: overrides.initrd.clone().unwrap_or_default(),
+            stage2: None,
+            kernel_args: String::new(),
+            source: Source::Override,
+            volume_id: String::new(),
+            size_bytes: 0,
+        },
+        (None, None) => return Err(DetectError::NoKernel { iso: iso_name }),
+    };
+
+    for (what, given, slot) in [
+        ("kernel", &overrides.kernel, &mut distro.kernel),
+        ("initrd", &overrides.initrd, &mut distro.initrd),
+    ] {
+        if let Some(path) = given {
+            let path = path.trim_start_matches('/').to_string();
+            if iso.file(&path).is_none() {
+                return Err(DetectError::MissingOverride { iso: iso_name, what, path });
+            }
+            *slot = path;
+            distro.source = Source::Override;
+        }
+    }
+    if distro.initrd.is_empty() {
+        return Err(DetectError::NoInitrd { iso: iso_name, kernel: distro.kernel });
+    }
+    if let Some(append) = &overrides.append {
+        if append.chars().any(char::is_control) {
+            return Err(DetectError::BadAppend);
+        }
+        distro.kernel_args = append.trim().to_string();
+    }
+
+    // Image-wide facts, filled once here rather than by each layout.
+    distro.volume_id = clean(iso.volume_id()).unwrap_or_default();
+    distro.size_bytes = iso.size_bytes();
+    Ok(distro)
+}
+
+fn rhel_args() -> String {
+    format!("inst.repo=ftp://{SERVER_PLACEHOLDER}/")
+}
+
+fn from_treeinfo(iso: &IsoIndex) -> Option<Distro> {
+    let text = iso.read_small(".treeinfo", METADATA_LIMIT)?;
+    let info = TreeInfo::parse(&String::from_utf8_lossy(&text));
+    let (kernel, initrd) = info.kernel_initrd();
+    let exists = |p: Option<&str>| p.map(|p| p.trim_start_matches('/').to_string()).filter(|p| iso.file(p).is_some());
+    // A .treeinfo whose images are missing is not trusted for them; the
+    // layout search below may still find a kernel.
+    let (kernel, initrd) = match (exists(kernel), exists(initrd)) {
+        (Some(k), Some(i)) => (k, i),
+        _ => {
+            let layout = rhel_layout(iso)?;
+            (layout.kernel, layout.initrd)
+        }
+    };
+    let name = info
+        .first(&[("release", "name"), ("general", "family"), ("general", "name"), ("product", "name")])
+        .and_then(clean)
+        .unwrap_or_else(|| "unknown".into());
+    let version = info
+        .first(&[("release", "version"), ("general", "version"), ("product", "version")])
+        .and_then(clean);
+    let stage2 = info
+        .first(&[("stage2", "mainimage"), ("stage2", "instimage")])
+        .map(|p| p.trim_start_matches('/').to_string())
+        .filter(|p| iso.file(p).is_some());
+    Some(Distro {
+        family: Family::Rhel,
+        name,
+        version,
+        arch: info.arch().and_then(clean),
+        kernel,
+        initrd,
+        stage2,
+        kernel_args: rhel_args(),
+        source: Source::Treeinfo,
+        volume_id: String::new(),
+        size_bytes: 0,
+    })
+}
+
+/// The first (kernel, initrd) pair of `candidates` that both exist.
+fn first_pair(iso: &IsoIndex, candidates: &[(&str, &str)]) -> Option<(String, String)> {
+    candidates
+        .iter()
+        .find(|(k, i)| iso.file(k).is_some() && iso.file(i).is_some())
+        .map(|(k, i)| (k.to_string(), i.to_string()))
+}
+
+fn rhel_layout(iso: &IsoIndex) -> Option<Distro> {
+    // images/pxeboot is the pair anaconda ships for PXE; isolinux's is the
+    // same kernel for CD boot, the seed's choice.
+    let (kernel, initrd) = first_pair(
+        iso,
+        &[("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img"), ("isolinux/vmlinuz", "isolinux/initrd.img")],
+    )?;
+    let stage2 = ["images/install.img", "LiveOS/squashfs.img"].into_iter().find(|p| iso.file(p).is_some());
+    let label = clean(iso.volume_id()).unwrap_or_default();
+    let (name, version) = split_label(&label);
+    Some(Distro {
+        family: Family::Rhel,
+        name: name.unwrap_or_else(|| "RHEL-family installer".into()),
+        version,
+        arch: ["x86_64", "aarch64", "ppc64le", "s390x"].iter().find(|a| label.contains(*a)).map(|a| a.to_string()),
+        kernel,
+        initrd,
+        stage2: stage2.map(str::to_string),
+        kernel_args: rhel_args(),
+        source: Source::Layout,
+        volume_id: String::new(),
+        size_bytes: 0,
+    })
+}
+
+fn debian_layout(iso: &IsoIndex) -> Option<Distro> {
+    let (kernel, initrd) = first_pair(
+        iso,
+        &[
+            ("install.amd/vmlinuz", "install.amd/initrd.gz"),
+            ("install.386/vmlinuz", "install.386/initrd.gz"),
+            ("install.a64/vmlinuz", "install.a64/initrd.gz"),
+            ("debian-installer/amd64/linux", "debian-installer/amd64/initrd.gz"),
+            ("debian-installer/i386/linux", "debian-installer/i386/initrd.gz"),
+            ("debian-installer/arm64/linux", "debian-installer/arm64/initrd.gz"),
+        ],
+    )?;
+    let info = disk_info(iso);
+    let arch = arch_of_path(&kernel).or_else(|| info.as_ref().and_then(|i| i.arch.clone()));
+    Some(Distro {
+        family: Family::Debian,
+        name: info.as_ref().and_then(|i| i.name.clone()).unwrap_or_else(|| "Debian GNU/Linux".into()),
+        version: info.and_then(|i| i.version),
+        arch,
+        kernel,
+        initrd,
+        stage2: None,
+        // debian-installer's preseed keys for an FTP mirror: the ISO's tree
+        // has the pool/ and dists/ a mirror has.
+        kernel_args: format!(
+            "mirror/country=manual mirror/protocol=ftp mirror/ftp/hostname={SERVER_PLACEHOLDER} mirror/ftp/directory=/"
+        ),
+        source: Source::Layout,
+        volume_id: String::new(),
+        size_bytes: 0,
+    })
+}
+
+fn ubuntu_layout(iso: &IsoIndex) -> Option<Distro> {
+    let (kernel, initrd) = first_pair(
+        iso,
+        &[
+            ("casper/vmlinuz", "casper/initrd"),
+            ("casper/vmlinuz", "casper/initrd.gz"),
+            ("casper/vmlinuz", "casper/initrd.lz"),
+            ("casper/hwe-vmlinuz", "casper/hwe-initrd"),
+        ],
+    )?;
+    let info = disk_info(iso);
+    let iso_file = iso
+        .path()
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .and_then(|n| clean(&n))
+        .unwrap_or_else(|| "image.iso".into());
+    Some(Distro {
+        family: Family::Ubuntu,
+        name: info.as_ref().and_then(|i| i.name.clone()).unwrap_or_else(|| "Ubuntu".into()),
+        version: info.as_ref().and_then(|i| i.version.clone()),
+        arch: info.and_then(|i| i.arch),
+        kernel,
+        initrd,
+        stage2: None,
+        // casper fetches the whole ISO into RAM from `url=`.
+        kernel_args: format!("ip=dhcp url=ftp://{SERVER_PLACEHOLDER}/{}", iso_file.replace(' ', "%20")),
+        source: Source::Layout,
+        volume_id: String::new(),
+        size_bytes: 0,
+    })
+}
+
+/// Facts from `.disk/info`, e.g. `Debian GNU/Linux 12.5.0 "Bookworm" - Official amd64 NETINST`.
+struct DiskInfo {
+    name: Option<String>,
+    version: Option<String>,
+    arch: Option<String>,
+}
+
+fn disk_info(iso: &IsoIndex) -> Option<DiskInfo> {
+    let raw = iso.read_small(".disk/info", METADATA_LIMIT)?;
+    let text = String::from_utf8_lossy(&raw);
+    let line = text.lines().next()?.trim();
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let version_at = words.iter().position(|w| w.starts_with(|c: char| c.is_ascii_digit()));
+    let name = version_at.map(|i| words[..i].join(" ")).filter(|n| !n.is_empty()).and_then(|n| clean(&n));
+    let version = version_at.and_then(|i| clean(words[i]));
+    let arch = words
+        .iter()
+        .find(|w| ["amd64", "i386", "arm64", "ppc64el", "s390x", "riscv64"].contains(w))
+        .map(|w| w.to_string());
+    Some(DiskInfo { name, version, arch })
+}
+
+fn arch_of_path(kernel: &str) -> Option<String> {
+    let arch = match kernel {
+        k if k.starts_with("install.amd") || k.contains("/amd64/") => "amd64",
+        k if k.starts_with("install.386") || k.contains("/i386/") => "i386",
+        k if k.starts_with("install.a64") || k.contains("/arm64/") => "arm64",
+        _ => return None,
+    };
+    Some(arch.into())
+}
+
+/// Splits a volume label such as `CentOS-7-x86_64-DVD` or `Rocky-9-4-x86_64-dvd`
+/// into a name and a version.
+fn split_label(label: &str) -> (Option<String>, Option<String>) {
+    let parts: Vec<&str> = label.split(['-', '_', ' ']).filter(|p| !p.is_empty()).collect();
+    let Some(at) = parts.iter().position(|p| p.starts_with(|c: char| c.is_ascii_digit())) else {
+        return (clean(label), None);
+    };
+    let name = (at > 0).then(|| parts[..at].join(" "));
+    let mut version = parts[at].to_string();
+    // Rocky and Alma write 9.4 as "9-4".
+    if let Some(minor) = parts.get(at + 1).filter(|p| p.chars().all(|c| c.is_ascii_digit())) {
+        version = format!("{version}.{minor}");
+    }
+    (name, Some(version))
+}
+
+/// Text from the ISO, made safe to show and to put in a menu: control
+/// characters dropped, whitespace collapsed, length bounded.
+fn clean(text: &str) -> Option<String> {
+    let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    let text: String = text.chars().take(TEXT_LIMIT).collect();
+    (!text.is_empty()).then_some(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_split_into_name_and_version() {
+        assert_eq!(split_label("CentOS-7-x86_64-DVD"), (Some("CentOS".into()), Some("7".into())));
+        assert_eq!(split_label("Rocky-9-4-x86_64-dvd"), (Some("Rocky".into()), Some("9.4".into())));
+        assert_eq!(split_label("PXELAB"), (Some("PXELAB".into()), None));
+    }
+
+    #[test]
+    fn cleaning_removes_menu_injection() {
+        assert_eq!(clean("Evil\nMENU DEFAULT\r\n"), Some("Evil MENU DEFAULT".into()));
+        assert_eq!(clean(" \t\n"), None);
+        assert_eq!(clean(&"x".repeat(500)).unwrap().len(), TEXT_LIMIT);
+    }
+
+    #[test]
+    fn server_placeholder_is_filled() {
+        let d = Distro {
+            family: Family::Rhel,
+            name: "CentOS".into(),
+            version: None,
+            arch: None,
+            kernel: "k".into(),
+            initrd: "i".into(),
+            stage2: None,
+            kernel_args: rhel_args(),
+            volume_id: String::new(),
+            size_bytes: 0,
+            source: Source::Layout,
+        };
+        assert_eq!(d.kernel_args_for("192.168.122.1"), "inst.repo=ftp://192.168.122.1/");
+    }
+}

@@ -1,0 +1,10 @@
+//! The ISO reader: an index of an installer ISO's files (no mount, no copy)
+//! and the detection of which distribution it holds.
+
+mod detect;
+mod index;
+mod treeinfo;
+
+pub use detect::{detect, DetectError, Distro, Family, Overrides, Source, SERVER_PLACEHOLDER};
+pub use index::{Extent, IsoError, IsoFile, IsoIndex, NameSource, Node, NodeId, NodeKind};
+pub use treeinfo::TreeInfo;

@@ -1,0 +1,17 @@
+//! pxelab: a libvirt-integrated PXE lab.
+//!
+//! Where things live:
+//! - [`iso`]: reads an installer ISO in place (no mount, no copy) and detects its distribution.
+//! - [`boot`]: the virtual TFTP tree: syslinux files, the generated menu, the ISO under `iso/`.
+//! - [`serve`]: the embedded TFTP and FTP servers.
+//! - [`virt`]: libvirt: networks (bootp patching) and domains.
+//! - [`lab`]: ties the parts together for each verb; the only caller of the parts.
+//! - [`cli`]: the command line.
+
+pub mod boot;
+pub mod cli;
+pub mod error;
+pub mod iso;
+pub mod lab;
+pub mod serve;
+pub mod virt;
