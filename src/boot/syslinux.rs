@@ -32,12 +32,17 @@ pub struct MissingAsset {
     pub looked: String,
 }
 
-/// Reads every file of [`ASSETS`] from the host.
+/// Reads every file of [`ASSETS`] from the host (`$PXELAB_SYSLINUX_DIR`, else the usual places).
 pub fn load() -> Result<Vec<(&'static str, Vec<u8>)>, MissingAsset> {
     let dirs: Vec<PathBuf> = match std::env::var_os(DIR_ENV) {
         Some(dir) => vec![PathBuf::from(dir)],
         None => SEARCH_DIRS.iter().map(PathBuf::from).collect(),
     };
+    load_from(&dirs)
+}
+
+/// Reads every file of [`ASSETS`], each from the first of `dirs` that has it.
+pub fn load_from(dirs: &[PathBuf]) -> Result<Vec<(&'static str, Vec<u8>)>, MissingAsset> {
     ASSETS
         .iter()
         .map(|&file| {

@@ -1,0 +1,41 @@
+//! Helpers shared by the integration tests: where the fixtures are, and how
+//! to walk a reference tree.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+
+/// `fixtures/out/NAME`, which `make fixtures` builds. Missing fixtures fail
+/// the test (not skip it): a green run must mean the checks ran.
+pub fn fixture(name: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/out").join(name);
+    assert!(path.exists(), "{} is missing: run `make fixtures` first", path.display());
+    path
+}
+
+/// Every regular file under `root`, as (path relative to root, absolute path),
+/// sorted; symlinks are not followed.
+pub fn reference_files(root: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = Vec::new();
+    walk(root, root, &mut out);
+    out.sort();
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, PathBuf)>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let kind = entry.file_type().unwrap();
+        let path = entry.path();
+        if kind.is_dir() {
+            walk(root, &path, out);
+        } else if kind.is_file() {
+            let rel = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            out.push((rel, path));
+        }
+    }
+}
+
+/// The pxelab binary built for these tests.
+pub fn pxelab() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_pxelab"))
+}
