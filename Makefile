@@ -1,0 +1,40 @@
+# pxelab's tasks. The README's two commands are `make deps demo` and `make deps test`.
+CARGO ?= cargo
+FIXTURES := fixtures/out
+PXELAB := target/release/pxelab
+
+.PHONY: all deps build fixtures test demo bench clean
+
+all: build
+
+## deps: install the system packages (Debian 12; libvirt/QEMU from bookworm-backports). Needs root.
+deps:
+	bash scripts/deps.sh
+
+## build: the pxelab binary (target/release/pxelab).
+build:
+	$(CARGO) build --release --locked
+
+## fixtures: the test ISOs, built from Debian packages into fixtures/out (git-ignored).
+fixtures: $(FIXTURES)/.stamp
+
+$(FIXTURES)/.stamp: fixtures/build.sh fixtures/init.sh fixtures/udhcpc.sh
+	bash fixtures/build.sh $(FIXTURES)
+	touch $@
+
+## test: every test (unit and integration) against the fixtures.
+test: fixtures
+	$(CARGO) test --locked --no-fail-fast
+
+## demo: the main job on the demo ISO (fixtures/out/centos-busybox.iso).
+demo: build fixtures
+	bash scripts/demo.sh $(PXELAB) $(FIXTURES)/centos-busybox.iso
+
+## bench: not built yet (see the servers issue).
+bench:
+	@echo "make bench: the benchmarks come with the embedded servers (pxelab serve), which are not built yet" >&2
+	@exit 1
+
+clean:
+	$(CARGO) clean
+	rm -rf $(FIXTURES)

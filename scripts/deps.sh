@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs the system packages pxelab builds, tests and benchmarks with, on
+# Debian 12 (bookworm). libvirt and QEMU come from bookworm-backports, whose
+# apt source this adds when it is missing. Idempotent; needs root.
+set -euo pipefail
+
+if [ "$(id -u)" != 0 ]; then
+    echo "deps: run as root (sudo make deps): apt-get needs it" >&2
+    exit 4
+fi
+. /etc/os-release
+if [ "${VERSION_CODENAME:-}" != bookworm ]; then
+    echo "deps: this script knows Debian 12 (bookworm); this is ${PRETTY_NAME:-unknown}. Install the packages listed in scripts/deps.sh by hand." >&2
+    exit 4
+fi
+
+if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deps: adding the bookworm-backports apt source"
+    cat >/etc/apt/sources.list.d/bookworm-backports.sources <<'SRC'
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+
+# libvirt and QEMU, both from backports (qemu-utils here already is).
+apt-get install -y -qq -t bookworm-backports --no-install-recommends \
+    libvirt-dev libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu \
+    qemu-system-x86 qemu-utils qemu-block-extra dnsmasq-base ipxe-qemu >/dev/null
+
+# Build, fixtures (ISO tooling, the kernel/initrd sources, syslinux) and test clients.
+apt-get install -y -qq --no-install-recommends \
+    pkg-config gcc make openssl xz-utils zstd \
+    xorriso cpio busybox-static syslinux-common pxelinux isolinux \
+    debian-installer-12-netboot-amd64 \
+    curl atftp lftp iproute2 procps psmisc >/dev/null
+
+if ! command -v cargo >/dev/null; then
+    echo "deps: cargo not found: install Rust (https://rustup.rs) or 'apt-get install cargo'" >&2
+    exit 4
+fi
+echo "deps: ok"
