@@ -303,12 +303,51 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Up(_) => Err(Error::not_implemented("up")),
         Command::Down => Err(Error::not_implemented("down")),
         Command::Status => Err(Error::not_implemented("status")),
-        Command::Serve(_) => Err(Error::not_implemented("serve")),
+        Command::Serve(args) => {
+            let request = lab::ServeRequest {
+                iso: args.iso,
+                overrides: args.iso_overrides.overrides(),
+                bind: args.bind,
+                tftp_port: args.tftp_port,
+                ftp_port: args.ftp_port,
+                passive_ports: args.passive_ports,
+                tree: args.tree,
+                allow: args.allow,
+                default: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
+            };
+            let json = cli.json;
+            runtime()?.block_on(lab::serve(
+                request,
+                |ready| {
+                    if json {
+                        println!("{}", serde_json::to_string(ready).unwrap_or_default());
+                    } else {
+                        println!(
+                            "pxelab: serving {} (TFTP {}, FTP {}); kernel args: {}; Ctrl-C to stop",
+                            ready.iso, ready.tftp, ready.ftp, ready.kernel_args
+                        );
+                    }
+                },
+                |event| {
+                    if json {
+                        println!("{}", serde_json::to_string(event).unwrap_or_default());
+                    }
+                },
+            ))
+        }
         Command::Vm(_) => Err(Error::not_implemented("vm")),
         Command::Net(_) => Err(Error::not_implemented("net")),
         Command::DhcpConfig(_) => Err(Error::not_implemented("dhcp-config")),
         Command::Doctor(_) => Err(Error::not_implemented("doctor")),
     }
+}
+
+/// The async runtime for the verbs that serve or wait.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::environment(format!("cannot start the async runtime: {e}")))
 }
 
 #[cfg(test)]

@@ -7,14 +7,17 @@
 //! doing when it happened.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::Serialize;
 
 use crate::boot::{self, BootOptions, DefaultEntry, Ui};
 use crate::error::{Error, Result};
+use crate::boot::BootTree;
 use crate::iso::{self, DetectError, Distro, IsoError, IsoIndex, NameSource, Overrides, SERVER_PLACEHOLDER};
+use crate::serve::{AllowList, Cidr, FtpRoot, Limits, ServeConfig, ServeError, ServeEvent, Servers};
 
 /// What `pxelab iso inspect` reports.
 #[derive(Debug, Serialize)]
@@ -100,3 +103,141 @@ pub fn inspect(
     Ok(Inspection { files: iso.files().len(), names_from: iso.name_source(), path: path.display().to_string(), distro, menu })
 }
 
+
+/// What `pxelab serve` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ServeRequest {
+    pub iso: PathBuf,
+    pub overrides: Overrides,
+    pub bind: IpAddr,
+    pub tftp_port: u16,
+    pub ftp_port: u16,
+    pub passive_ports: String,
+    pub tree: Option<PathBuf>,
+    pub allow: Vec<String>,
+    pub default: DefaultEntry,
+}
+
+/// What `serve` reports once both servers listen.
+#[derive(Debug, Serialize)]
+pub struct Ready {
+    pub event: &'static str,
+    pub tftp: String,
+    pub ftp: String,
+    pub iso: String,
+    pub kernel: String,
+    pub initrd: String,
+    pub kernel_args: String,
+}
+
+/// `pxelab serve`: both servers in the foreground until Ctrl-C or SIGTERM.
+/// `on_ready` is called once both listen; `on_event` for every transfer and refusal.
+pub async fn serve(
+    request: ServeRequest,
+    on_ready: impl FnOnce(&Ready),
+    mut on_event: impl FnMut(&ServeEvent),
+) -> Result<()> {
+    if request.bind.is_unspecified() {
+        return Err(Error::bad_input(format!(
+            "--bind {} would serve on every interface; pass the address PXE clients reach (e.g. the bridge's, 192.168.122.1)",
+            request.bind
+        )));
+    }
+    let passive = parse_port_range(&request.passive_ports)?;
+    let allow = request
+        .allow
+        .iter()
+        .map(|a| a.parse::<Cidr>().map_err(|e| Error::bad_input(format!("--allow {e}"))))
+        .collect::<Result<Vec<_>>>()?;
+    let iso = open_iso(&request.iso)?;
+    let distro = detect(&iso, &request.overrides)?;
+    // The installer is told where FTP is before the servers start, so an
+    // "any free port" request (0) is resolved to a real port first.
+    let ftp_port = match request.ftp_port {
+        0 => free_tcp_port(request.bind)?,
+        port => port,
+    };
+    let server = ftp_authority(request.bind, ftp_port);
+    let options = BootOptions { append: distro.kernel_args_for(&server), default: request.default, ui: Ui::Vesa };
+    let tree = BootTree::for_distro(iso.clone(), &distro, &options).map_err(|e| match e {
+        boot::BootError::Syslinux(e) => Error::environment(e.to_string()),
+        boot::BootError::Menu(e) => Error::bad_input(e.to_string()),
+    })?;
+    let ftp_root = match &request.tree {
+        Some(dir) => FtpRoot::Dir(dir.clone()),
+        None => FtpRoot::Iso(iso.clone()),
+    };
+    let config = ServeConfig {
+        bind: request.bind,
+        tftp_port: request.tftp_port,
+        ftp_port,
+        ftp_root,
+        allow: AllowList::new(allow),
+        limits: Limits { passive_ports: passive, ..Limits::default() },
+    };
+    let servers = Servers::start(Arc::new(tree), config).await.map_err(|e| match e {
+        ServeError::Tree { .. } => Error::bad_input(e.to_string()),
+        ServeError::PortBusy { .. } | ServeError::Bind { .. } => Error::environment(e.to_string()),
+    })?;
+    let mut events = servers.subscribe();
+    on_ready(&Ready {
+        event: "ready",
+        tftp: servers.tftp_addr().to_string(),
+        ftp: servers.ftp_addr().to_string(),
+        iso: request.iso.display().to_string(),
+        kernel: distro.kernel.clone(),
+        initrd: distro.initrd.clone(),
+        kernel_args: options.append.clone(),
+    });
+
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| Error::other(format!("cannot watch SIGTERM: {e}")))?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = terminate.recv() => break,
+            event = events.recv() => match event {
+                Ok(event) => on_event(&event),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    tracing::warn!("{n} server events were not shown (output too slow)");
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+            },
+        }
+    }
+    tracing::info!("stopping");
+    servers.stop().await;
+    Ok(())
+}
+
+/// What replaces `{server}` in kernel arguments: the address, with the FTP
+/// port when it is not the default (URLs such as `inst.repo=ftp://{server}/`).
+pub fn ftp_authority(ip: IpAddr, port: u16) -> String {
+    match (ip, port) {
+        (IpAddr::V4(v4), 21) => v4.to_string(),
+        (IpAddr::V6(v6), 21) => format!("[{v6}]"),
+        (ip, port) => std::net::SocketAddr::new(ip, port).to_string(),
+    }
+}
+
+fn free_tcp_port(ip: IpAddr) -> Result<u16> {
+    std::net::TcpListener::bind((ip, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| Error::environment(format!("cannot bind TCP on {ip}: {e}; pass an address of this host with --bind")))
+}
+
+/// `FIRST-LAST`, e.g. `50000-50100`.
+fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>> {
+    let bad = || {
+        Error::bad_input(format!(
+            "--passive-ports {text:?} is not a port range; write FIRST-LAST with 1 <= FIRST <= LAST <= 65535, e.g. 50000-50100"
+        ))
+    };
+    let (a, b) = text.split_once('-').ok_or_else(bad)?;
+    let (a, b): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+    if a == 0 || a > b {
+        return Err(bad());
+    }
+    Ok(a..=b)
+}

@@ -1,3 +1,190 @@
-//! The embedded TFTP and FTP servers (not built yet: see issue "Embedded
-//! TFTP and FTP servers"). They will serve a [`crate::boot::BootTree`] and
-//! the ISO's files in place.
+//! The embedded servers: TFTP for the boot tree, FTP for the ISO's tree.
+//!
+//! [`Servers::start`] is the one start-up path for `serve` and `up`: it
+//! binds both ports first (so a busy port fails before anything runs, with
+//! the owner named), then runs each server in its own task. Stopping is a
+//! method: [`Servers::stop`] aborts the tasks, which closes the sockets.
+//! Both servers bind only to the address they are given, are read-only,
+//! and report every transfer and refusal as a [`ServeEvent`].
+
+mod allow;
+mod ftp;
+mod ports;
+mod tftp;
+mod transfer;
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+use tokio::task::JoinHandle;
+
+pub use allow::{AllowList, BadCidr, Cidr};
+pub use ports::{owner as port_owner, Transport};
+pub use transfer::{Protocol, ServeEvent, Transfer};
+
+use crate::boot::BootTree;
+use crate::iso::IsoIndex;
+use transfer::Events;
+
+/// Limits that keep the host alive under load or abuse.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Concurrent TFTP transfers; a PXE boot is 3–10 sequential transfers
+    /// per client, so this serves dozens of clients booting at once.
+    pub max_tftp_transfers: usize,
+    /// Concurrent FTP sessions; an installer opens one or two.
+    pub max_ftp_sessions: usize,
+    /// An FTP session idle this long is closed.
+    pub ftp_idle_timeout: Duration,
+    /// Largest TFTP block size granted (RFC 2348 allows up to 65464).
+    pub tftp_max_block_size: u16,
+    /// Largest TFTP window granted (RFC 7440).
+    pub tftp_max_window_size: u16,
+    /// Retransmission timeout for TFTP.
+    pub tftp_timeout: Duration,
+    /// Ports for FTP passive data connections.
+    pub passive_ports: RangeInclusive<u16>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_tftp_transfers: 256,
+            max_ftp_sessions: 64,
+            ftp_idle_timeout: Duration::from_secs(300),
+            tftp_max_block_size: 65464,
+            tftp_max_window_size: 64,
+            tftp_timeout: Duration::from_secs(3),
+            passive_ports: 50000..=50100,
+        }
+    }
+}
+
+/// What the FTP server serves at `/`.
+#[derive(Debug, Clone)]
+pub enum FtpRoot {
+    /// The ISO's tree, read in place.
+    Iso(Arc<IsoIndex>),
+    /// A directory (`--tree`), read-only.
+    Dir(PathBuf),
+}
+
+/// Where and what to serve.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub bind: IpAddr,
+    pub tftp_port: u16,
+    pub ftp_port: u16,
+    pub ftp_root: FtpRoot,
+    pub allow: AllowList,
+    pub limits: Limits,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("{transport} port {port} on {ip} is already in use{by}; stop that process or choose another port with --{flag}-port")]
+    PortBusy { transport: &'static str, ip: IpAddr, port: u16, by: String, flag: &'static str },
+    #[error("cannot bind {transport} to {addr}: {source}{hint}")]
+    Bind { transport: &'static str, addr: SocketAddr, source: std::io::Error, hint: &'static str },
+    #[error("cannot serve --tree {path}: {source}")]
+    Tree { path: PathBuf, source: std::io::Error },
+}
+
+/// The running servers.
+#[derive(Debug)]
+pub struct Servers {
+    tftp_addr: SocketAddr,
+    ftp_addr: SocketAddr,
+    events: Events,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Servers {
+    /// Binds both servers and starts them.
+    pub async fn start(tree: Arc<BootTree>, config: ServeConfig) -> Result<Servers, ServeError> {
+        let events = Events::default();
+        let tftp_at = SocketAddr::new(config.bind, config.tftp_port);
+        let ftp_at = SocketAddr::new(config.bind, config.ftp_port);
+
+        let (tftp_run, tftp_addr) =
+            tftp::start(tftp_at, tree, config.allow.clone(), events.clone(), &config.limits)
+                .await
+                .map_err(|e| bind_error(Transport::Udp, tftp_at, e))?;
+        let (ftp_run, ftp_addr) = match &config.ftp_root {
+            FtpRoot::Iso(iso) => {
+                let storage = ftp::IsoStorage::new(iso.clone(), events.clone());
+                let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits)
+                    .await
+                    .map_err(|e| bind_error(Transport::Tcp, ftp_at, e))?;
+                (tokio::spawn(run), addr)
+            }
+            FtpRoot::Dir(path) => {
+                let storage = ftp::ReadOnly::new(path, events.clone())
+                    .map_err(|source| ServeError::Tree { path: path.clone(), source })?;
+                let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits)
+                    .await
+                    .map_err(|e| bind_error(Transport::Tcp, ftp_at, e))?;
+                (tokio::spawn(run), addr)
+            }
+        };
+        let tftp_task = tokio::spawn(tftp_run);
+        tracing::info!(tftp = %tftp_addr, ftp = %ftp_addr, "serving");
+        Ok(Servers { tftp_addr, ftp_addr, events, tasks: vec![tftp_task, ftp_run] })
+    }
+
+    pub fn tftp_addr(&self) -> SocketAddr {
+        self.tftp_addr
+    }
+
+    pub fn ftp_addr(&self) -> SocketAddr {
+        self.ftp_addr
+    }
+
+    /// Every transfer and refusal from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<ServeEvent> {
+        self.events.subscribe()
+    }
+
+    /// Stops both servers and waits until their sockets are closed.
+    pub async fn stop(self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+fn bind_error(transport: Transport, addr: SocketAddr, source: std::io::Error) -> ServeError {
+    let (name, flag) = match transport {
+        Transport::Udp => ("UDP", "tftp"),
+        Transport::Tcp => ("TCP", "ftp"),
+    };
+    match source.kind() {
+        std::io::ErrorKind::AddrInUse => ServeError::PortBusy {
+            transport: name,
+            ip: addr.ip(),
+            port: addr.port(),
+            by: port_owner(transport, addr).map(|o| format!(" (held by {o})")).unwrap_or_default(),
+            flag,
+        },
+        std::io::ErrorKind::AddrNotAvailable => ServeError::Bind {
+            transport: name,
+            addr,
+            source,
+            hint: "; that address is not on this host: pass one of its addresses with --bind",
+        },
+        std::io::ErrorKind::PermissionDenied => ServeError::Bind {
+            transport: name,
+            addr,
+            source,
+            hint: "; ports below 1024 need root or CAP_NET_BIND_SERVICE",
+        },
+        _ => ServeError::Bind { transport: name, addr, source, hint: "" },
+    }
+}

@@ -1,0 +1,264 @@
+//! What the servers report, and the file reader both of them use.
+//!
+//! Every transfer, finished or not, becomes one [`ServeEvent`] on a
+//! broadcast channel and one log line. The lab turns those events into boot
+//! progress (`bootloader` when pxelinux.0 went out, `kernel` when the kernel
+//! and initrd did), so they are facts about bytes sent, not guesses.
+//!
+//! [`FileReader`] reads a [`BootFile`] through a 256 KiB buffer with
+//! positioned reads: one `pread` feeds many TFTP blocks or FTP writes, and
+//! any number of readers share one open ISO without a lock.
+
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::boot::BootFile;
+
+/// How much of a file one positioned read fetches.
+const READ_CHUNK: usize = 256 * 1024;
+/// Events kept for slow subscribers before the oldest are dropped.
+const EVENT_BACKLOG: usize = 4096;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tftp,
+    Ftp,
+}
+
+/// One file sent, whole or in part.
+#[derive(Debug, Clone, Serialize)]
+pub struct Transfer {
+    pub protocol: Protocol,
+    pub client: SocketAddr,
+    pub path: String,
+    /// Bytes handed to the protocol layer.
+    pub bytes: u64,
+    /// The file's size.
+    pub size: u64,
+    pub started_at_offset: u64,
+    #[serde(with = "duration_secs")]
+    pub duration: Duration,
+    /// The whole file (from the starting offset) was read.
+    pub complete: bool,
+}
+
+/// What the servers report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum ServeEvent {
+    Transfer(Transfer),
+    /// A request refused: a path outside the tree, a write, a client not
+    /// allowed, a limit reached.
+    Refused { protocol: Protocol, client: SocketAddr, request: String, reason: String },
+}
+
+mod duration_secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Where events go: a broadcast channel and the log.
+#[derive(Debug, Clone)]
+pub struct Events(broadcast::Sender<ServeEvent>);
+
+impl Default for Events {
+    fn default() -> Self {
+        Events(broadcast::channel(EVENT_BACKLOG).0)
+    }
+}
+
+impl Events {
+    pub fn subscribe(&self) -> broadcast::Receiver<ServeEvent> {
+        self.0.subscribe()
+    }
+
+    pub fn refused(&self, protocol: Protocol, client: SocketAddr, request: &str, reason: &str) {
+        tracing::warn!(?protocol, %client, request, reason, "refused");
+        // No subscriber is fine: the log line above is the record.
+        let _ = self.0.send(ServeEvent::Refused {
+            protocol,
+            client,
+            request: request.chars().take(256).collect(),
+            reason: reason.into(),
+        });
+    }
+
+    fn transfer(&self, t: Transfer) {
+        let secs = t.duration.as_secs_f64().max(1e-6);
+        let rate = (t.bytes as f64 / secs) / (1024.0 * 1024.0);
+        tracing::info!(
+            protocol = ?t.protocol,
+            client = %t.client,
+            path = %t.path,
+            bytes = t.bytes,
+            seconds = format_args!("{:.3}", t.duration.as_secs_f64()),
+            mib_per_s = format_args!("{rate:.1}"),
+            complete = t.complete,
+            "transfer"
+        );
+        let _ = self.0.send(ServeEvent::Transfer(t));
+    }
+}
+
+/// A slot among a server's concurrent transfers or sessions; given back on drop.
+#[derive(Debug)]
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Slot {
+    /// Takes a slot if fewer than `max` are taken.
+    pub fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
+        counter
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
+            .ok()
+            .map(|_| Slot(counter.clone()))
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Records one transfer and reports it when dropped, however it ended.
+#[derive(Debug)]
+pub struct TransferRecord {
+    events: Events,
+    protocol: Protocol,
+    client: SocketAddr,
+    path: String,
+    size: u64,
+    start: u64,
+    bytes: u64,
+    started: Instant,
+    _slot: Option<Slot>,
+}
+
+impl TransferRecord {
+    pub fn new(events: &Events, protocol: Protocol, client: SocketAddr, path: &str, size: u64, start: u64) -> Self {
+        TransferRecord {
+            events: events.clone(),
+            protocol,
+            client,
+            path: path.to_string(),
+            size,
+            start,
+            bytes: 0,
+            started: Instant::now(),
+            _slot: None,
+        }
+    }
+
+    /// Holds `slot` until the transfer ends.
+    pub fn with_slot(mut self, slot: Slot) -> Self {
+        self._slot = Some(slot);
+        self
+    }
+}
+
+impl Drop for TransferRecord {
+    fn drop(&mut self) {
+        self.events.transfer(Transfer {
+            protocol: self.protocol,
+            client: self.client,
+            path: std::mem::take(&mut self.path),
+            bytes: self.bytes,
+            size: self.size,
+            started_at_offset: self.start,
+            duration: self.started.elapsed(),
+            complete: self.start + self.bytes >= self.size,
+        });
+    }
+}
+
+/// Reads a [`BootFile`] from an offset, for either server's async runtime.
+#[derive(Debug)]
+pub struct FileReader {
+    file: BootFile,
+    pos: u64,
+    buf: Vec<u8>,
+    buf_start: u64,
+    buf_len: usize,
+    record: TransferRecord,
+}
+
+impl FileReader {
+    pub fn new(file: BootFile, start: u64, record: TransferRecord) -> FileReader {
+        let chunk = (file.size().saturating_sub(start)).min(READ_CHUNK as u64) as usize;
+        FileReader { file, pos: start, buf: vec![0; chunk.max(1)], buf_start: start, buf_len: 0, record }
+    }
+
+    fn read_some(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.buf_start + self.buf_len as u64 {
+            // A file that shrank under us (the ISO replaced while serving)
+            // ends the transfer with an error rather than short data.
+            let n = self.file.read_at(self.pos, &mut self.buf)?;
+            self.buf_start = self.pos;
+            self.buf_len = n;
+            if n == 0 {
+                return Ok(0);
+            }
+        }
+        let offset = (self.pos - self.buf_start) as usize;
+        let n = out.len().min(self.buf_len - offset);
+        out[..n].copy_from_slice(&self.buf[offset..offset + n]);
+        self.pos += n as u64;
+        self.record.bytes += n as u64;
+        Ok(n)
+    }
+}
+
+impl futures::io::AsyncRead for FileReader {
+    fn poll_read(self: Pin<&mut Self>, _cx: &mut Context<'_>, out: &mut [u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(self.get_mut().read_some(out))
+    }
+}
+
+impl tokio::io::AsyncRead for FileReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let n = this.read_some(out.initialize_unfilled())?;
+        out.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Counts what passes through another tokio reader (for `--tree` files).
+pub struct Counted<R> {
+    inner: R,
+    record: TransferRecord,
+}
+
+impl<R> Counted<R> {
+    pub fn new(inner: R, record: TransferRecord) -> Self {
+        Counted { inner, record }
+    }
+}
+
+impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = out.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, out);
+        this.record.bytes += (out.filled().len() - before) as u64;
+        result
+    }
+}
