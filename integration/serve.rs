@@ -1,0 +1,470 @@
+//! `pxelab serve` against real clients on loopback: curl (tftp:// and
+//! ftp://), atftp, lftp, and a raw TFTP client for what real clients would
+//! never send. Every byte served is compared with the files xorriso
+//! extracts from the same ISO.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{fixture, pxelab, reference_files};
+
+/// A running `pxelab serve`, stopped with SIGTERM when dropped.
+struct Served {
+    child: Child,
+    tftp: SocketAddr,
+    ftp: SocketAddr,
+    ready_after: Duration,
+    events: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+impl Served {
+    fn start(iso: &Path, passive: &str, extra: &[&str]) -> Served {
+        let started = Instant::now();
+        let mut child = pxelab()
+            .args(["serve", "--json", "--bind", "127.0.0.1", "--tftp-port", "0", "--ftp-port", "0"])
+            .args(["--passive-ports", passive, "--iso"])
+            .arg(iso)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        if line.is_empty() {
+            let mut err = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+            panic!("pxelab serve exited before it was ready: {err}");
+        }
+        let ready_after = started.elapsed();
+        let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(ready["event"], "ready");
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line) {
+                    sink.lock().unwrap().push(v);
+                }
+            }
+        });
+        // Drain stderr so the server never blocks on a full pipe.
+        let mut stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Served {
+            child,
+            tftp: ready["tftp"].as_str().unwrap().parse().unwrap(),
+            ftp: ready["ftp"].as_str().unwrap().parse().unwrap(),
+            ready_after,
+            events,
+        }
+    }
+
+    fn tftp_url(&self, path: &str) -> String {
+        format!("tftp://{}/{path}", self.tftp)
+    }
+
+    fn ftp_url(&self, path: &str) -> String {
+        format!("ftp://{}/{path}", self.ftp)
+    }
+
+    /// Waits briefly for an event matching `pred` (events arrive asynchronously).
+    fn saw(&self, pred: impl Fn(&serde_json::Value) -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if self.events.lock().unwrap().iter().any(&pred) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn reference(name: &str) -> HashMap<String, Vec<u8>> {
+    reference_files(&fixture(&format!("{name}.files")))
+        .into_iter()
+        .map(|(rel, abs)| (rel, std::fs::read(abs).unwrap()))
+        .collect()
+}
+
+/// Runs a client; returns its exit status and what it wrote to `out`.
+fn fetch(cmd: &mut Command, out: &Path) -> (bool, Vec<u8>) {
+    let _ = std::fs::remove_file(out);
+    let status = cmd.stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+    (status.success(), std::fs::read(out).unwrap_or_default())
+}
+
+fn curl(args: &[&str], out: &Path) -> (bool, Vec<u8>) {
+    fetch(Command::new("curl").args(["-s", "--max-time", "60", "-o"]).arg(out).args(args), out)
+}
+
+#[test]
+fn tftp_serves_every_file_byte_identical_at_each_block_size() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50000-50010", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    for (rel, bytes) in reference("centos-busybox") {
+        for blksize in ["512", "1468", "8192"] {
+            // The 40 MiB stage2 at 512 crosses the 65535-block rollover; one size is enough for it.
+            if rel == "images/install.img" && blksize != "512" {
+                continue;
+            }
+            let (ok, got) = curl(&["--tftp-blksize", blksize, &served.tftp_url(&format!("iso/{rel}"))], &out);
+            assert!(ok, "curl failed for iso/{rel} at blksize {blksize}");
+            assert!(got == bytes, "iso/{rel} at blksize {blksize}: {} bytes, want {}", got.len(), bytes.len());
+        }
+    }
+    // Both spellings pxelinux and iPXE use.
+    let pxelinux = std::fs::read("/usr/lib/PXELINUX/pxelinux.0").unwrap();
+    assert_eq!(curl(&[&served.tftp_url("pxelinux.0")], &out).1, pxelinux);
+    assert_eq!(curl(&[&served.tftp_url("/pxelinux.0")], &out).1, pxelinux);
+    let menu = String::from_utf8(curl(&[&served.tftp_url("pxelinux.cfg/default")], &out).1).unwrap();
+    assert!(menu.contains(&format!("inst.repo=ftp://{}/", served.ftp)), "{menu}");
+    assert!(served.saw(|e| e["event"] == "transfer" && e["path"] == "iso/images/install.img" && e["complete"] == true));
+}
+
+#[test]
+fn atftp_with_a_window_gets_identical_bytes() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50011-50020", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("stage2");
+    let want = std::fs::read(fixture("centos-busybox.files/images/install.img")).unwrap();
+    let port = served.tftp.port().to_string();
+    for opts in [&["--option", "windowsize 8", "--option", "blksize 1468"][..], &["--option", "blksize 512"]] {
+        let (ok, got) = fetch(
+            Command::new("atftp").args(opts).args(["-g", "-r", "iso/images/install.img", "-l"]).arg(&out).args(["127.0.0.1", &port]),
+            &out,
+        );
+        assert!(ok && got == want, "atftp {opts:?}: {} bytes", got.len());
+    }
+}
+
+#[test]
+fn lftp_mirrors_the_whole_iso_byte_identical() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50021-50040", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mirror = dir.path().join("mirror");
+    let status = Command::new("lftp")
+        .args(["-e", &format!("set net:max-retries 1; set net:timeout 10; mirror / {}; quit", mirror.display())])
+        .arg(format!("ftp://{}", served.ftp))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let got: HashMap<String, Vec<u8>> =
+        reference_files(&mirror).into_iter().map(|(rel, abs)| (rel, std::fs::read(abs).unwrap())).collect();
+    let want = reference("centos-busybox");
+    let mut got_names: Vec<_> = got.keys().collect();
+    let mut want_names: Vec<_> = want.keys().collect();
+    got_names.sort();
+    want_names.sort();
+    assert_eq!(got_names, want_names);
+    for (name, bytes) in &want {
+        assert!(&got[name] == bytes, "{name} differs");
+    }
+}
+
+#[test]
+fn ftp_answers_size_mdtm_and_resumes_with_rest() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50041-50050", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("part");
+    let want = std::fs::read(fixture("centos-busybox.files/images/install.img")).unwrap();
+    // curl -r sends REST before RETR.
+    let (ok, got) = curl(&["-r", "1000000-", &served.ftp_url("images/install.img")], &out);
+    assert!(ok && got == want[1_000_000..], "resumed download: {} bytes", got.len());
+    let head = Command::new("curl").args(["-s", "-I", &served.ftp_url("images/install.img")]).output().unwrap();
+    let head = String::from_utf8(head.stdout).unwrap();
+    assert!(head.contains(&format!("Content-Length: {}", want.len())), "SIZE: {head}");
+    assert!(head.contains("Last-Modified:"), "MDTM: {head}");
+    let list = Command::new("curl").args(["-s", &served.ftp_url("images/")]).output().unwrap();
+    let list = String::from_utf8(list.stdout).unwrap();
+    assert!(list.contains("install.img") && list.contains("pxeboot"), "{list}");
+}
+
+/// A raw TFTP request, for what curl and atftp would never send.
+fn tftp_raw(server: SocketAddr, packet: &[u8]) -> Option<(u16, u16, Vec<u8>)> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+    socket.send_to(packet, server).unwrap();
+    let mut buf = [0u8; 2048];
+    let (n, _) = socket.recv_from(&mut buf).ok()?;
+    let opcode = u16::from_be_bytes([buf[0], buf[1]]);
+    let code = u16::from_be_bytes([buf[2], buf[3]]);
+    Some((opcode, code, buf[4..n].to_vec()))
+}
+
+fn request(opcode: u8, name: &[u8], opts: &[(&str, &str)]) -> Vec<u8> {
+    let mut p = vec![0, opcode];
+    p.extend_from_slice(name);
+    p.extend_from_slice(b"\0octet\0");
+    for (k, v) in opts {
+        p.extend_from_slice(k.as_bytes());
+        p.push(0);
+        p.extend_from_slice(v.as_bytes());
+        p.push(0);
+    }
+    p
+}
+
+const TFTP_DATA: u16 = 3;
+const TFTP_ERROR: u16 = 5;
+const ACCESS_VIOLATION: u16 = 2;
+
+#[test]
+fn tftp_refuses_escapes_and_writes_and_keeps_serving() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50051-50060", &[]);
+    for name in [
+        &b"../etc/passwd"[..],
+        b"/../etc/passwd",
+        b"iso/../../etc/passwd",
+        b"iso/images/../../../../etc/passwd",
+        b"..\\..\\etc\\passwd",
+        b"pxelinux.0\x01",
+    ] {
+        let reply = tftp_raw(served.tftp, &request(1, name, &[]));
+        assert_eq!(
+            reply.as_ref().map(|r| (r.0, r.1)),
+            Some((TFTP_ERROR, ACCESS_VIOLATION)),
+            "{:?}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    for name in [&b"/etc/passwd"[..], b"etc/shadow", b"iso"] {
+        let reply = tftp_raw(served.tftp, &request(1, name, &[])).unwrap();
+        assert_eq!(reply.0, TFTP_ERROR, "{:?} was served", String::from_utf8_lossy(name));
+    }
+    // Writes are refused, whatever the path.
+    let reply = tftp_raw(served.tftp, &request(2, b"pxelinux.0", &[])).unwrap();
+    assert_eq!((reply.0, reply.1), (TFTP_ERROR, ACCESS_VIOLATION), "WRQ");
+    // Garbage and truncated packets get no answer and do no harm.
+    for junk in [&b"\0"[..], b"\0\x01", b"\0\x01pxelinux.0", b"\xff\xff\xff\xff", &[0u8; 1500][..]] {
+        if let Some(reply) = tftp_raw(served.tftp, junk) {
+            assert_ne!(reply.0, TFTP_DATA, "junk {junk:?} started a transfer");
+        }
+    }
+    // Absurd options: the transfer still starts (options clamped or ignored), or is refused cleanly.
+    for opts in [[("blksize", "0")], [("blksize", "7")], [("blksize", "99999999")], [("windowsize", "0")], [("timeout", "0")]] {
+        if let Some((opcode, _, _)) = tftp_raw(served.tftp, &request(1, b"boot.msg", &opts)) {
+            assert!([TFTP_DATA, TFTP_ERROR, 6].contains(&opcode), "{opts:?}: opcode {opcode}");
+        }
+    }
+    // Still serving, correctly.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p");
+    assert_eq!(curl(&[&served.tftp_url("pxelinux.0")], &out).1, std::fs::read("/usr/lib/PXELINUX/pxelinux.0").unwrap());
+    assert!(served.saw(|e| e["event"] == "refused" && e["reason"] == "read-only server (WRQ)"));
+}
+
+/// Sends FTP commands on one control connection; returns each reply's first line.
+fn ftp_session(server: SocketAddr, commands: &[&str]) -> Vec<String> {
+    let stream = TcpStream::connect(server).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    let mut read_reply = || {
+        let mut first = String::new();
+        reader.read_line(&mut first).unwrap();
+        // Multi-line replies ("123-…") end with "123 …".
+        if first.len() > 3 && first.as_bytes()[3] == b'-' {
+            let code = first[..3].to_string();
+            loop {
+                let mut more = String::new();
+                if reader.read_line(&mut more).unwrap() == 0 || more.starts_with(&format!("{code} ")) {
+                    break;
+                }
+            }
+        }
+        first.trim_end().to_string()
+    };
+    let mut replies = vec![read_reply()];
+    for command in commands {
+        writer.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+        replies.push(read_reply());
+    }
+    replies
+}
+
+#[test]
+fn ftp_refuses_every_write_and_keeps_serving() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50061-50070", &[]);
+    let replies = ftp_session(
+        served.ftp,
+        &["USER anonymous", "PASS x@", "DELE README", "MKD newdir", "RMD images", "RNFR README", "RNTO stolen"],
+    );
+    assert!(replies[0].starts_with("220"), "{replies:?}");
+    assert!(replies[2].starts_with("230"), "login: {replies:?}");
+    for (i, what) in [(3, "DELE"), (4, "MKD"), (5, "RMD")] {
+        assert!(replies[i].starts_with("550"), "{what}: {}", replies[i]);
+    }
+    // RNFR may be accepted (350) as a no-op, but the rename itself must fail.
+    assert!(replies[7].starts_with("550") || replies[7].starts_with("503"), "RNTO: {}", replies[7]);
+    // STOR through a real client.
+    let dir = tempfile::tempdir().unwrap();
+    let upload = dir.path().join("up.txt");
+    std::fs::write(&upload, b"hello").unwrap();
+    let status = Command::new("curl").args(["-s", "-T"]).arg(&upload).arg(served.ftp_url("up.txt")).status().unwrap();
+    assert!(!status.success(), "an upload succeeded");
+    // Nothing changed, and downloads still work.
+    let out = dir.path().join("readme");
+    let (ok, got) = curl(&[&served.ftp_url("README")], &out);
+    assert!(ok && got == std::fs::read(fixture("centos-busybox.files/README")).unwrap());
+    // `..` cannot climb above the ISO's root.
+    let (ok, got) = curl(&["--path-as-is", &served.ftp_url("../../../../etc/passwd")], &out);
+    assert!(!ok || !String::from_utf8_lossy(&got).contains("root:"), "served the host's /etc/passwd");
+}
+
+#[test]
+fn many_concurrent_downloads_are_all_byte_identical() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50071-50100", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let initrd = std::fs::read(fixture("centos-busybox.files/images/pxeboot/initrd.img")).unwrap();
+    let stage2 = std::fs::read(fixture("centos-busybox.files/images/install.img")).unwrap();
+    let started = Instant::now();
+    let mut jobs: Vec<(Child, std::path::PathBuf, &[u8])> = Vec::new();
+    for i in 0..100 {
+        let out = dir.path().join(format!("tftp{i}"));
+        let child = Command::new("curl")
+            .args(["-s", "--max-time", "120", "--tftp-blksize", "1468", "-o"])
+            .arg(&out)
+            .arg(served.tftp_url("iso/images/pxeboot/initrd.img"))
+            .spawn()
+            .unwrap();
+        jobs.push((child, out, &initrd));
+    }
+    for i in 0..20 {
+        let out = dir.path().join(format!("ftp{i}"));
+        let child = Command::new("curl")
+            .args(["-s", "--max-time", "120", "-o"])
+            .arg(&out)
+            .arg(served.ftp_url("images/install.img"))
+            .spawn()
+            .unwrap();
+        jobs.push((child, out, &stage2));
+    }
+    for (mut child, out, want) in jobs {
+        assert!(child.wait().unwrap().success(), "{} failed", out.display());
+        assert!(std::fs::read(&out).unwrap() == want, "{} differs", out.display());
+    }
+    assert!(started.elapsed() < Duration::from_secs(120));
+}
+
+#[test]
+fn serving_a_4_gib_iso_is_ready_fast_and_small() {
+    let served = Served::start(
+        &fixture("big.iso"),
+        "50101-50110",
+        &["--kernel", "before.bin", "--initrd", "zafter.bin"],
+    );
+    assert!(served.ready_after < Duration::from_secs(1), "ready after {:?}", served.ready_after);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", served.child.id())).unwrap();
+    let rss_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(rss_kib < 64 * 1024, "RSS {rss_kib} KiB");
+    // And the part beyond 4 GiB is served from the right extent.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tail");
+    let size = std::fs::metadata(fixture("big.files/huge.img")).unwrap().len();
+    let from = size - 65536;
+    let (ok, got) = curl(&["-r", &format!("{from}-"), &served.ftp_url("huge.img")], &out);
+    let mut want = vec![0u8; 65536];
+    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(fixture("big.files/huge.img")).unwrap(), &mut want, from)
+        .unwrap();
+    assert!(ok && got == want, "the last 64 KiB of huge.img differ");
+}
+
+#[test]
+fn clients_outside_allow_are_not_served() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50111-50120", &["--allow", "192.0.2.0/24"]);
+    let reply = tftp_raw(served.tftp, &request(1, b"pxelinux.0", &[])).unwrap();
+    assert_eq!((reply.0, reply.1), (TFTP_ERROR, ACCESS_VIOLATION));
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _) = curl(&[&served.ftp_url("README")], &dir.path().join("r"));
+    assert!(!ok, "FTP served a client outside --allow");
+    drop(served);
+    let served = Served::start(&fixture("centos-busybox.iso"), "50111-50120", &["--allow", "127.0.0.0/8"]);
+    let (ok, _) = curl(&[&served.ftp_url("README")], &dir.path().join("r"));
+    assert!(ok, "FTP refused a client inside --allow");
+}
+
+#[test]
+fn tree_serves_a_directory_read_only() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("ks")).unwrap();
+    std::fs::write(dir.path().join("ks/kickstart.cfg"), b"text\nreboot\n").unwrap();
+    let tree = dir.path().to_str().unwrap().to_string();
+    let served = Served::start(&fixture("centos-busybox.iso"), "50121-50130", &["--tree", &tree]);
+    let out = tempfile::tempdir().unwrap();
+    let (ok, got) = curl(&[&served.ftp_url("ks/kickstart.cfg")], &out.path().join("k"));
+    assert!(ok && got == b"text\nreboot\n");
+    let replies = ftp_session(served.ftp, &["USER anonymous", "PASS x@", "DELE ks/kickstart.cfg", "MKD x"]);
+    assert!(replies[3].starts_with("550") && replies[4].starts_with("550"), "{replies:?}");
+    assert!(dir.path().join("ks/kickstart.cfg").exists() && !dir.path().join("x").exists());
+    let (ok, got) = curl(&["--path-as-is", &served.ftp_url("../../../../etc/passwd")], &out.path().join("p"));
+    assert!(!ok || !String::from_utf8_lossy(&got).contains("root:"), "--tree escaped its root");
+}
+
+#[test]
+fn a_busy_port_is_named_and_exits_4() {
+    let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = holder.local_addr().unwrap().port().to_string();
+    let out = pxelab()
+        .args(["serve", "--bind", "127.0.0.1", "--tftp-port", &port, "--ftp-port", "0", "--iso"])
+        .arg(fixture("centos-busybox.iso"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&format!("UDP port {port} on 127.0.0.1 is already in use")), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", std::process::id())), "owner not named: {stderr}");
+}
+
+#[test]
+fn bad_serve_arguments_exit_3() {
+    let iso = fixture("centos-busybox.iso");
+    for (args, says) in [
+        (&["--bind", "0.0.0.0"][..], "would serve on every interface"),
+        (&["--bind", "127.0.0.1", "--allow", "10.0.0.0/33"], "is not an address range"),
+        (&["--bind", "127.0.0.1", "--passive-ports", "9-1"], "is not a port range"),
+        (&["--bind", "127.0.0.1", "--tree", "/nonexistent/tree"], "cannot serve --tree"),
+    ] {
+        let out = pxelab()
+            .args(["serve", "--tftp-port", "0", "--ftp-port", "0", "--iso"])
+            .arg(&iso)
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
