@@ -30,10 +30,9 @@ test: fixtures
 demo: build fixtures
 	bash scripts/demo.sh $(PXELAB) $(FIXTURES)/centos-busybox.iso
 
-## bench: not built yet (see the servers issue).
-bench:
-	@echo "make bench: the benchmarks come with the embedded servers (pxelab serve), which are not built yet" >&2
-	@exit 1
+## bench: pxelab's servers against tftpd-hpa, atftpd, dnsmasq and vsftpd, on loopback (root).
+bench: build
+	bash bench/servers.sh
 
 clean:
 	$(CARGO) clean

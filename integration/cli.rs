@@ -115,7 +115,6 @@ fn verbs_not_built_yet_say_so() {
         &["up", "--iso", "x.iso"][..],
         &["down"],
         &["status"],
-        &["serve", "--iso", "x.iso", "--bind", "127.0.0.1"],
         &["vm", "list"],
         &["net", "restore", "--network", "n"],
         &["dhcp-config", "--format", "isc"],

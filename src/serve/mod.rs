@@ -2,8 +2,9 @@
 //!
 //! [`Servers::start`] is the one start-up path for `serve` and `up`: it
 //! binds both ports first (so a busy port fails before anything runs, with
-//! the owner named), then runs each server in its own task. Stopping is a
-//! method: [`Servers::stop`] aborts the tasks, which closes the sockets.
+//! the owner named), then runs FTP in a tokio task and TFTP on a thread of
+//! its own (see `tftp.rs` for why). Stopping is a method: [`Servers::stop`]
+//! ends both and returns once their sockets are closed.
 //! Both servers bind only to the address they are given, are read-only,
 //! and report every transfer and refusal as a [`ServeEvent`].
 
@@ -100,7 +101,8 @@ pub struct Servers {
     tftp_addr: SocketAddr,
     ftp_addr: SocketAddr,
     events: Events,
-    tasks: Vec<JoinHandle<()>>,
+    tftp: tftp::TftpServer,
+    ftp: JoinHandle<()>,
 }
 
 impl Servers {
@@ -131,9 +133,8 @@ impl Servers {
                 (tokio::spawn(run), addr)
             }
         };
-        let tftp_task = tokio::spawn(tftp_run);
         tracing::info!(tftp = %tftp_addr, ftp = %ftp_addr, "serving");
-        Ok(Servers { tftp_addr, ftp_addr, events, tasks: vec![tftp_task, ftp_run] })
+        Ok(Servers { tftp_addr, ftp_addr, events, tftp: tftp_run, ftp: ftp_run })
     }
 
     pub fn tftp_addr(&self) -> SocketAddr {
@@ -151,12 +152,10 @@ impl Servers {
 
     /// Stops both servers and waits until their sockets are closed.
     pub async fn stop(self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-        for task in self.tasks {
-            let _ = task.await;
-        }
+        self.ftp.abort();
+        let _ = self.ftp.await;
+        let tftp = self.tftp;
+        let _ = tokio::task::spawn_blocking(move || tftp.stop()).await;
     }
 }
 

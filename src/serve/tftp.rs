@@ -5,8 +5,14 @@
 //! address). The handler decides what may be served: it is read-only (every
 //! WRQ is refused), answers only allowed clients, caps concurrent transfers,
 //! and hands every path to [`BootTree::open`], which refuses anything that
-//! could leave the tree. async-tftp has no shutdown of its own, so the
-//! server runs in a task that [`super::Servers::stop`] aborts.
+//! could leave the tree.
+//!
+//! async-tftp is built on async-io, not tokio. Polled from a tokio task,
+//! every packet would wake async-io's reactor thread, which then wakes a
+//! tokio worker: two thread hops per block of a lock-step protocol. So the
+//! server runs on a thread of its own under `async_io::block_on`, which
+//! drives the reactor itself. async-tftp has no shutdown, so [`TftpServer`]
+//! races it against a stop signal.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
@@ -71,14 +77,43 @@ impl Handler for TftpHandler {
     }
 }
 
-/// Binds `addr` and returns the server future (run it in a task) and the bound address.
+/// The running TFTP server's thread.
+#[derive(Debug)]
+pub struct TftpServer {
+    stop: Option<futures::channel::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TftpServer {
+    /// Stops the server and waits until its socket is closed.
+    pub fn stop(mut self) {
+        self.shutdown();
+    }
+
+    fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for TftpServer {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+/// Binds `addr`, starts serving on a thread of its own, and returns the bound address.
 pub async fn start(
     addr: SocketAddr,
     tree: Arc<BootTree>,
     allow: AllowList,
     events: Events,
     limits: &Limits,
-) -> std::io::Result<(impl std::future::Future<Output = ()> + Send + 'static, SocketAddr)> {
+) -> std::io::Result<(TftpServer, SocketAddr)> {
     // Bind here, not inside async-tftp, so a busy port is an error now.
     let socket = UdpSocket::bind(addr)?;
     let handler = TftpHandler {
@@ -98,10 +133,14 @@ pub async fn start(
         .await
         .map_err(std::io::Error::other)?;
     let bound = server.listen_addr().map_err(std::io::Error::other)?;
-    let run = async move {
-        if let Err(e) = server.serve().await {
-            tracing::error!("TFTP server stopped: {e}");
-        }
-    };
-    Ok((run, bound))
+    let (stop, stopped) = futures::channel::oneshot::channel::<()>();
+    let thread = std::thread::Builder::new().name("pxelab-tftp".into()).spawn(move || {
+        async_io::block_on(async move {
+            let serve = std::pin::pin!(server.serve());
+            if let futures::future::Either::Left((Err(e), _)) = futures::future::select(serve, stopped).await {
+                tracing::error!("TFTP server stopped: {e}");
+            }
+        })
+    })?;
+    Ok((TftpServer { stop: Some(stop), thread: Some(thread) }, bound))
 }
