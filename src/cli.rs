@@ -70,6 +70,17 @@ pub enum Accel {
     Tcg,
 }
 
+impl Accel {
+    /// The accelerator the user forced, or `None` for auto.
+    pub fn forced(self) -> Option<crate::virt::accel::Accel> {
+        match self {
+            Accel::Auto => None,
+            Accel::Kvm => Some(crate::virt::accel::Accel::Kvm),
+            Accel::Tcg => Some(crate::virt::accel::Accel::Tcg),
+        }
+    }
+}
+
 /// A point in a PXE boot that pxelab can see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Stage {
@@ -181,9 +192,12 @@ pub enum VmCommand {
     Rm {
         name: String,
     },
-    /// Print (and follow) a VM's serial console log.
+    /// Print a VM's serial console log.
     Console {
         name: String,
+        /// Keep printing what the guest writes until it stops (or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
     },
 }
 
@@ -294,7 +308,7 @@ pub fn run(cli: Cli) -> Result<()> {
             let default = if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install };
             let report = lab::inspect(&args.iso, &args.iso_overrides.overrides(), args.menu, args.server, default)?;
             if cli.json {
-                println!("{}", serde_json::to_string_pretty(&report).map_err(|e| Error::other(e.to_string()))?);
+                print_json(&report)?;
             } else {
                 print!("{}", report.to_text());
             }
@@ -335,11 +349,97 @@ pub fn run(cli: Cli) -> Result<()> {
                 },
             ))
         }
-        Command::Vm(_) => Err(Error::not_implemented("vm")),
-        Command::Net(_) => Err(Error::not_implemented("net")),
+        Command::Vm(VmCommand::New(args)) => {
+            let request = lab::VmNewRequest {
+                uri: cli.connect.clone(),
+                name: args.name,
+                network: args.network,
+                memory_mib: args.memory,
+                vcpus: args.vcpus,
+                disk_gib: args.disk_size,
+                accel: args.accel.forced(),
+                serial_log: args.serial_log,
+                pxe: args.pxe,
+            };
+            let report = runtime()?.block_on(lab::vm_new(request))?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                println!(
+                    "created {} on network {} ({}: {}); serial log {}",
+                    report.vm.name,
+                    report.vm.networks.join(", "),
+                    report.vm.accel,
+                    report.accel_reason,
+                    report.vm.meta.serial_log
+                );
+                println!("follow its console with: pxelab vm console -f {}", report.vm.name);
+            }
+            Ok(())
+        }
+        Command::Vm(VmCommand::List) => {
+            let vms = runtime()?.block_on(lab::vm_list(&cli.connect))?;
+            if cli.json {
+                print_json(&vms)?;
+            } else if vms.is_empty() {
+                println!("no pxelab VMs");
+            } else {
+                println!("{:<24} {:<10} {:<5} {:<16} serial log", "NAME", "STATE", "ACCEL", "NETWORK");
+                for vm in vms {
+                    println!("{:<24} {:<10} {:<5} {:<16} {}", vm.name, vm.state, vm.accel, vm.networks.join(","), vm.meta.serial_log);
+                }
+            }
+            Ok(())
+        }
+        Command::Vm(VmCommand::Rm { name }) => {
+            let meta = runtime()?.block_on(lab::vm_rm(&cli.connect, &name))?;
+            if cli.json {
+                print_json(&serde_json::json!({ "removed": name, "volume": meta.volume, "serial_log": meta.serial_log }))?;
+            } else {
+                println!("removed {name}, its disk {} and its serial log", meta.volume);
+            }
+            Ok(())
+        }
+        Command::Vm(VmCommand::Console { name, follow }) => runtime()?.block_on(lab::vm_console(&cli.connect, &name, follow)),
+        Command::Net(NetCommand::Patch { network, server, file, force }) => {
+            let request = lab::NetPatchRequest { uri: cli.connect.clone(), network, server, file, force };
+            let report = runtime()?.block_on(lab::net_patch(request))?;
+            if cli.json {
+                print_json(&report)?;
+            } else if report.unchanged {
+                println!("network {} already boots {} from {}; nothing changed", report.network, report.file, report.server);
+            } else {
+                println!(
+                    "network {} now boots {} from {}{}{}",
+                    report.network,
+                    report.file,
+                    report.server,
+                    if report.restarted { " (network restarted)" } else { " (takes effect when the network starts)" },
+                    if report.reattached.is_empty() { String::new() } else { format!("; re-attached {}", report.reattached.join(", ")) },
+                );
+                println!("undo with: pxelab net restore --network {}", report.network);
+            }
+            Ok(())
+        }
+        Command::Net(NetCommand::Restore { network }) => {
+            let report = runtime()?.block_on(lab::net_restore(&cli.connect, &network))?;
+            if cli.json {
+                print_json(&report)?;
+            } else if report.restored {
+                println!("network {} is back as it was before pxelab patched it", report.network);
+            } else {
+                println!("network {} has no pxelab patch to undo; nothing changed", report.network);
+            }
+            Ok(())
+        }
         Command::DhcpConfig(_) => Err(Error::not_implemented("dhcp-config")),
         Command::Doctor(_) => Err(Error::not_implemented("doctor")),
     }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value).map_err(|e| Error::other(e.to_string()))?);
+    Ok(())
 }
 
 /// The async runtime for the verbs that serve or wait.

@@ -1,0 +1,171 @@
+//! The journal of host changes: the one record of what pxelab changed on
+//! the host, written before each change, so that `down`, `net restore`, a
+//! Ctrl-C and the recovery after a crash (`kill -9`) all undo from the same
+//! facts.
+//!
+//! Each change is one JSON file under the state directory, written
+//! atomically (temporary file, fsync, rename, fsync of the directory): after
+//! a crash a change is either fully recorded or not at all. If the record
+//! cannot be written (disk full, read-only), the change is not made.
+//!
+//! It lives in the state directory (see [`super::state_dir`]).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// A network whose bootp pxelab patched: what it was before.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PatchedNetwork {
+    pub uri: String,
+    pub network: String,
+    /// The inactive XML before the patch, byte for byte.
+    pub original_xml: String,
+    pub was_active: bool,
+    pub autostart: bool,
+    /// The pxelab process that patched it.
+    pub pid: u32,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// The journal in one state directory.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    dir: PathBuf,
+}
+
+impl Journal {
+    /// The journal in the default state directory (see the module docs).
+    pub fn open_default() -> io::Result<Journal> {
+        Journal::open(&super::state_dir()?)
+    }
+
+    pub fn open(state_dir: &Path) -> io::Result<Journal> {
+        let dir = state_dir.join("journal");
+        fs::create_dir_all(&dir)?;
+        Ok(Journal { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn network_path(&self, uri: &str, network: &str) -> PathBuf {
+        self.dir.join(format!("network-{:016x}-{}.json", fnv1a(uri), escape(network)))
+    }
+
+    /// Records `patch` unless the network already has a record: the first
+    /// record holds the original XML, and a second patch must not replace
+    /// it with an already-patched one. Returns whether it wrote a record.
+    pub fn record_network(&self, patch: &PatchedNetwork) -> io::Result<bool> {
+        let path = self.network_path(&patch.uri, &patch.network);
+        if path.exists() {
+            return Ok(false);
+        }
+        let json = serde_json::to_vec_pretty(patch).map_err(io::Error::other)?;
+        write_atomically(&path, &json)?;
+        Ok(true)
+    }
+
+    pub fn network(&self, uri: &str, network: &str) -> io::Result<Option<PatchedNetwork>> {
+        match fs::read(self.network_path(uri, network)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                io::Error::new(io::ErrorKind::InvalidData, format!("journal entry for network {network:?} is corrupt: {e}"))
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every patched network in the journal.
+    pub fn networks(&self) -> io::Result<Vec<PatchedNetwork>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with("network-") && name.ends_with(".json") {
+                if let Ok(patch) = serde_json::from_slice(&fs::read(&path)?) {
+                    out.push(patch);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn forget_network(&self, uri: &str, network: &str) -> io::Result<()> {
+        match fs::remove_file(self.network_path(uri, network)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => sync_dir(&self.dir),
+        }
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = path.parent().expect("journal files live in the journal directory");
+    let tmp = dir.join(format!(".{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, path)?;
+        sync_dir(dir)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A stable 64-bit hash (FNV-1a): the journal's file names must not change
+/// between pxelab builds, which std's hasher does not promise.
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
+/// A network name as a file-name part: safe bytes kept, others %XX.
+fn escape(name: &str) -> String {
+    name.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn patch(xml: &str) -> PatchedNetwork {
+        PatchedNetwork {
+            uri: "qemu:///system".into(),
+            network: "lab/1".into(),
+            original_xml: xml.into(),
+            was_active: true,
+            autostart: false,
+            pid: 1,
+            at: 2,
+        }
+    }
+
+    #[test]
+    fn the_first_record_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        assert!(journal.record_network(&patch("<original/>")).unwrap());
+        assert!(!journal.record_network(&patch("<patched/>")).unwrap());
+        let got = journal.network("qemu:///system", "lab/1").unwrap().unwrap();
+        assert_eq!(got.original_xml, "<original/>");
+        assert_eq!(journal.networks().unwrap().len(), 1);
+        assert_eq!(journal.network("test:///default", "lab/1").unwrap(), None, "keyed by URI too");
+        journal.forget_network("qemu:///system", "lab/1").unwrap();
+        journal.forget_network("qemu:///system", "lab/1").unwrap();
+        assert_eq!(journal.network("qemu:///system", "lab/1").unwrap(), None);
+        assert!(fs::read_dir(journal.dir()).unwrap().next().is_none(), "no temporary files left");
+    }
+}

@@ -1,0 +1,231 @@
+//! `pxelab net patch` and `pxelab net restore`: point a libvirt network's
+//! DHCP at a PXE server, and put it back exactly as it was.
+//!
+//! The order is what makes this safe: read and check everything first (no
+//! change yet), write the journal entry (the original inactive XML and
+//! state), then change the network. A process killed at any point leaves
+//! either no change or a journal entry from which `net restore` (or `down`)
+//! redefines the original.
+
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::journal::{Journal, PatchedNetwork};
+use super::{pause_point, virt_error};
+use crate::error::{Error, Result};
+use crate::virt::netxml::{self, Bootp};
+use crate::virt::network::{self, NetworkState};
+use crate::virt::{Libvirt, VirtError};
+
+#[derive(Debug, Clone)]
+pub struct NetPatchRequest {
+    pub uri: String,
+    pub network: String,
+    pub server: Option<IpAddr>,
+    pub file: String,
+    pub force: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NetPatchReport {
+    pub network: String,
+    pub bridge: Option<String>,
+    pub server: String,
+    pub file: String,
+    /// The network was running and was restarted so that dnsmasq reads the patch.
+    pub restarted: bool,
+    /// Guest taps plugged back into the bridge after the restart.
+    pub reattached: Vec<String>,
+    /// libvirt's dnsmasq `dhcp-boot=` line, when readable.
+    pub dnsmasq: Option<String>,
+    /// The network already carried exactly this bootp: nothing was changed.
+    pub unchanged: bool,
+    pub journal: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct NetRestoreReport {
+    pub network: String,
+    /// There was a journal entry and the network is back as it was.
+    pub restored: bool,
+    pub restarted: bool,
+    pub reattached: Vec<String>,
+}
+
+fn journal_error(journal_dir: &str, e: std::io::Error) -> Error {
+    Error::environment(format!("cannot use the journal in {journal_dir}: {e}; nothing was changed"))
+}
+
+/// `pxelab net patch`.
+pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
+    let journal = Journal::open_default().map_err(|e| journal_error("the state directory", e))?;
+    let journal_dir = journal.dir().display().to_string();
+    let libvirt = Libvirt::connect(&request.uri).await.map_err(virt_error)?;
+    let name = request.network.clone();
+    let state = libvirt.call(move |c| network::read(c, &name)).await.map_err(virt_error)?;
+
+    check_patchable(&state)?;
+    let dhcp4 = state.parsed.dhcp4().ok_or_else(|| {
+        virt_error(VirtError::Xml(netxml::XmlError::NoIpv4Dhcp { network: state.name.clone() }))
+    })?;
+    let server = match request.server {
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V6(ip)) => {
+            return Err(Error::bad_input(format!("--server {ip}: bootp needs an IPv4 address (the network's is {})", dhcp4.address)));
+        }
+        None => dhcp4.address.to_string(),
+    };
+    let bootp = Bootp { file: request.file.clone(), server: Some(server.clone()) };
+    let patched = netxml::set_bootp(&state.inactive_xml, &bootp).map_err(|e| virt_error(e.into()))?;
+    let bridge = state.parsed.bridge.clone();
+    let mut report = NetPatchReport {
+        network: state.name.clone(),
+        bridge: bridge.clone(),
+        server,
+        file: request.file.clone(),
+        restarted: false,
+        reattached: Vec::new(),
+        dnsmasq: None,
+        unchanged: false,
+        journal: journal_dir.clone(),
+    };
+
+    let live_has_it = if state.active {
+        let name = state.name.clone();
+        let live = libvirt.call(move |c| network::live_xml(c, &name)).await.map_err(virt_error)?;
+        netxml::parse(&live).ok().and_then(|n| n.dhcp4().and_then(|ip| ip.dhcp.clone())).and_then(|d| d.bootp)
+            == Some(bootp.clone())
+    } else {
+        true
+    };
+    if patched == state.inactive_xml && live_has_it {
+        report.unchanged = true;
+        report.dnsmasq = network::dnsmasq_boot_line(&state.name);
+        return Ok(report);
+    }
+
+    if state.active && !state.guests.is_empty() && !request.force {
+        let mut names: Vec<&str> = state.guests.iter().map(|g| g.domain.as_str()).collect();
+        names.dedup();
+        return Err(Error::environment(format!(
+            "network {:?} has running guests ({}): applying the patch restarts the network, which unplugs them; pass --force to restart it and plug them back in, or stop them first",
+            state.name,
+            names.join(", ")
+        )));
+    }
+
+    let entry = PatchedNetwork {
+        uri: request.uri.clone(),
+        network: state.name.clone(),
+        original_xml: state.inactive_xml.clone(),
+        was_active: state.active,
+        autostart: state.autostart,
+        pid: std::process::id(),
+        at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    };
+    journal.record_network(&entry).map_err(|e| journal_error(&journal_dir, e))?;
+    pause_point("after-journal").await;
+
+    let (name, active, guests) = (state.name.clone(), state.active, state.guests.clone());
+    let bridge_name = bridge.clone().unwrap_or_default();
+    let reattached = libvirt
+        .call(move |c| {
+            network::define(c, &patched)?;
+            if !active {
+                return Ok(Vec::new());
+            }
+            network::restart(c, &name, true)?;
+            network::reattach(&guests, &bridge_name)
+        })
+        .await
+        .map_err(virt_error)?;
+    report.restarted = state.active;
+    report.reattached = reattached;
+
+    if state.active {
+        let name = state.name.clone();
+        let live = libvirt.call(move |c| network::live_xml(c, &name)).await.map_err(virt_error)?;
+        let applied = netxml::parse(&live).ok().and_then(|n| n.dhcp4().and_then(|ip| ip.dhcp.clone())).and_then(|d| d.bootp);
+        if applied != Some(bootp) {
+            return Err(Error::environment(format!(
+                "network {:?} was redefined but its running configuration has no bootp; run `pxelab net restore --network {}`",
+                state.name, state.name
+            )));
+        }
+        report.dnsmasq = network::dnsmasq_boot_line(&state.name);
+    }
+    Ok(report)
+}
+
+/// What makes a network unpatchable, checked before anything changes.
+fn check_patchable(state: &NetworkState) -> Result<()> {
+    if !state.persistent {
+        return Err(Error::environment(format!(
+            "network {:?} is transient (not defined): pxelab patches persistent networks only; define it with `virsh net-define`",
+            state.name
+        )));
+    }
+    if let Some(root) = state.parsed.tftp_root() {
+        return Err(Error::environment(format!(
+            "network {:?} has <tftp root='{root}'/>: libvirt's dnsmasq then answers TFTP on UDP 69 itself, and pxelab's TFTP server cannot; remove the <tftp> element (virsh net-edit {}) and try again",
+            state.name, state.name
+        )));
+    }
+    Ok(())
+}
+
+/// `pxelab net restore`: idempotent; a network with no journal entry is left alone.
+pub async fn net_restore(uri: &str, network_name: &str) -> Result<NetRestoreReport> {
+    let journal = Journal::open_default().map_err(|e| journal_error("the state directory", e))?;
+    let journal_dir = journal.dir().display().to_string();
+    let Some(entry) = journal.network(uri, network_name).map_err(|e| journal_error(&journal_dir, e))? else {
+        return Ok(NetRestoreReport { network: network_name.into(), restored: false, restarted: false, reattached: Vec::new() });
+    };
+    let libvirt = Libvirt::connect(uri).await.map_err(virt_error)?;
+    let report = restore_entry(&libvirt, &entry).await?;
+    journal.forget_network(uri, network_name).map_err(|e| journal_error(&journal_dir, e))?;
+    Ok(report)
+}
+
+/// Puts one journaled network back as it was.
+pub(crate) async fn restore_entry(libvirt: &Libvirt, entry: &PatchedNetwork) -> Result<NetRestoreReport> {
+    let entry = entry.clone();
+    let network_name = entry.network.clone();
+    let (restarted, reattached) = libvirt
+        .call(move |c| {
+            let now = match network::read(c, &entry.network) {
+                Ok(state) => Some(state),
+                Err(VirtError::NoNetwork(_)) => None,
+                Err(e) => return Err(e),
+            };
+            let definition_differs = now.as_ref().is_none_or(|s| s.inactive_xml != entry.original_xml);
+            if definition_differs {
+                network::define(c, &entry.original_xml)?;
+            }
+            let active = now.as_ref().is_some_and(|s| s.active);
+            // A running network keeps its patched dnsmasq until restarted.
+            let live_differs = active
+                && network::live_xml(c, &entry.network)
+                    .ok()
+                    .and_then(|x| netxml::parse(&x).ok())
+                    .and_then(|n| n.dhcp4().and_then(|ip| ip.dhcp.clone()))
+                    .and_then(|d| d.bootp)
+                    != netxml::parse(&entry.original_xml)
+                        .ok()
+                        .and_then(|n| n.dhcp4().and_then(|ip| ip.dhcp.clone()))
+                        .and_then(|d| d.bootp);
+            let guests = now.as_ref().map(|s| s.guests.clone()).unwrap_or_default();
+            let restart = live_differs || active != entry.was_active;
+            if restart {
+                network::restart(c, &entry.network, entry.was_active)?;
+            }
+            network::set_autostart(c, &entry.network, entry.autostart)?;
+            let bridge = netxml::parse(&entry.original_xml).ok().and_then(|n| n.bridge).unwrap_or_default();
+            let reattached = if restart && entry.was_active { network::reattach(&guests, &bridge)? } else { Vec::new() };
+            Ok((restart, reattached))
+        })
+        .await
+        .map_err(virt_error)?;
+    Ok(NetRestoreReport { network: network_name, restored: true, restarted, reattached })
+}

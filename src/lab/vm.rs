@@ -1,0 +1,164 @@
+//! `pxelab vm new|list|rm|console`: pxelab's VMs.
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{state_dir, virt_error};
+use crate::error::{Error, Result};
+use crate::virt::accel::{self, Accel, HostKvm};
+use crate::virt::domain::{self, VmInfo, VmSpec};
+use crate::virt::{network, Libvirt};
+
+/// Words for generated names: short, distinct, easy to type.
+const NAME_WORDS: [&str; 8] = ["oak", "elm", "ash", "fir", "yew", "bay", "fig", "ivy"];
+
+#[derive(Debug, Clone)]
+pub struct VmNewRequest {
+    pub uri: String,
+    pub name: Option<String>,
+    pub network: String,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub disk_gib: u64,
+    /// `None` for `--accel auto`.
+    pub accel: Option<Accel>,
+    pub serial_log: Option<PathBuf>,
+    pub pxe: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub struct VmNewReport {
+    #[serde(flatten)]
+    pub vm: VmInfo,
+    pub accel_reason: String,
+}
+
+fn state_subdir(name: &str) -> Result<PathBuf> {
+    let dir = state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?.join(name);
+    std::fs::create_dir_all(&dir).map_err(|e| Error::environment(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// `pxelab vm new`.
+pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
+    if let Some(name) = &request.name {
+        if !domain::valid_name(name) {
+            return Err(Error::bad_input(format!(
+                "--name {name:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.'"
+            )));
+        }
+    }
+    if request.memory_mib < 64 || request.vcpus == 0 || request.disk_gib == 0 {
+        return Err(Error::bad_input("--memory must be at least 64 (MiB), --vcpus and --disk-size at least 1"));
+    }
+    let choice = accel::choose(request.accel, &HostKvm::probe());
+    let libvirt = Libvirt::connect(&request.uri).await.map_err(virt_error)?;
+    let net = request.network.clone();
+    libvirt.call(move |c| network::read(c, &net)).await.map_err(virt_error)?;
+
+    let name = match request.name.clone() {
+        Some(name) => name,
+        None => {
+            let taken: Vec<String> = libvirt
+                .call(|c| {
+                    let doms = c.list_all_domains(0).map_err(|e| crate::virt::VirtError::libvirt("listing domains", e))?;
+                    Ok(doms.iter().filter_map(|d| d.get_name().ok()).collect())
+                })
+                .await
+                .map_err(virt_error)?;
+            generate_name(&taken)
+        }
+    };
+    let serial_log = match request.serial_log.clone() {
+        Some(path) => path,
+        None => state_subdir("logs")?.join(format!("{name}.serial.log")),
+    };
+    let pool_dir = state_subdir("images")?;
+    let spec = VmSpec {
+        name,
+        network: request.network.clone(),
+        memory_mib: request.memory_mib,
+        vcpus: request.vcpus,
+        disk_gib: request.disk_gib,
+        accel: choice.accel,
+        serial_log,
+        pxe: request.pxe,
+    };
+    let vm = libvirt.call(move |c| domain::create(c, &spec, &pool_dir)).await.map_err(virt_error)?;
+    Ok(VmNewReport { vm, accel_reason: choice.reason })
+}
+
+/// `pxelab-<word>-<n>`, the first one not taken.
+fn generate_name(taken: &[String]) -> String {
+    let word = NAME_WORDS[std::process::id() as usize % NAME_WORDS.len()];
+    (1..)
+        .map(|n| format!("pxelab-{word}-{n}"))
+        .find(|candidate| !taken.contains(candidate))
+        .expect("an unbounded range has a free name")
+}
+
+/// `pxelab vm list`.
+pub async fn vm_list(uri: &str) -> Result<Vec<VmInfo>> {
+    let libvirt = Libvirt::connect(uri).await.map_err(virt_error)?;
+    libvirt.call(domain::list).await.map_err(virt_error)
+}
+
+/// `pxelab vm rm`.
+pub async fn vm_rm(uri: &str, name: &str) -> Result<domain::VmMeta> {
+    let libvirt = Libvirt::connect(uri).await.map_err(virt_error)?;
+    let name = name.to_string();
+    libvirt.call(move |c| domain::remove(c, &name)).await.map_err(virt_error)
+}
+
+/// `pxelab vm console`: prints the serial log; with `follow`, keeps printing
+/// what the guest writes until the VM stops or Ctrl-C.
+pub async fn vm_console(uri: &str, name: &str, follow: bool) -> Result<()> {
+    let libvirt = Libvirt::connect(uri).await.map_err(virt_error)?;
+    let owned = name.to_string();
+    let info = libvirt.call(move |c| domain::info(c, &owned)).await.map_err(virt_error)?;
+    let path = PathBuf::from(&info.meta.serial_log);
+    let mut offset = 0u64;
+    let mut out = std::io::stdout();
+    loop {
+        match std::fs::File::open(&path) {
+            Ok(mut file) => {
+                file.seek(SeekFrom::Start(offset)).map_err(|e| Error::other(e.to_string()))?;
+                let mut buf = Vec::new();
+                file.read_to_end(&mut buf).map_err(|e| Error::other(e.to_string()))?;
+                offset += buf.len() as u64;
+                out.write_all(&buf).and_then(|_| out.flush()).map_err(|e| Error::other(e.to_string()))?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
+            Err(e) => return Err(Error::environment(format!("cannot read serial log {}: {e}", path.display()))),
+        }
+        if !follow {
+            return Ok(());
+        }
+        let owned = name.to_string();
+        let state = libvirt.call(move |c| domain::info(c, &owned)).await.map_err(virt_error)?.state;
+        if state != "running" && state != "paused" {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_names_skip_taken_ones() {
+        let first = generate_name(&[]);
+        assert!(first.starts_with("pxelab-") && first.ends_with("-1"), "{first}");
+        let second = generate_name(&[first.clone()]);
+        assert_ne!(first, second);
+        assert!(domain::valid_name(&second));
+    }
+}
