@@ -42,6 +42,25 @@ fn state_subdir(name: &str) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Where pxelab's own storage pool keeps disks, when libvirt has no
+/// `default` pool: `$PXELAB_IMAGES_DIR`, else `/var/lib/pxelab/images` for
+/// root, else `$XDG_DATA_HOME/pxelab/images`. It is not under the state
+/// directory: the pool outlives any one lab, as libvirt's own pools do.
+fn images_dir() -> Result<PathBuf> {
+    if let Some(dir) = std::env::var_os("PXELAB_IMAGES_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    if unsafe { libc::geteuid() } == 0 {
+        return Ok(PathBuf::from("/var/lib/pxelab/images"));
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .ok_or_else(|| Error::environment("neither HOME nor XDG_DATA_HOME is set"))?;
+    Ok(data.join("pxelab/images"))
+}
+
 /// `pxelab vm new`.
 pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     if let Some(name) = &request.name {
@@ -76,7 +95,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         Some(path) => path,
         None => state_subdir("logs")?.join(format!("{name}.serial.log")),
     };
-    let pool_dir = state_subdir("images")?;
+    let pool_dir = images_dir()?;
     let spec = VmSpec {
         name,
         network: request.network.clone(),

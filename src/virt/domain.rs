@@ -242,6 +242,8 @@ pub fn ensure_pool(conn: &Connect, fallback_dir: &Path) -> Result<StoragePool, V
     for name in ["default", OWN_POOL] {
         if let Ok(pool) = StoragePool::lookup_by_name(conn, name) {
             if !pool.is_active().map_err(libvirt(format!("checking pool {name}")))? {
+                // A directory pool whose directory was removed is built again.
+                let _ = pool.build(0);
                 pool.create(0).map_err(libvirt(format!("starting pool {name}")))?;
             }
             return Ok(pool);

@@ -1,0 +1,307 @@
+//! `pxelab net …` and `pxelab vm …` against the real libvirtd (qemu:///system).
+//!
+//! Every test makes its own isolated network (no `<forward>`), with a name,
+//! bridge and subnet of its own, and removes it (and any VM on it) in a
+//! guard that also runs on panic. Each test has its own state directory, so
+//! journals never mix. The host's `default` network is never touched.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::pxelab;
+
+const URI: &str = "qemu:///system";
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+fn virsh(args: &[&str]) -> Output {
+    Command::new("virsh").arg("-c").arg(URI).args(args).output().expect("virsh runs")
+}
+
+fn virsh_ok(args: &[&str]) -> String {
+    let out = virsh(args);
+    assert!(out.status.success(), "virsh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An isolated network for one test, removed on drop with every pxelab VM on it.
+struct TestNet {
+    name: String,
+    bridge: String,
+    ip: String,
+    state: tempfile::TempDir,
+}
+
+impl TestNet {
+    fn new(dhcp: &str) -> TestNet {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id() % 10000;
+        let name = format!("pxt-{pid}-{n}");
+        let bridge = format!("pxtb{pid}x{n}");
+        let subnet = format!("10.{}.{}", 200 + (pid % 50), 10 + n);
+        let ip = format!("{subnet}.1");
+        let xml = format!(
+            "<network>\n  <name>{name}</name>\n  <bridge name='{bridge}' stp='on' delay='0'/>\n  <ip address='{ip}' netmask='255.255.255.0'>\n{dhcp}  </ip>\n</network>\n",
+            dhcp = dhcp.replace("SUBNET", &subnet)
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), xml).unwrap();
+        virsh_ok(&["net-define", file.path().to_str().unwrap()]);
+        // The guard exists before the start, so a failed start is cleaned up too.
+        let net = TestNet { name, bridge, ip, state: tempfile::tempdir().unwrap() };
+        virsh_ok(&["net-start", &net.name]);
+        net
+    }
+
+    fn with_dhcp() -> TestNet {
+        TestNet::new("    <dhcp>\n      <range start='SUBNET.10' end='SUBNET.99'/>\n    </dhcp>\n")
+    }
+
+    fn pxelab(&self, args: &[&str]) -> Output {
+        pxelab().args(["-c", URI]).args(args).env("PXELAB_STATE_DIR", self.state.path()).output().unwrap()
+    }
+
+    fn inactive_xml(&self) -> String {
+        virsh_ok(&["net-dumpxml", &self.name, "--inactive"])
+    }
+
+    fn live_xml(&self) -> String {
+        virsh_ok(&["net-dumpxml", &self.name])
+    }
+
+    fn journal_entries(&self) -> usize {
+        std::fs::read_dir(self.state.path().join("journal")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// `vm new --pxe` on this network; returns the VM's JSON report.
+    fn vm_new(&self) -> serde_json::Value {
+        let out = self.pxelab(&["--json", "vm", "new", "--pxe", "--network", &self.name, "--memory", "256", "--vcpus", "1", "--disk-size", "1"]);
+        assert!(out.status.success(), "vm new: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        // Remove pxelab's VMs on this network, then the network itself.
+        let list = self.pxelab(&["--json", "vm", "list"]);
+        if let Ok(vms) = serde_json::from_slice::<Vec<serde_json::Value>>(&list.stdout) {
+            for vm in vms.iter().filter(|vm| vm["networks"].as_array().is_some_and(|n| n.iter().any(|x| x == &self.name))) {
+                let _ = self.pxelab(&["vm", "rm", vm["name"].as_str().unwrap_or_default()]);
+            }
+        }
+        let _ = virsh(&["net-destroy", &self.name]);
+        let _ = virsh(&["net-undefine", &self.name]);
+    }
+}
+
+fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+
+fn master_of(dev: &str) -> Option<String> {
+    std::fs::read_link(Path::new("/sys/class/net").join(dev).join("master"))
+        .ok()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+#[test]
+fn patch_then_restore_leaves_the_network_byte_identical() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = net.pxelab(&["--json", "net", "patch", "--network", &net.name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["restarted"], true);
+
+    let bootp = format!("<bootp file='pxelinux.0' server='{}'/>", net.ip);
+    assert!(net.inactive_xml().contains(&bootp), "{}", net.inactive_xml());
+    assert!(net.live_xml().contains(&bootp), "{}", net.live_xml());
+    let conf = std::fs::read_to_string(format!("/var/lib/libvirt/dnsmasq/{}.conf", net.name)).unwrap();
+    assert!(conf.lines().any(|l| l == format!("dhcp-boot=pxelinux.0,,{}", net.ip)), "{conf}");
+    // Only the bootp line was added.
+    assert_eq!(net.inactive_xml().replace(&format!("      {bootp}\n"), ""), original);
+    assert_eq!(net.journal_entries(), 1);
+
+    // Patching again changes nothing and keeps the original in the journal.
+    let again = net.pxelab(&["--json", "net", "patch", "--network", &net.name]);
+    assert!(again.status.success());
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&again.stdout).unwrap()["unchanged"], true);
+
+    let out = net.pxelab(&["net", "restore", "--network", &net.name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(net.inactive_xml(), original, "restore must give back the exact XML");
+    assert!(!net.live_xml().contains("<bootp"), "the running dnsmasq still has the patch");
+    let conf = std::fs::read_to_string(format!("/var/lib/libvirt/dnsmasq/{}.conf", net.name)).unwrap();
+    assert!(!conf.contains("dhcp-boot="), "{conf}");
+    assert_eq!(net.journal_entries(), 0);
+    // Restore is idempotent.
+    let out = net.pxelab(&["net", "restore", "--network", &net.name]);
+    assert!(out.status.success());
+    assert_eq!(net.inactive_xml(), original);
+}
+
+#[test]
+fn a_patch_killed_after_journaling_is_restored() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let mut child = pxelab()
+        .args(["-c", URI, "net", "patch", "--network", &net.name])
+        .env("PXELAB_STATE_DIR", net.state.path())
+        .env("PXELAB_PAUSE_AT", "after-journal")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the journal entry", Duration::from_secs(20), || net.journal_entries() == 1);
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    // Whatever pxelab got done before it died, restore puts the original back.
+    let out = net.pxelab(&["net", "restore", "--network", &net.name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(net.inactive_xml(), original);
+    assert!(!net.live_xml().contains("<bootp"));
+    assert_eq!(net.journal_entries(), 0);
+
+    // And when it died after the change itself (no pause), too.
+    let out = net.pxelab(&["net", "patch", "--network", &net.name]);
+    assert!(out.status.success());
+    assert!(net.live_xml().contains("<bootp"));
+    let out = net.pxelab(&["net", "restore", "--network", &net.name]);
+    assert!(out.status.success());
+    assert_eq!(net.inactive_xml(), original);
+}
+
+#[test]
+fn a_vm_boots_from_the_network_and_is_removed_without_a_trace() {
+    let net = TestNet::with_dhcp();
+    let vm = net.vm_new();
+    let name = vm["name"].as_str().unwrap().to_string();
+    assert_eq!(vm["state"], "running");
+    assert_eq!(vm["networks"][0], net.name.as_str());
+    let expected_accel = if std::path::Path::new("/sys/module/kvm_pvm").exists() { "tcg" } else { vm["accel"].as_str().unwrap() };
+    assert_eq!(vm["accel"], expected_accel, "{}", vm["accel_reason"]);
+    assert!(!vm["accel_reason"].as_str().unwrap().is_empty());
+
+    let xml = virsh_ok(&["dumpxml", &name]);
+    let iface = &xml[xml.find("<interface type='network'>").unwrap()..];
+    let iface = &iface[..iface.find("</interface>").unwrap()];
+    assert!(iface.contains("<boot order='1'/>"), "network boots first: {iface}");
+    let disk = &xml[xml.find("<disk type='volume'").unwrap()..];
+    assert!(disk[..disk.find("</disk>").unwrap()].contains("<boot order='2'/>"), "then the disk");
+    let log = vm["serial_log"].as_str().unwrap().to_string();
+    assert!(xml.contains(&format!("<log file='{log}'")), "serial log: {xml}");
+    assert!(xml.contains("address='127.0.0.1'"), "graphics on loopback only");
+    assert!(xml.contains("http://pxelab.invalid/xmlns/vm/1"), "pxelab's metadata");
+
+    // The PXE ROM asks the network's DHCP for an address.
+    let mac = {
+        let start = iface.find("<mac address='").unwrap() + "<mac address='".len();
+        iface[start..start + 17].to_string()
+    };
+    wait_for("a DHCP lease for the VM", Duration::from_secs(120), || {
+        virsh_ok(&["net-dhcp-leases", &net.name]).contains(&mac)
+    });
+    // SeaBIOS and iPXE write to the serial log.
+    wait_for("the PXE ROM on the serial log", Duration::from_secs(30), || {
+        std::fs::read_to_string(&log).is_ok_and(|text| text.contains("iPXE") || text.contains("PXE"))
+    });
+    let console = net.pxelab(&["vm", "console", &name]);
+    assert!(String::from_utf8_lossy(&console.stdout).contains("PXE"));
+
+    let volume_path = virsh_ok(&["vol-path", "--pool", vm["pool"].as_str().unwrap(), vm["volume"].as_str().unwrap()]);
+    let out = net.pxelab(&["vm", "rm", &name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!virsh(&["dominfo", &name]).status.success(), "domain left behind");
+    assert!(!PathBuf::from(volume_path.trim()).exists(), "volume left behind");
+    assert!(!Path::new(&log).exists(), "serial log left behind");
+    let list = net.pxelab(&["--json", "vm", "list"]);
+    assert!(!String::from_utf8_lossy(&list.stdout).contains(&name));
+}
+
+#[test]
+fn patching_under_a_running_guest_refuses_or_replugs_it() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let vm = net.vm_new();
+    let name = vm["name"].as_str().unwrap().to_string();
+    let xml = virsh_ok(&["dumpxml", &name]);
+    let tap = {
+        let start = xml.find("<target dev='vnet").unwrap() + "<target dev='".len();
+        xml[start..start + xml[start..].find('\'').unwrap()].to_string()
+    };
+    assert_eq!(master_of(&tap).as_deref(), Some(net.bridge.as_str()));
+
+    let out = net.pxelab(&["net", "patch", "--network", &net.name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&name) && stderr.contains("--force"), "{stderr}");
+    assert_eq!(net.inactive_xml(), original, "a refusal changes nothing");
+    assert_eq!(net.journal_entries(), 0);
+
+    let out = net.pxelab(&["--json", "net", "patch", "--network", &net.name, "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(master_of(&tap).as_deref(), Some(net.bridge.as_str()), "the guest's tap is off the bridge after the restart");
+    assert!(net.live_xml().contains("<bootp"));
+
+    let out = net.pxelab(&["net", "restore", "--network", &net.name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(master_of(&tap).as_deref(), Some(net.bridge.as_str()));
+    assert_eq!(net.inactive_xml(), original);
+}
+
+#[test]
+fn networks_pxelab_cannot_patch_are_refused_unchanged() {
+    let missing = TestNet::with_dhcp();
+    let out = missing.pxelab(&["net", "patch", "--network", "pxt-no-such-network"]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+
+    let no_dhcp = TestNet::new("");
+    let before = no_dhcp.inactive_xml();
+    let out = no_dhcp.pxelab(&["net", "patch", "--network", &no_dhcp.name]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no IPv4 <dhcp>"));
+    assert_eq!(no_dhcp.inactive_xml(), before);
+
+    let tftp_root = tempfile::tempdir().unwrap();
+    let tftp = TestNet::new(&format!(
+        "    <tftp root='{}'/>\n    <dhcp>\n      <range start='SUBNET.10' end='SUBNET.99'/>\n    </dhcp>\n",
+        tftp_root.path().display()
+    ));
+    let before = tftp.inactive_xml();
+    let out = tftp.pxelab(&["net", "patch", "--network", &tftp.name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("<tftp root=") && stderr.contains("remove the <tftp> element"), "{stderr}");
+    assert_eq!(tftp.inactive_xml(), before);
+    assert_eq!(tftp.journal_entries(), 0);
+}
+
+#[test]
+fn vms_pxelab_did_not_make_are_left_alone() {
+    let net = TestNet::with_dhcp();
+    let foreign = format!("pxt-foreign-{}", std::process::id());
+    let xml = format!("<domain type='qemu'><name>{foreign}</name><memory unit='MiB'>64</memory><os><type arch='x86_64'>hvm</type></os></domain>");
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), xml).unwrap();
+    virsh_ok(&["define", file.path().to_str().unwrap()]);
+    let out = net.pxelab(&["vm", "rm", &foreign]);
+    let listed = net.pxelab(&["--json", "vm", "list"]);
+    let _ = virsh(&["undefine", &foreign]);
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("was not created by pxelab"));
+    assert!(!String::from_utf8_lossy(&listed.stdout).contains(&foreign));
+    let out = net.pxelab(&["vm", "new", "--pxe", "--network", &net.name, "--name", "bad name"]);
+    assert_eq!(out.status.code(), Some(3));
+}
