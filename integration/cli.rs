@@ -112,12 +112,7 @@ fn usage_errors_exit_2() {
 #[test]
 fn verbs_not_built_yet_say_so() {
     for args in [
-        &["up", "--iso", "x.iso"][..],
-        &["down"],
-        &["status"],
-        &["vm", "list"],
-        &["net", "restore", "--network", "n"],
-        &["dhcp-config", "--format", "isc"],
+        &["dhcp-config", "--format", "isc"][..],
         &["doctor"],
     ] {
         let r = run(args);

@@ -144,7 +144,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Run the lab in the background; stop it with `pxelab down`.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["wait_for", "timeout"])]
     pub detach: bool,
     /// Leave the VMs alive when the lab stops.
     #[arg(long)]
@@ -152,6 +152,20 @@ pub struct UpArgs {
     /// Make the menu boot the local disk by default instead of the installer.
     #[arg(long)]
     pub local_boot_default: bool,
+    /// Restart the network even though running guests are attached (they are plugged back in).
+    #[arg(long)]
+    pub force: bool,
+    /// Memory of each VM, in MiB.
+    #[arg(long, default_value_t = 2048)]
+    pub memory: u64,
+    #[arg(long, default_value_t = 2)]
+    pub vcpus: u32,
+    /// Disk of each VM, in GiB.
+    #[arg(long, default_value_t = 20)]
+    pub disk_size: u64,
+    /// FTP passive data ports, as FIRST-LAST.
+    #[arg(long, default_value = "50000-50100", value_name = "RANGE")]
+    pub passive_ports: String,
 }
 
 #[derive(Debug, Args)]
@@ -208,8 +222,9 @@ pub struct VmNewArgs {
     pub pxe: bool,
     #[arg(long)]
     pub name: Option<String>,
-    #[arg(long, default_value = "default")]
-    pub network: String,
+    /// The network (default: the running lab's, else `default`).
+    #[arg(long)]
+    pub network: Option<String>,
     /// Memory in MiB.
     #[arg(long, default_value_t = 2048)]
     pub memory: u64,
@@ -314,9 +329,30 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Up(_) => Err(Error::not_implemented("up")),
-        Command::Down => Err(Error::not_implemented("down")),
-        Command::Status => Err(Error::not_implemented("status")),
+        Command::Up(args) => up(args, &cli.connect, cli.json),
+        Command::Down => {
+            let json = cli.json;
+            let report = runtime()?.block_on(lab::down(&cli.connect, &mut |event: &lab::LabEvent| {
+                print_event(event, json)
+            }))?;
+            if json {
+                println!("{}", serde_json::to_string(&report).unwrap_or_default());
+            } else if report.nothing_to_do {
+                println!("no lab running; nothing to undo");
+            } else {
+                println!("lab stopped; the host is as it was");
+            }
+            Ok(())
+        }
+        Command::Status => {
+            let report = lab::status()?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                print!("{}", status_text(&report));
+            }
+            Ok(())
+        }
         Command::Serve(args) => {
             let request = lab::ServeRequest {
                 iso: args.iso,
@@ -435,6 +471,187 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::DhcpConfig(_) => Err(Error::not_implemented("dhcp-config")),
         Command::Doctor(_) => Err(Error::not_implemented("doctor")),
     }
+}
+
+fn stage(stage: Stage) -> lab::progress::Stage {
+    match stage {
+        Stage::Dhcp => lab::progress::Stage::Dhcp,
+        Stage::Bootloader => lab::progress::Stage::Bootloader,
+        Stage::Kernel => lab::progress::Stage::Kernel,
+        Stage::Installer => lab::progress::Stage::Installer,
+    }
+}
+
+/// `pxelab up`, in the foreground or (`--detach`) as a background process.
+fn up(args: UpArgs, uri: &str, json: bool) -> Result<()> {
+    if args.detach {
+        return detach(json);
+    }
+    let passive = lab::parse_port_range(&args.passive_ports)?;
+    let vms = if args.no_vm && !args.vm { 0 } else { args.vms };
+    let request = lab::UpRequest {
+        uri: uri.to_string(),
+        iso: args.iso,
+        overrides: args.iso_overrides.overrides(),
+        network: args.network,
+        server_ip: args.server_ip,
+        vms,
+        accel: args.accel.forced(),
+        memory_mib: args.memory,
+        vcpus: args.vcpus,
+        disk_gib: args.disk_size,
+        wait_for: args.wait_for.map(stage),
+        expect: args.expect,
+        timeout: args.timeout.map(std::time::Duration::from_secs),
+        keep: args.keep,
+        force: args.force,
+        default_entry: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
+        tftp_port: 69,
+        ftp_port: 21,
+        passive_ports: passive,
+    };
+    let rt = runtime()?;
+    rt.block_on(async move {
+        let cancel = tokio_util::sync::CancellationToken::new();
+        let on_signal = cancel.clone();
+        tokio::spawn(async move {
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            on_signal.cancel();
+        });
+        lab::up(request, cancel, &mut |event: &lab::LabEvent| print_event(event, json)).await
+    })
+}
+
+/// Re-runs this `up` without `--detach` in a new session, logging to the
+/// state directory, and returns once the lab is ready (or failed).
+fn detach(json: bool) -> Result<()> {
+    use std::os::unix::process::CommandExt;
+    let state = lab::state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?;
+    std::fs::create_dir_all(&state).map_err(|e| Error::environment(format!("cannot create {}: {e}", state.display())))?;
+    let log_path = state.join("lab.log");
+    let log = std::fs::File::create(&log_path).map_err(|e| Error::environment(format!("cannot write {}: {e}", log_path.display())))?;
+    let exe = std::env::current_exe().map_err(|e| Error::environment(format!("cannot find the pxelab binary: {e}")))?;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).filter(|a| a != "--detach").collect();
+    let mut command = std::process::Command::new(exe);
+    command
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().map_err(|e| Error::environment(e.to_string()))?)
+        .stderr(log);
+    // A session of its own: the lab outlives this shell and its Ctrl-C.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| Error::environment(format!("cannot start the lab: {e}")))?;
+    let pid = child.id();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| Error::other(e.to_string()))? {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let last = log.lines().rev().find(|l| l.contains("error")).unwrap_or("see the log").trim().to_string();
+            let code = status.code().unwrap_or(1);
+            let kind = match code {
+                2 => crate::error::Kind::Usage,
+                3 => crate::error::Kind::BadInput,
+                4 => crate::error::Kind::Environment,
+                5 => crate::error::Kind::Timeout,
+                _ => crate::error::Kind::Other,
+            };
+            return Err(Error::new(kind, format!("the lab stopped while starting: {last} (log: {})", log_path.display())));
+        }
+        if let Ok(Some(record)) = lab::record::read(&state) {
+            if record.pid == pid && record.ready {
+                if json {
+                    println!("{}", serde_json::json!({ "event": "detached", "pid": pid, "log": log_path, "lab": record }));
+                } else {
+                    println!("lab running in the background (pid {pid}, log {}); `pxelab status` to follow, `pxelab down` to stop", log_path.display());
+                }
+                return Ok(());
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+fn print_event(event: &lab::LabEvent, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(event).unwrap_or_default());
+        return;
+    }
+    use lab::LabEvent::*;
+    match event {
+        Step { message } | Teardown { message } => println!("pxelab: {message}"),
+        Ready { network, server_ip, vms, .. } => {
+            println!("pxelab: lab ready on network {network} (server {server_ip}); VMs: {}", if vms.is_empty() { "none".into() } else { vms.join(", ") });
+            println!("pxelab: Ctrl-C to stop and restore the host");
+        }
+        Stage(e) => println!(
+            "[{:>7.1}s] {}: {}{}",
+            e.at,
+            e.vm,
+            e.stage.name(),
+            e.ip.map(|ip| format!(" ({ip})")).unwrap_or_default()
+        ),
+        Transfer { vm, protocol, path, bytes, seconds, complete } => {
+            if *complete && *bytes > 0 {
+                println!(
+                    "            {}: {} {path} {:.1} MB in {seconds:.2} s ({:.1} MB/s)",
+                    vm.as_deref().unwrap_or("?"),
+                    protocol.to_uppercase(),
+                    *bytes as f64 / 1e6,
+                    *bytes as f64 / 1e6 / seconds.max(1e-6)
+                );
+            }
+        }
+        Reached { stage, seconds, .. } => println!("pxelab: every VM reached {} after {seconds:.1} s", stage.name()),
+        TimedOut { seconds, vms } => {
+            println!("pxelab: timed out after {seconds:.1} s");
+            for vm in vms {
+                println!("pxelab: {} reached {}; last serial console lines:", vm.name, vm.stage.name());
+                for line in &vm.serial_tail {
+                    println!("    | {line}");
+                }
+            }
+        }
+    }
+}
+
+fn status_text(report: &lab::StatusReport) -> String {
+    let Some(lab) = &report.lab else { return "no lab running\n".into() };
+    let mut out = String::new();
+    if report.crashed {
+        out.push_str(&format!("the lab (pid {}) is gone without cleaning up: run `pxelab down`\n", lab.pid));
+    }
+    out.push_str(&format!("lab        pid {} ({})\n", lab.pid, if lab.ready { "ready" } else { "starting" }));
+    out.push_str(&format!("iso        {} ({})\n", lab.iso, lab.distro));
+    out.push_str(&format!("network    {} (bridge {}, server {})\n", lab.network, lab.bridge.as_deref().unwrap_or("?"), lab.server_ip));
+    out.push_str(&format!("tftp       {}   ftp {}\n", lab.tftp, lab.ftp));
+    out.push_str(&format!("kernel     {}\n", lab.kernel_args));
+    out.push_str(&format!(
+        "transfers  TFTP {} files {:.1} MB, FTP {} files {:.1} MB\n",
+        lab.transfers.tftp_files,
+        lab.transfers.tftp_bytes as f64 / 1e6,
+        lab.transfers.ftp_files,
+        lab.transfers.ftp_bytes as f64 / 1e6
+    ));
+    for vm in &lab.vms {
+        out.push_str(&format!(
+            "vm         {} {} stage {}\n",
+            vm.name,
+            vm.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
+            vm.stage.name()
+        ));
+    }
+    out
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {

@@ -7,7 +7,10 @@ use pxelab::cli::{self, Cli};
 
 fn main() {
     let cli = Cli::parse();
-    init_logging(cli.verbose);
+    // `up` reports transfers and stages itself; the servers' own log lines
+    // would say everything twice.
+    let quiet = matches!(cli.command, pxelab::cli::Command::Up(_) | pxelab::cli::Command::Down);
+    init_logging(cli.verbose, quiet);
     let json = cli.json;
     if let Err(err) = cli::run(cli) {
         let code = err.kind().exit_code();
@@ -20,8 +23,9 @@ fn main() {
     }
 }
 
-fn init_logging(verbose: u8) {
+fn init_logging(verbose: u8, quiet: bool) {
     let default = match verbose {
+        0 if quiet => "pxelab=warn",
         0 => "pxelab=info",
         1 => "pxelab=debug,info",
         _ => "trace",

@@ -32,6 +32,13 @@ pub struct PatchedNetwork {
     pub at: u64,
 }
 
+/// A VM pxelab created for a lab: removed by `down` unless kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedVm {
+    pub uri: String,
+    pub name: String,
+}
+
 /// The journal in one state directory.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -94,6 +101,38 @@ impl Journal {
             }
         }
         Ok(out)
+    }
+
+    fn vm_path(&self, uri: &str, name: &str) -> PathBuf {
+        self.dir.join(format!("vm-{:016x}-{}.json", fnv1a(uri), escape(name)))
+    }
+
+    /// Records a VM before it is created.
+    pub fn record_vm(&self, vm: &CreatedVm) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(vm).map_err(io::Error::other)?;
+        write_atomically(&self.vm_path(&vm.uri, &vm.name), &json)
+    }
+
+    /// Every VM in the journal.
+    pub fn vms(&self) -> io::Result<Vec<CreatedVm>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if name.starts_with("vm-") && name.ends_with(".json") {
+                if let Ok(vm) = serde_json::from_slice(&fs::read(&path)?) {
+                    out.push(vm);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn forget_vm(&self, uri: &str, name: &str) -> io::Result<()> {
+        match fs::remove_file(self.vm_path(uri, name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => sync_dir(&self.dir),
+        }
     }
 
     pub fn forget_network(&self, uri: &str, network: &str) -> io::Result<()> {

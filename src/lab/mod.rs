@@ -9,7 +9,10 @@
 mod inspect;
 pub mod journal;
 mod net;
+pub mod progress;
+pub mod record;
 mod serve;
+mod up;
 mod vm;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +24,8 @@ use crate::virt::VirtError;
 
 pub use inspect::{inspect, Inspection};
 pub use net::{net_patch, net_restore, NetPatchReport, NetPatchRequest, NetRestoreReport};
-pub use serve::{ftp_authority, serve, Ready, ServeRequest};
+pub use serve::{ftp_authority, parse_port_range, serve, Ready, ServeRequest};
+pub use up::{down, status, up, DownReport, LabEvent, StatusReport, UpRequest, VmSummary};
 pub use vm::{vm_console, vm_list, vm_new, vm_rm, VmNewReport, VmNewRequest};
 
 /// Overrides where pxelab keeps its state (journal, logs, disks of its own pool).

@@ -137,7 +137,7 @@ fn free_tcp_port(ip: IpAddr) -> Result<u16> {
 }
 
 /// `FIRST-LAST`, e.g. `50000-50100`.
-fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>> {
+pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>> {
     let bad = || {
         Error::bad_input(format!(
             "--passive-ports {text:?} is not a port range; write FIRST-LAST with 1 <= FIRST <= LAST <= 65535, e.g. 50000-50100"

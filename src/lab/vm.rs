@@ -19,7 +19,8 @@ const NAME_WORDS: [&str; 8] = ["oak", "elm", "ash", "fir", "yew", "bay", "fig", 
 pub struct VmNewRequest {
     pub uri: String,
     pub name: Option<String>,
-    pub network: String,
+    /// `None`: the running lab's network, else `default`.
+    pub network: Option<String>,
     pub memory_mib: u64,
     pub vcpus: u32,
     pub disk_gib: u64,
@@ -34,6 +35,8 @@ pub struct VmNewReport {
     #[serde(flatten)]
     pub vm: VmInfo,
     pub accel_reason: String,
+    /// The VM joined the running lab (`pxelab status` shows its progress; `down` removes it).
+    pub joined_lab: bool,
 }
 
 fn state_subdir(name: &str) -> Result<PathBuf> {
@@ -46,7 +49,7 @@ fn state_subdir(name: &str) -> Result<PathBuf> {
 /// `default` pool: `$PXELAB_IMAGES_DIR`, else `/var/lib/pxelab/images` for
 /// root, else `$XDG_DATA_HOME/pxelab/images`. It is not under the state
 /// directory: the pool outlives any one lab, as libvirt's own pools do.
-fn images_dir() -> Result<PathBuf> {
+pub(crate) fn images_dir() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("PXELAB_IMAGES_DIR") {
         return Ok(PathBuf::from(dir));
     }
@@ -74,8 +77,18 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         return Err(Error::bad_input("--memory must be at least 64 (MiB), --vcpus and --disk-size at least 1"));
     }
     let choice = accel::choose(request.accel, &HostKvm::probe());
+    // A VM made while a lab runs joins it: its network, its journal (so
+    // `down` removes it) and its progress report.
+    let state = state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?;
+    let lab = super::record::read(&state).ok().flatten().filter(|l| super::record::alive(l.pid) && l.uri == request.uri);
+    let network_name = match (&request.network, &lab) {
+        (Some(n), _) => n.clone(),
+        (None, Some(lab)) => lab.network.clone(),
+        (None, None) => "default".to_string(),
+    };
+    let joins_lab = lab.as_ref().is_some_and(|l| l.network == network_name);
     let libvirt = Libvirt::connect(&request.uri).await.map_err(virt_error)?;
-    let net = request.network.clone();
+    let net = network_name.clone();
     libvirt.call(move |c| network::read(c, &net)).await.map_err(virt_error)?;
 
     let name = match request.name.clone() {
@@ -96,9 +109,14 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         None => state_subdir("logs")?.join(format!("{name}.serial.log")),
     };
     let pool_dir = images_dir()?;
+    if joins_lab {
+        super::journal::Journal::open(&state)
+            .and_then(|j| j.record_vm(&super::journal::CreatedVm { uri: request.uri.clone(), name: name.clone() }))
+            .map_err(|e| Error::environment(format!("cannot write the journal: {e}")))?;
+    }
     let spec = VmSpec {
         name,
-        network: request.network.clone(),
+        network: network_name,
         memory_mib: request.memory_mib,
         vcpus: request.vcpus,
         disk_gib: request.disk_gib,
@@ -107,11 +125,11 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         pxe: request.pxe,
     };
     let vm = libvirt.call(move |c| domain::create(c, &spec, &pool_dir)).await.map_err(virt_error)?;
-    Ok(VmNewReport { vm, accel_reason: choice.reason })
+    Ok(VmNewReport { vm, accel_reason: choice.reason, joined_lab: joins_lab })
 }
 
 /// `pxelab-<word>-<n>`, the first one not taken.
-fn generate_name(taken: &[String]) -> String {
+pub(crate) fn generate_name(taken: &[String]) -> String {
     let word = NAME_WORDS[std::process::id() as usize % NAME_WORDS.len()];
     (1..)
         .map(|n| format!("pxelab-{word}-{n}"))

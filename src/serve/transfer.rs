@@ -83,7 +83,13 @@ impl Events {
     }
 
     pub fn refused(&self, protocol: Protocol, client: SocketAddr, request: &str, reason: &str) {
-        tracing::warn!(?protocol, %client, request, reason, "refused");
+        // pxelinux asks for pxelinux.cfg/<uuid>, <mac>, <hex ip>… before
+        // `default`: a missing file is routine, anything else is worth a warning.
+        if reason == "no such file" {
+            tracing::debug!(?protocol, %client, request, reason, "refused");
+        } else {
+            tracing::warn!(?protocol, %client, request, reason, "refused");
+        }
         // No subscriber is fine: the log line above is the record.
         let _ = self.0.send(ServeEvent::Refused {
             protocol,

@@ -1,0 +1,314 @@
+//! Boot progress of a lab's VMs, from real events only.
+//!
+//! | stage        | seen when                                                        |
+//! |--------------|------------------------------------------------------------------|
+//! | `dhcp`       | libvirt's dnsmasq gave the VM's MAC a lease                      |
+//! | `bootloader` | our TFTP server sent `pxelinux.0` to the VM's address, in full   |
+//! | `kernel`     | our TFTP server sent the kernel and the initrd, in full          |
+//! | `installer`  | the VM fetched `.treeinfo` or the stage2 image from our FTP      |
+//! |              | server, or `--expect` matched its serial console                 |
+//!
+//! Transfers are matched to VMs by client address, which is known only once
+//! the lease is seen; a transfer that arrives first is held until then.
+//! Reaching a stage implies the ones before it (a lease can be missed
+//! between two polls, a transfer cannot).
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::boot;
+use crate::serve::{Protocol, Transfer};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Created,
+    Dhcp,
+    Bootloader,
+    Kernel,
+    Installer,
+}
+
+impl Stage {
+    pub const ALL: [Stage; 5] = [Stage::Created, Stage::Dhcp, Stage::Bootloader, Stage::Kernel, Stage::Installer];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Created => "created",
+            Stage::Dhcp => "dhcp",
+            Stage::Bootloader => "bootloader",
+            Stage::Kernel => "kernel",
+            Stage::Installer => "installer",
+        }
+    }
+}
+
+/// Lines of serial console kept per VM, for the timeout report.
+const SERIAL_TAIL: usize = 25;
+
+/// One VM's progress.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmProgress {
+    pub name: String,
+    pub mac: String,
+    pub ip: Option<IpAddr>,
+    pub stage: Stage,
+    /// Seconds since the lab started at which each stage was reached.
+    pub reached: BTreeMap<Stage, f64>,
+    pub serial_log: String,
+    #[serde(skip)]
+    kernel_sent: bool,
+    #[serde(skip)]
+    initrd_sent: bool,
+    #[serde(skip)]
+    serial_tail: VecDeque<String>,
+    #[serde(skip)]
+    partial_line: String,
+}
+
+impl VmProgress {
+    pub fn new(name: &str, mac: &str, serial_log: &str, now: f64) -> VmProgress {
+        VmProgress {
+            name: name.into(),
+            mac: mac.to_ascii_lowercase(),
+            ip: None,
+            stage: Stage::Created,
+            reached: BTreeMap::from([(Stage::Created, now)]),
+            serial_log: serial_log.into(),
+            kernel_sent: false,
+            initrd_sent: false,
+            serial_tail: VecDeque::new(),
+            partial_line: String::new(),
+        }
+    }
+
+    /// The last lines the guest wrote on its serial console.
+    pub fn serial_tail(&self) -> impl Iterator<Item = &str> {
+        self.serial_tail.iter().map(String::as_str)
+    }
+}
+
+/// A stage reached, as `up` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StageEvent {
+    pub vm: String,
+    pub stage: Stage,
+    /// Seconds since the lab started.
+    pub at: f64,
+    pub ip: Option<IpAddr>,
+}
+
+/// What counts as the bootloader, kernel and installer for this lab.
+#[derive(Debug, Clone)]
+pub struct Milestones {
+    pub bootloader: String,
+    pub kernel: String,
+    pub initrd: String,
+    /// FTP paths (with a leading `/`) whose fetch means the installer runs.
+    pub installer_files: Vec<String>,
+    pub expect: Option<regex::Regex>,
+}
+
+/// Every VM of a lab and what has been seen of each.
+#[derive(Debug)]
+pub struct Progress {
+    milestones: Milestones,
+    vms: Vec<VmProgress>,
+    held: HashMap<IpAddr, Vec<Transfer>>,
+}
+
+impl Progress {
+    pub fn new(milestones: Milestones) -> Progress {
+        Progress { milestones, vms: Vec::new(), held: HashMap::new() }
+    }
+
+    pub fn vms(&self) -> &[VmProgress] {
+        &self.vms
+    }
+
+    pub fn tracks(&self, name: &str) -> bool {
+        self.vms.iter().any(|v| v.name == name)
+    }
+
+    pub fn add_vm(&mut self, vm: VmProgress) {
+        self.vms.push(vm);
+    }
+
+    /// The earliest stage any VM is at.
+    pub fn slowest(&self) -> Option<Stage> {
+        self.vms.iter().map(|v| v.stage).min()
+    }
+
+    /// A lease seen for `mac`.
+    pub fn on_lease(&mut self, mac: &str, ip: IpAddr, now: f64) -> Vec<StageEvent> {
+        let mac = mac.to_ascii_lowercase();
+        let Some(i) = self.vms.iter().position(|v| v.mac == mac) else { return Vec::new() };
+        let mut events = Vec::new();
+        if self.vms[i].ip != Some(ip) {
+            self.vms[i].ip = Some(ip);
+            events.extend(advance(&mut self.vms[i], Stage::Dhcp, now));
+            for t in self.held.remove(&ip).unwrap_or_default() {
+                events.extend(self.apply(i, &t, now));
+            }
+        }
+        events
+    }
+
+    /// A transfer finished (or ended) on one of our servers.
+    pub fn on_transfer(&mut self, t: &Transfer, now: f64) -> Vec<StageEvent> {
+        if !t.complete {
+            return Vec::new();
+        }
+        let ip = t.client.ip();
+        match self.vms.iter().position(|v| v.ip == Some(ip)) {
+            Some(i) => self.apply(i, t, now),
+            None => {
+                self.held.entry(ip).or_default().push(t.clone());
+                Vec::new()
+            }
+        }
+    }
+
+    fn apply(&mut self, i: usize, t: &Transfer, now: f64) -> Vec<StageEvent> {
+        let m = &self.milestones;
+        let vm = &mut self.vms[i];
+        match t.protocol {
+            Protocol::Tftp => {
+                let path = boot::normalize(&t.path).unwrap_or_default();
+                if path == m.bootloader {
+                    return advance(vm, Stage::Bootloader, now);
+                }
+                vm.kernel_sent |= path == m.kernel;
+                vm.initrd_sent |= path == m.initrd;
+                if vm.kernel_sent && vm.initrd_sent {
+                    return advance(vm, Stage::Kernel, now);
+                }
+                Vec::new()
+            }
+            Protocol::Ftp => {
+                // With --expect, the console is the judge of the installer stage.
+                if m.expect.is_none() && m.installer_files.iter().any(|f| *f == t.path) {
+                    return advance(vm, Stage::Installer, now);
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// New text from a VM's serial console.
+    pub fn on_serial(&mut self, name: &str, text: &str, now: f64) -> Vec<StageEvent> {
+        let Some(vm) = self.vms.iter_mut().find(|v| v.name == name) else { return Vec::new() };
+        let mut matched = false;
+        let text = format!("{}{text}", std::mem::take(&mut vm.partial_line));
+        let mut lines: Vec<&str> = text.split('\n').collect();
+        vm.partial_line = lines.pop().unwrap_or_default().to_string();
+        for line in lines {
+            let clean = line.trim_end_matches('\r');
+            if self.milestones.expect.as_ref().is_some_and(|re| re.is_match(clean)) {
+                matched = true;
+            }
+            vm.serial_tail.push_back(clean.to_string());
+            if vm.serial_tail.len() > SERIAL_TAIL {
+                vm.serial_tail.pop_front();
+            }
+        }
+        // A prompt without a newline (an installer's menu) still counts.
+        if self.milestones.expect.as_ref().is_some_and(|re| re.is_match(&vm.partial_line)) {
+            matched = true;
+        }
+        if matched { advance(vm, Stage::Installer, now) } else { Vec::new() }
+    }
+}
+
+/// Moves `vm` to `stage` (and every stage before it not yet seen).
+fn advance(vm: &mut VmProgress, stage: Stage, now: f64) -> Vec<StageEvent> {
+    let mut events = Vec::new();
+    for s in Stage::ALL.into_iter().filter(|s| *s <= stage) {
+        if let std::collections::btree_map::Entry::Vacant(e) = vm.reached.entry(s) {
+            e.insert(now);
+            events.push(StageEvent { vm: vm.name.clone(), stage: s, at: now, ip: vm.ip });
+        }
+    }
+    if stage > vm.stage {
+        vm.stage = stage;
+    }
+    events
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    fn milestones(expect: Option<&str>) -> Milestones {
+        Milestones {
+            bootloader: "pxelinux.0".into(),
+            kernel: "iso/images/pxeboot/vmlinuz".into(),
+            initrd: "iso/images/pxeboot/initrd.img".into(),
+            installer_files: vec!["/.treeinfo".into(), "/images/install.img".into()],
+            expect: expect.map(|e| regex::Regex::new(e).unwrap()),
+        }
+    }
+
+    fn transfer(protocol: Protocol, ip: &str, path: &str, complete: bool) -> Transfer {
+        Transfer {
+            protocol,
+            client: SocketAddr::new(ip.parse().unwrap(), 1000),
+            path: path.into(),
+            bytes: 10,
+            size: 10,
+            started_at_offset: 0,
+            duration: Duration::from_millis(1),
+            complete,
+        }
+    }
+
+    #[test]
+    fn with_expect_only_the_console_counts_for_installer() {
+        let mut p = Progress::new(milestones(Some("installer ready")));
+        p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        p.on_lease("52:54:00:aa:bb:cc", "10.0.0.5".parse().unwrap(), 1.0);
+        assert!(p.on_transfer(&transfer(Protocol::Ftp, "10.0.0.5", "/.treeinfo", true), 2.0).is_empty());
+        assert_eq!(p.on_serial("vm1", "PXELAB-STAGE: installer ready\n", 3.0).last().unwrap().stage, Stage::Installer);
+    }
+
+    #[test]
+    fn stages_follow_real_events_in_order() {
+        let mut p = Progress::new(milestones(None));
+        p.add_vm(VmProgress::new("vm1", "52:54:00:AA:BB:CC", "/log", 0.0));
+        assert!(p.on_lease("52:54:00:00:00:01", "10.0.0.9".parse().unwrap(), 1.0).is_empty(), "someone else's lease");
+        let e = p.on_lease("52:54:00:aa:bb:cc", "10.0.0.5".parse().unwrap(), 2.0);
+        assert_eq!(e.iter().map(|e| e.stage).collect::<Vec<_>>(), vec![Stage::Dhcp]);
+        assert!(p.on_transfer(&transfer(Protocol::Tftp, "10.0.0.5", "/pxelinux.0", false), 3.0).is_empty(), "incomplete");
+        assert_eq!(p.on_transfer(&transfer(Protocol::Tftp, "10.0.0.5", "/pxelinux.0", true), 3.0)[0].stage, Stage::Bootloader);
+        assert!(p.on_transfer(&transfer(Protocol::Tftp, "10.0.0.5", "iso/images/pxeboot/vmlinuz", true), 4.0).is_empty());
+        assert!(p.on_transfer(&transfer(Protocol::Tftp, "10.0.0.9", "iso/images/pxeboot/initrd.img", true), 4.5).is_empty(), "another client");
+        assert_eq!(p.on_transfer(&transfer(Protocol::Tftp, "10.0.0.5", "iso/images/pxeboot/initrd.img", true), 5.0)[0].stage, Stage::Kernel);
+        assert_eq!(p.on_transfer(&transfer(Protocol::Ftp, "10.0.0.5", "/.treeinfo", true), 6.0)[0].stage, Stage::Installer);
+        assert_eq!(p.vms()[0].reached.len(), 5);
+        assert_eq!(p.slowest(), Some(Stage::Installer));
+    }
+
+    #[test]
+    fn transfers_before_the_lease_is_seen_are_held() {
+        let mut p = Progress::new(milestones(None));
+        p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        assert!(p.on_transfer(&transfer(Protocol::Tftp, "10.0.0.5", "pxelinux.0", true), 1.0).is_empty());
+        let e = p.on_lease("52:54:00:aa:bb:cc", "10.0.0.5".parse().unwrap(), 2.0);
+        assert_eq!(e.iter().map(|e| e.stage).collect::<Vec<_>>(), vec![Stage::Dhcp, Stage::Bootloader]);
+    }
+
+    #[test]
+    fn expect_matches_the_serial_console_even_without_a_newline() {
+        let mut p = Progress::new(milestones(Some("Choose language|Select a language")));
+        p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        assert!(p.on_serial("vm1", "booting...\r\nSelect a lan", 1.0).is_empty());
+        let e = p.on_serial("vm1", "guage", 2.0);
+        assert_eq!(e.last().unwrap().stage, Stage::Installer, "matched across two reads");
+        assert_eq!(e.len(), 4, "dhcp, bootloader and kernel are implied");
+        assert_eq!(p.vms()[0].serial_tail().collect::<Vec<_>>(), vec!["booting..."]);
+    }
+}

@@ -1,0 +1,80 @@
+//! `lab.json`: the running lab, as `status`, `down` and a second `up` see it.
+//!
+//! The lab process rewrites it (atomically) whenever something a user would
+//! look at changes. It is a report, not the record of host changes: that is
+//! the journal. A `lab.json` whose process is gone is a lab that crashed;
+//! `down` then undoes from the journal.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::progress::VmProgress;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Counters {
+    pub tftp_files: u64,
+    pub tftp_bytes: u64,
+    pub ftp_files: u64,
+    pub ftp_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabRecord {
+    pub pid: u32,
+    pub uri: String,
+    pub iso: String,
+    pub distro: String,
+    pub network: String,
+    pub bridge: Option<String>,
+    pub server_ip: String,
+    pub tftp: String,
+    pub ftp: String,
+    pub kernel_args: String,
+    /// Seconds since the Unix epoch.
+    pub started_at: u64,
+    pub keep: bool,
+    /// Servers listen, the network is patched and the VMs exist.
+    pub ready: bool,
+    pub vms: Vec<VmProgress>,
+    pub transfers: Counters,
+}
+
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("lab.json")
+}
+
+pub fn read(state_dir: &Path) -> io::Result<Option<LabRecord>> {
+    match fs::read(path(state_dir)) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{} is corrupt: {e}", path(state_dir).display()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn write(state_dir: &Path, record: &LabRecord) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
+    let tmp = state_dir.join(format!(".lab.json.{}.tmp", std::process::id()));
+    fs::write(&tmp, json)?;
+    fs::rename(&tmp, path(state_dir))
+}
+
+pub fn remove(state_dir: &Path) -> io::Result<()> {
+    match fs::remove_file(path(state_dir)) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Whether `pid` is a live pxelab process (not a recycled pid).
+pub fn alive(pid: u32) -> bool {
+    let Ok(cmdline) = fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // A zombie has exited; only its parent has not reaped it yet.
+    let zombie = stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'));
+    !zombie && String::from_utf8_lossy(&cmdline).contains("pxelab")
+}
