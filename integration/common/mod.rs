@@ -2,6 +2,8 @@
 //! to walk a reference tree.
 #![allow(dead_code)]
 
+pub mod net;
+
 use std::path::{Path, PathBuf};
 
 /// `fixtures/out/NAME`, which `make fixtures` builds. Missing fixtures fail

@@ -1,0 +1,105 @@
+//! An isolated libvirt network per test, removed (with pxelab's VMs on it)
+//! when dropped, even on panic.
+#![allow(dead_code)]
+
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use super::pxelab;
+
+pub const URI: &str = "qemu:///system";
+pub static NEXT: AtomicU32 = AtomicU32::new(0);
+
+pub fn virsh(args: &[&str]) -> Output {
+    Command::new("virsh").arg("-c").arg(URI).args(args).output().expect("virsh runs")
+}
+
+pub fn virsh_ok(args: &[&str]) -> String {
+    let out = virsh(args);
+    assert!(out.status.success(), "virsh {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// An isolated network for one test, removed on drop with every pxelab VM on it.
+pub struct TestNet {
+    pub name: String,
+    pub bridge: String,
+    pub ip: String,
+    pub state: tempfile::TempDir,
+}
+
+impl TestNet {
+    pub fn new(dhcp: &str) -> TestNet {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let pid = std::process::id() % 10000;
+        let name = format!("pxt-{pid}-{n}");
+        let bridge = format!("pxtb{pid}x{n}");
+        let subnet = format!("10.{}.{}", 200 + (pid % 50), 10 + n);
+        let ip = format!("{subnet}.1");
+        let xml = format!(
+            "<network>\n  <name>{name}</name>\n  <bridge name='{bridge}' stp='on' delay='0'/>\n  <ip address='{ip}' netmask='255.255.255.0'>\n{dhcp}  </ip>\n</network>\n",
+            dhcp = dhcp.replace("SUBNET", &subnet)
+        );
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), xml).unwrap();
+        virsh_ok(&["net-define", file.path().to_str().unwrap()]);
+        // The guard exists before the start, so a failed start is cleaned up too.
+        let net = TestNet { name, bridge, ip, state: tempfile::tempdir().unwrap() };
+        virsh_ok(&["net-start", &net.name]);
+        net
+    }
+
+    pub fn with_dhcp() -> TestNet {
+        TestNet::new("    <dhcp>\n      <range start='SUBNET.10' end='SUBNET.99'/>\n    </dhcp>\n")
+    }
+
+    pub fn pxelab(&self, args: &[&str]) -> Output {
+        pxelab().args(["-c", URI]).args(args).env("PXELAB_STATE_DIR", self.state.path()).output().unwrap()
+    }
+
+    pub fn inactive_xml(&self) -> String {
+        virsh_ok(&["net-dumpxml", &self.name, "--inactive"])
+    }
+
+    pub fn live_xml(&self) -> String {
+        virsh_ok(&["net-dumpxml", &self.name])
+    }
+
+    pub fn journal_entries(&self) -> usize {
+        std::fs::read_dir(self.state.path().join("journal")).map(|d| d.count()).unwrap_or(0)
+    }
+
+    /// `vm new --pxe` on this network; returns the VM's JSON report.
+    pub fn vm_new(&self) -> serde_json::Value {
+        let out = self.pxelab(&["--json", "vm", "new", "--pxe", "--network", &self.name, "--memory", "256", "--vcpus", "1", "--disk-size", "1"]);
+        assert!(out.status.success(), "vm new: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        // Remove pxelab's VMs on this network, then the network itself.
+        let list = self.pxelab(&["--json", "vm", "list"]);
+        if let Ok(vms) = serde_json::from_slice::<Vec<serde_json::Value>>(&list.stdout) {
+            for vm in vms.iter().filter(|vm| vm["networks"].as_array().is_some_and(|n| n.iter().any(|x| x == &self.name))) {
+                let _ = self.pxelab(&["vm", "rm", vm["name"].as_str().unwrap_or_default()]);
+            }
+        }
+        let _ = virsh(&["net-destroy", &self.name]);
+        let _ = virsh(&["net-undefine", &self.name]);
+    }
+}
+
+pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while Instant::now() < until {
+        if check() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("timed out after {timeout:?} waiting for {what}");
+}
+

@@ -1,0 +1,207 @@
+//! `pxelab up`, `down` and `status` as a CI pipeline uses them: on an
+//! isolated network, under whatever accelerator the host allows (TCG here),
+//! with the fixture ISOs. After each, the host must be as it was: no
+//! domain, the network's XML byte-identical, no journal entry, no lab.
+
+mod common;
+
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+use common::net::{virsh, virsh_ok, wait_for, TestNet};
+use common::{fixture, pxelab};
+
+fn md5_of(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("md5sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+/// One JSON object per line of `up --json`.
+fn events(out: &Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}
+
+/// No pxelab domain on the network, the XML as it was, nothing in the journal, no lab.
+fn assert_host_restored(net: &TestNet, original: &str) {
+    let list = net.pxelab(&["--json", "vm", "list"]);
+    let vms: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+    assert!(
+        !vms.iter().any(|vm| vm["networks"].as_array().is_some_and(|n| n.iter().any(|x| x == net.name.as_str()))),
+        "a VM was left behind: {vms:?}"
+    );
+    assert_eq!(net.inactive_xml(), original, "the network's XML changed");
+    assert!(!net.live_xml().contains("<bootp"), "the running network still has the patch");
+    assert_eq!(net.journal_entries(), 0, "journal entries left");
+    assert!(!net.state.path().join("lab.json").exists(), "lab.json left");
+}
+
+fn up(net: &TestNet, iso: &str, extra: &[&str]) -> Output {
+    let iso = fixture(iso);
+    let mut args = vec!["--json", "up", "--iso", iso.to_str().unwrap(), "--network", &net.name, "--vcpus", "1", "--disk-size", "1"];
+    args.extend_from_slice(extra);
+    net.pxelab(&args)
+}
+
+#[test]
+fn the_busybox_installer_fetches_stage2_over_ftp() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = up(
+        &net,
+        "centos-busybox.iso",
+        &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"],
+    );
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    // Every stage was seen, in order, from real events.
+    let stages: Vec<&str> = events.iter().filter(|e| e["event"] == "stage").map(|e| e["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["dhcp", "bootloader", "kernel", "installer"], "{events:?}");
+    assert!(events.iter().any(|e| e["event"] == "transfer" && e["path"] == "/images/install.img" && e["complete"] == true));
+    // The installer's own report: the stage2 it fetched is the ISO's.
+    let reached = events.iter().find(|e| e["event"] == "reached").expect("a reached event");
+    let tail: Vec<&str> = reached["vms"][0]["serial_tail"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    let want = md5_of(&fixture("centos-busybox.files/images/install.img"));
+    assert!(
+        tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: stage2 md5 {want}"))),
+        "stage2 md5 {want} not on the console: {tail:#?}"
+    );
+    assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: repo ftp://{}/", net.ip))), "{tail:#?}");
+    assert_host_restored(&net, &original);
+}
+
+#[test]
+fn the_debian_installer_reaches_its_first_screen() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = up(
+        &net,
+        "centos-di.iso",
+        &["--memory", "1024", "--wait-for", "installer", "--expect", "Select a language|Choose the language", "--timeout", "500"],
+    );
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let kernel = events.iter().find(|e| e["event"] == "stage" && e["stage"] == "kernel").expect("kernel stage");
+    let installer = events.iter().find(|e| e["event"] == "stage" && e["stage"] == "installer").expect("installer stage");
+    assert!(installer["at"].as_f64() > kernel["at"].as_f64());
+    assert_host_restored(&net, &original);
+}
+
+#[test]
+fn a_timeout_exits_5_with_the_console_and_still_cleans_up() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = up(&net, "centos-busybox.iso", &["--memory", "512", "--wait-for", "installer", "--expect", "this never appears", "--timeout", "15"]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("timed out after 15 s waiting for installer"), "{stderr}");
+    let timed_out = events(&out).into_iter().find(|e| e["event"] == "timed_out").expect("a timed_out event");
+    assert!(timed_out["vms"][0]["stage"].is_string());
+    assert_host_restored(&net, &original);
+}
+
+fn spawn_detached(net: &TestNet) -> Child {
+    let iso = fixture("centos-busybox.iso");
+    pxelab()
+        .args(["-c", common::net::URI, "up", "--detach", "--iso", iso.to_str().unwrap(), "--network", &net.name])
+        .args(["--memory", "512", "--vcpus", "1", "--disk-size", "1"])
+        .env("PXELAB_STATE_DIR", net.state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn lab_pid(net: &TestNet) -> u32 {
+    let status = net.pxelab(&["--json", "status"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["running"], true, "{status}");
+    status["pid"].as_u64().unwrap() as u32
+}
+
+#[test]
+fn down_after_kill_9_restores_the_host() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = spawn_detached(&net).wait_with_output().unwrap();
+    assert!(out.status.success(), "up --detach: {}", String::from_utf8_lossy(&out.stderr));
+    let pid = lab_pid(&net);
+    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    let vm = status["vms"][0]["name"].as_str().unwrap().to_string();
+    assert!(virsh(&["dominfo", &vm]).status.success());
+    assert!(net.live_xml().contains("<bootp"));
+
+    // A second lab is refused while this one runs, and changes nothing.
+    let second = up(&net, "centos-busybox.iso", &["--no-vm"]);
+    assert_eq!(second.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&second.stderr).contains("a lab is already running"));
+
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_for("the lab process to die", Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    assert_eq!(status["crashed"], true, "{status}");
+    let out = net.pxelab(&["down"]);
+    assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(!virsh(&["dominfo", &vm]).status.success(), "the VM survived down");
+    assert_host_restored(&net, &original);
+    let status = net.pxelab(&["status"]);
+    assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "no lab running");
+}
+
+#[test]
+fn down_stops_a_detached_lab_and_vm_new_joins_it() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let iso = fixture("centos-busybox.iso");
+    let out = net.pxelab(&["up", "--detach", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &net.name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pid = lab_pid(&net);
+    // `vm new` without --network joins the running lab, and `down` removes it.
+    let joined = net.pxelab(&["--json", "vm", "new", "--pxe", "--memory", "256", "--vcpus", "1", "--disk-size", "1"]);
+    assert!(joined.status.success(), "{}", String::from_utf8_lossy(&joined.stderr));
+    let joined: serde_json::Value = serde_json::from_slice(&joined.stdout).unwrap();
+    assert_eq!(joined["joined_lab"], true);
+    assert_eq!(joined["networks"][0], net.name.as_str());
+    let name = joined["name"].as_str().unwrap().to_string();
+    wait_for("the lab to follow the new VM", Duration::from_secs(60), || {
+        let s: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+        s["vms"].as_array().is_some_and(|v| v.iter().any(|vm| vm["name"] == name.as_str() && vm["stage"] != "created"))
+    });
+    let out = net.pxelab(&["--json", "down"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || !String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).contains("pxelab"));
+    assert!(!virsh(&["dominfo", &name]).status.success(), "the joined VM survived down");
+    assert_host_restored(&net, &original);
+}
+
+#[test]
+fn a_busy_port_69_stops_up_before_any_change() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let holder = std::net::UdpSocket::bind((net.ip.as_str(), 69)).unwrap();
+    let out = up(&net, "centos-busybox.iso", &["--no-vm"]);
+    drop(holder);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&format!("UDP port 69 on {} is already in use", net.ip)), "{stderr}");
+    assert!(stderr.contains(&format!("pid {}", std::process::id())), "the holder is named: {stderr}");
+    assert_host_restored(&net, &original);
+    let _ = virsh_ok(&["net-info", &net.name]);
+}
+
+#[test]
+fn bad_input_to_up_changes_nothing() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    for (iso, extra, code) in [
+        ("not-an-iso.iso", &[][..], 3),
+        ("no-kernel.iso", &[], 3),
+        ("centos-busybox.iso", &["--expect", "(unclosed", "--wait-for", "installer"], 3),
+        ("centos-busybox.iso", &["--no-vm", "--wait-for", "dhcp"], 3),
+    ] {
+        let out = up(&net, iso, extra);
+        assert_eq!(out.status.code(), Some(code), "{iso} {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_host_restored(&net, &original);
+    }
+    let out = net.pxelab(&["up", "--iso", fixture("centos-busybox.iso").to_str().unwrap(), "--network", "pxt-no-such-net"]);
+    assert_eq!(out.status.code(), Some(3));
+}
