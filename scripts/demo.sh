@@ -1,41 +1,50 @@
 #!/usr/bin/env bash
-# The main job on the demo ISO, as far as it is built: `pxelab up` (patch the
-# network, boot a VM) is not implemented yet, so the demo shows the parts
-# that are: what pxelab reads from the ISO without mounting it, the boot menu
-# it serves, and its TFTP and FTP servers answering real clients on loopback.
+# The main job on the demo ISO: `pxelab up` takes fixtures/out/centos-busybox.iso
+# to a VM running its (busybox) installer over the network, then restores the
+# host. It runs on an isolated libvirt network of its own (pxelab-demo, no
+# <forward>), created here and removed afterwards, so the host's `default`
+# network is never touched. Starts virtlogd/libvirtd if they are not running,
+# and stops the ones it started. Needs root (ports 69 and 21, libvirt).
 set -euo pipefail
 pxelab=$1 iso=$2
-work=$(mktemp -d)
-trap 'kill "${serve_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+net=pxelab-demo
+started=()
+cleanup() {
+    virsh -q -c qemu:///system net-destroy "$net" >/dev/null 2>&1 || true
+    virsh -q -c qemu:///system net-undefine "$net" >/dev/null 2>&1 || true
+    for d in "${started[@]}"; do pkill -x "$d" 2>/dev/null || true; done
+}
+trap cleanup EXIT
 
-echo "== pxelab iso inspect $iso"
+if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; started+=(virtlogd); fi
+if ! pgrep -x libvirtd >/dev/null; then libvirtd -d; started+=(libvirtd); fi
+for _ in $(seq 1 30); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 1; done
+
+echo "== the demo ISO"
 "$pxelab" iso inspect "$iso"
 echo
-echo "== pxelab serve on 127.0.0.1 (TFTP port 6969, FTP port 2121)"
-"$pxelab" serve --iso "$iso" --bind 127.0.0.1 --tftp-port 6969 --ftp-port 2121 --passive-ports 50500-50550 \
-    >"$work/serve.out" 2>"$work/serve.log" &
-serve_pid=$!
-for _ in $(seq 1 50); do grep -q serving "$work/serve.out" 2>/dev/null && break; sleep 0.1; done
-cat "$work/serve.out"
+if virsh -q -c qemu:///system net-info "$net" >/dev/null 2>&1; then
+    echo "demo: a network named $net exists already; remove it (virsh net-undefine $net) and try again" >&2
+    exit 4
+fi
+xml=$(mktemp)
+cat >"$xml" <<XML
+<network>
+  <name>$net</name>
+  <bridge name='pxdemo0' stp='on' delay='0'/>
+  <ip address='10.251.77.1' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='10.251.77.10' end='10.251.77.99'/>
+    </dhcp>
+  </ip>
+</network>
+XML
+virsh -q -c qemu:///system net-define "$xml" >/dev/null
+virsh -q -c qemu:///system net-start "$net" >/dev/null
+rm -f "$xml"
+echo "== pxelab up --iso $iso --network $net (an isolated network made for the demo)"
+"$pxelab" up --iso "$iso" --network "$net" --memory 512 --vcpus 1 --disk-size 1 \
+    --wait-for installer --expect 'PXELAB-STAGE: installer ready' --timeout 400
 echo
-echo "== what a PXE client fetches over TFTP"
-for f in pxelinux.0 ldlinux.c32 pxelinux.cfg/default boot.msg iso/images/pxeboot/vmlinuz iso/images/pxeboot/initrd.img; do
-    curl -s --tftp-blksize 1468 -o "$work/f" "tftp://127.0.0.1:6969/$f"
-    printf '  %-32s %10s bytes\n' "$f" "$(stat -c %s "$work/f")"
-done
-echo
-echo "== pxelinux.cfg/default"
-curl -s tftp://127.0.0.1:6969/pxelinux.cfg/default | sed 's/^/  /'
-echo
-echo "== what the installer fetches over FTP (inst.repo=)"
-curl -s ftp://127.0.0.1:2121/.treeinfo | sed -n '/\[stage2\]/,$p' | sed 's/^/  /'
-curl -s -o "$work/stage2" ftp://127.0.0.1:2121/images/install.img
-xorriso -osirrox on -indev "$iso" -extract /images/install.img "$work/reference" >/dev/null 2>&1
-echo "  images/install.img over FTP: md5 $(md5sum <"$work/stage2" | cut -d' ' -f1)"
-echo "  the same file extracted by xorriso: md5 $(md5sum <"$work/reference" | cut -d' ' -f1)"
-kill "$serve_pid"; wait "$serve_pid" 2>/dev/null || true
-echo
-echo "== the server's transfer log"
-sed 's/\x1b\[[0-9;]*m//g' "$work/serve.log" | grep -E 'transfer|refused' | sed 's/^/  /'
-echo
-echo "pxelab up (patch the network's DHCP and boot a VM into this installer) is not implemented yet."
+echo "demo: the VM booted over the network into the installer, which fetched its stage2 over FTP;"
+echo "demo: pxelab removed the VM and restored the network. Without --wait-for, \`pxelab up\` keeps the lab until Ctrl-C."
