@@ -30,9 +30,11 @@ test: fixtures
 demo: build fixtures
 	bash scripts/demo.sh $(PXELAB) $(FIXTURES)/centos-busybox.iso
 
-## bench: pxelab's servers against tftpd-hpa, atftpd, dnsmasq and vsftpd, on loopback (root).
-bench: build
+## bench: pxelab's servers against tftpd-hpa, atftpd, dnsmasq and vsftpd on loopback, then
+## `pxelab up` against the manual method (tftpd-hpa + vsftpd + virsh) on an isolated network (root, libvirtd).
+bench: build fixtures
 	bash bench/servers.sh
+	python3 bench/up_vs_manual.py
 
 clean:
 	$(CARGO) clean

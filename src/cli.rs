@@ -130,8 +130,6 @@ pub struct UpArgs {
     /// How many VMs to create.
     #[arg(long, default_value_t = 1, value_name = "N")]
     pub vms: u32,
-    #[arg(long, value_enum, default_value_t = Accel::Auto)]
-    pub accel: Accel,
     #[command(flatten)]
     pub iso_overrides: IsoOverrideArgs,
     /// Exit 0 once every VM reached this stage (CI mode).
@@ -155,6 +153,16 @@ pub struct UpArgs {
     /// Restart the network even though running guests are attached (they are plugged back in).
     #[arg(long)]
     pub force: bool,
+    #[command(flatten)]
+    pub shape: VmShapeArgs,
+    /// FTP passive data ports, as FIRST-LAST.
+    #[arg(long, default_value = "50000-50100", value_name = "RANGE")]
+    pub passive_ports: String,
+}
+
+/// What each VM gets.
+#[derive(Debug, Clone, Args)]
+pub struct VmShapeArgs {
     /// Memory of each VM, in MiB.
     #[arg(long, default_value_t = 2048)]
     pub memory: u64,
@@ -163,9 +171,8 @@ pub struct UpArgs {
     /// Disk of each VM, in GiB.
     #[arg(long, default_value_t = 20)]
     pub disk_size: u64,
-    /// FTP passive data ports, as FIRST-LAST.
-    #[arg(long, default_value = "50000-50100", value_name = "RANGE")]
-    pub passive_ports: String,
+    #[arg(long, value_enum, default_value_t = Accel::Auto)]
+    pub accel: Accel,
 }
 
 #[derive(Debug, Args)]
@@ -225,16 +232,8 @@ pub struct VmNewArgs {
     /// The network (default: the running lab's, else `default`).
     #[arg(long)]
     pub network: Option<String>,
-    /// Memory in MiB.
-    #[arg(long, default_value_t = 2048)]
-    pub memory: u64,
-    #[arg(long, default_value_t = 2)]
-    pub vcpus: u32,
-    /// Disk size in GiB.
-    #[arg(long, default_value_t = 20)]
-    pub disk_size: u64,
-    #[arg(long, value_enum, default_value_t = Accel::Auto)]
-    pub accel: Accel,
+    #[command(flatten)]
+    pub shape: VmShapeArgs,
     /// Where the serial console is logged.
     #[arg(long, value_name = "PATH")]
     pub serial_log: Option<PathBuf>,
@@ -390,10 +389,10 @@ pub fn run(cli: Cli) -> Result<()> {
                 uri: cli.connect.clone(),
                 name: args.name,
                 network: args.network,
-                memory_mib: args.memory,
-                vcpus: args.vcpus,
-                disk_gib: args.disk_size,
-                accel: args.accel.forced(),
+                memory_mib: args.shape.memory,
+                vcpus: args.shape.vcpus,
+                disk_gib: args.shape.disk_size,
+                accel: args.shape.accel.forced(),
                 serial_log: args.serial_log,
                 pxe: args.pxe,
             };
@@ -496,10 +495,10 @@ fn up(args: UpArgs, uri: &str, json: bool) -> Result<()> {
         network: args.network,
         server_ip: args.server_ip,
         vms,
-        accel: args.accel.forced(),
-        memory_mib: args.memory,
-        vcpus: args.vcpus,
-        disk_gib: args.disk_size,
+        accel: args.shape.accel.forced(),
+        memory_mib: args.shape.memory,
+        vcpus: args.shape.vcpus,
+        disk_gib: args.shape.disk_size,
         wait_for: args.wait_for.map(stage),
         expect: args.expect,
         timeout: args.timeout.map(std::time::Duration::from_secs),

@@ -90,17 +90,7 @@ impl Journal {
 
     /// Every patched network in the journal.
     pub fn networks(&self) -> io::Result<Vec<PatchedNetwork>> {
-        let mut out = Vec::new();
-        for entry in fs::read_dir(&self.dir)? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if name.starts_with("network-") && name.ends_with(".json") {
-                if let Ok(patch) = serde_json::from_slice(&fs::read(&path)?) {
-                    out.push(patch);
-                }
-            }
-        }
-        Ok(out)
+        self.entries("network-")
     }
 
     fn vm_path(&self, uri: &str, name: &str) -> PathBuf {
@@ -115,13 +105,18 @@ impl Journal {
 
     /// Every VM in the journal.
     pub fn vms(&self) -> io::Result<Vec<CreatedVm>> {
+        self.entries("vm-")
+    }
+
+    /// Every readable entry whose file name starts with `prefix`.
+    fn entries<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> io::Result<Vec<T>> {
         let mut out = Vec::new();
         for entry in fs::read_dir(&self.dir)? {
             let path = entry?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if name.starts_with("vm-") && name.ends_with(".json") {
-                if let Ok(vm) = serde_json::from_slice(&fs::read(&path)?) {
-                    out.push(vm);
+            if name.starts_with(prefix) && name.ends_with(".json") {
+                if let Ok(value) = serde_json::from_slice(&fs::read(&path)?) {
+                    out.push(value);
                 }
             }
         }

@@ -65,16 +65,13 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
     let name = request.network.clone();
     let state = libvirt.call(move |c| network::read(c, &name)).await.map_err(virt_error)?;
 
-    check_patchable(&state)?;
-    let dhcp4 = state.parsed.dhcp4().ok_or_else(|| {
-        virt_error(VirtError::Xml(netxml::XmlError::NoIpv4Dhcp { network: state.name.clone() }))
-    })?;
+    let address = check_patchable(&state)?;
     let server = match request.server {
         Some(IpAddr::V4(ip)) => ip.to_string(),
         Some(IpAddr::V6(ip)) => {
-            return Err(Error::bad_input(format!("--server {ip}: bootp needs an IPv4 address (the network's is {})", dhcp4.address)));
+            return Err(Error::bad_input(format!("--server {ip}: bootp needs an IPv4 address (the network's is {address})")));
         }
-        None => dhcp4.address.to_string(),
+        None => address.to_string(),
     };
     let bootp = Bootp { file: request.file.clone(), server: Some(server.clone()) };
     let patched = netxml::set_bootp(&state.inactive_xml, &bootp).map_err(|e| virt_error(e.into()))?;
@@ -105,15 +102,7 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
         return Ok(report);
     }
 
-    if state.active && !state.guests.is_empty() && !request.force {
-        let mut names: Vec<&str> = state.guests.iter().map(|g| g.domain.as_str()).collect();
-        names.dedup();
-        return Err(Error::environment(format!(
-            "network {:?} has running guests ({}): applying the patch restarts the network, which unplugs them; pass --force to restart it and plug them back in, or stop them first",
-            state.name,
-            names.join(", ")
-        )));
-    }
+    refuse_running_guests(&state, request.force)?;
 
     let entry = PatchedNetwork {
         uri: request.uri.clone(),
@@ -159,7 +148,8 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
 }
 
 /// What makes a network unpatchable, checked before anything changes.
-fn check_patchable(state: &NetworkState) -> Result<()> {
+/// Returns the address of its IPv4 DHCP block, the default PXE server.
+pub(crate) fn check_patchable(state: &NetworkState) -> Result<IpAddr> {
     if !state.persistent {
         return Err(Error::environment(format!(
             "network {:?} is transient (not defined): pxelab patches persistent networks only; define it with `virsh net-define`",
@@ -170,6 +160,24 @@ fn check_patchable(state: &NetworkState) -> Result<()> {
         return Err(Error::environment(format!(
             "network {:?} has <tftp root='{root}'/>: libvirt's dnsmasq then answers TFTP on UDP 69 itself, and pxelab's TFTP server cannot; remove the <tftp> element (virsh net-edit {}) and try again",
             state.name, state.name
+        )));
+    }
+    let dhcp4 = state
+        .parsed
+        .dhcp4()
+        .ok_or_else(|| virt_error(VirtError::Xml(netxml::XmlError::NoIpv4Dhcp { network: state.name.clone() })))?;
+    Ok(dhcp4.address)
+}
+
+/// Restarting a network unplugs its running guests: only with `force`.
+pub(crate) fn refuse_running_guests(state: &NetworkState, force: bool) -> Result<()> {
+    if state.active && !state.guests.is_empty() && !force {
+        let mut names: Vec<&str> = state.guests.iter().map(|g| g.domain.as_str()).collect();
+        names.dedup();
+        return Err(Error::environment(format!(
+            "network {:?} has running guests ({}): applying the patch restarts the network, which unplugs them; pass --force to restart it and plug them back in, or stop them first",
+            state.name,
+            names.join(", ")
         )));
     }
     Ok(())

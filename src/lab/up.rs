@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::{CreatedVm, Journal, PatchedNetwork};
-use super::net::restore_entry;
+use super::net::{check_patchable, refuse_running_guests, restore_entry};
 use super::progress::{Milestones, Progress, Stage, StageEvent, VmProgress};
 use super::record::{self, Counters, LabRecord};
 use super::{detect, ftp_authority, open_iso, pause_point, state_dir, virt_error};
@@ -33,7 +33,7 @@ use crate::virt::netxml::{self, Bootp};
 use crate::virt::{network, Libvirt, VirtError};
 
 /// How often leases, serial logs and new VMs are looked at.
-const POLL: Duration = Duration::from_millis(500);
+const POLL: Duration = Duration::from_millis(200);
 /// How long `down` waits for a running lab to clean up after SIGTERM.
 const DOWN_WAIT: Duration = Duration::from_secs(120);
 
@@ -103,32 +103,12 @@ pub async fn up(request: UpRequest, cancel: CancellationToken, report: &mut (dyn
     let libvirt = Libvirt::connect(&request.uri).await.map_err(virt_error)?;
     let name = request.network.clone();
     let net = libvirt.call(move |c| network::read(c, &name)).await.map_err(virt_error)?;
-    if !net.persistent {
-        return Err(Error::environment(format!("network {:?} is transient; pxelab patches persistent networks only", net.name)));
-    }
-    if let Some(root) = net.parsed.tftp_root() {
-        return Err(Error::environment(format!(
-            "network {:?} has <tftp root='{root}'/>: libvirt's dnsmasq holds UDP 69 there, so pxelab's TFTP server cannot; remove the <tftp> element (virsh net-edit {}) and try again",
-            net.name, net.name
-        )));
-    }
-    let dhcp4 = net
-        .parsed
-        .dhcp4()
-        .ok_or_else(|| virt_error(VirtError::Xml(netxml::XmlError::NoIpv4Dhcp { network: net.name.clone() })))?;
-    let server_ip = request.server_ip.unwrap_or(dhcp4.address);
+    let address = check_patchable(&net)?;
+    let server_ip = request.server_ip.unwrap_or(address);
     if !server_ip.is_ipv4() {
         return Err(Error::bad_input(format!("--server-ip {server_ip}: PXE needs an IPv4 address")));
     }
-    if net.active && !net.guests.is_empty() && !request.force {
-        let mut names: Vec<&str> = net.guests.iter().map(|g| g.domain.as_str()).collect();
-        names.dedup();
-        return Err(Error::environment(format!(
-            "network {:?} has running guests ({}): patching it restarts the network, which unplugs them; pass --force to restart it and plug them back in, or stop them first",
-            net.name,
-            names.join(", ")
-        )));
-    }
+    refuse_running_guests(&net, request.force)?;
     let authority = ftp_authority(server_ip, request.ftp_port);
     let mut kernel_args = distro.kernel_args_for(&authority);
     if !kernel_args.split_whitespace().any(|w| w.starts_with("console=")) {
@@ -353,14 +333,7 @@ impl Lab {
     }
 
     async fn create_vm(&mut self, request: &UpRequest, choice: &accel::AccelChoice, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
-        let taken: Vec<String> = self
-            .libvirt
-            .call(|c| {
-                let doms = c.list_all_domains(0).map_err(|e| VirtError::libvirt("listing domains", e))?;
-                Ok(doms.iter().filter_map(|d| d.get_name().ok()).collect())
-            })
-            .await
-            .map_err(virt_error)?;
+        let taken = self.libvirt.call(domain::names).await.map_err(virt_error)?;
         let name = super::vm::generate_name(&taken);
         let logs = self.state.join("logs");
         std::fs::create_dir_all(&logs).map_err(|e| Error::environment(format!("cannot create {}: {e}", logs.display())))?;
@@ -481,7 +454,7 @@ impl Lab {
                         }
                     }
                     // VMs made with `pxelab vm new` while the lab runs join it.
-                    if ticks % 4 == 0 {
+                    if ticks % 10 == 0 {
                         changed |= self.adopt_new_vms(report).await;
                     }
                     if changed {

@@ -94,13 +94,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     let name = match request.name.clone() {
         Some(name) => name,
         None => {
-            let taken: Vec<String> = libvirt
-                .call(|c| {
-                    let doms = c.list_all_domains(0).map_err(|e| crate::virt::VirtError::libvirt("listing domains", e))?;
-                    Ok(doms.iter().filter_map(|d| d.get_name().ok()).collect())
-                })
-                .await
-                .map_err(virt_error)?;
+            let taken = libvirt.call(domain::names).await.map_err(virt_error)?;
             generate_name(&taken)
         }
     };

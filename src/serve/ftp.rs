@@ -34,6 +34,46 @@ use crate::iso::{IsoIndex, NodeId, NodeKind};
 
 const GREETING: &str = "pxelab FTP server (anonymous, read-only)";
 
+/// A read-only `StorageBackend` impl: the read methods given, and every
+/// write refused with 550 and reported. (`#[async_trait]` must see the whole
+/// impl, so the macro writes all of it.)
+macro_rules! read_only_backend {
+    ($ty:ty, $meta:ty, { $($reads:tt)* }) => {
+        #[async_trait]
+        impl<U: UserDetail> StorageBackend<U> for $ty {
+            type Metadata = $meta;
+
+            $($reads)*
+
+            async fn put<P: AsRef<Path> + Send + Debug, R: tokio::io::AsyncRead + Send + Sync + Unpin + 'static>(
+                &self,
+                _user: &U,
+                _input: R,
+                path: P,
+                _start_pos: u64,
+            ) -> storage::Result<u64> {
+                Err(self.refuse("STOR", path.as_ref()))
+            }
+
+            async fn del<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
+                Err(self.refuse("DELE", path.as_ref()))
+            }
+
+            async fn mkd<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
+                Err(self.refuse("MKD", path.as_ref()))
+            }
+
+            async fn rename<P: AsRef<Path> + Send + Debug>(&self, _user: &U, from: P, _to: P) -> storage::Result<()> {
+                Err(self.refuse("RNTO", from.as_ref()))
+            }
+
+            async fn rmd<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
+                Err(self.refuse("RMD", path.as_ref()))
+            }
+        }
+    };
+}
+
 /// Metadata of a file or directory in the ISO.
 #[derive(Debug, Clone)]
 pub struct IsoMeta {
@@ -98,10 +138,7 @@ impl IsoStorage {
     }
 }
 
-#[async_trait]
-impl<U: UserDetail> StorageBackend<U> for IsoStorage {
-    type Metadata = IsoMeta;
-
+read_only_backend!(IsoStorage, IsoMeta, {
     fn supported_features(&self) -> u32 {
         FEATURE_RESTART
     }
@@ -148,32 +185,6 @@ impl<U: UserDetail> StorageBackend<U> for IsoStorage {
         Ok(Box::new(FileReader::new(file, start_pos, record)))
     }
 
-    async fn put<P: AsRef<Path> + Send + Debug, R: tokio::io::AsyncRead + Send + Sync + Unpin + 'static>(
-        &self,
-        _user: &U,
-        _input: R,
-        path: P,
-        _start_pos: u64,
-    ) -> storage::Result<u64> {
-        Err(self.refuse("STOR", path.as_ref()))
-    }
-
-    async fn del<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
-        Err(self.refuse("DELE", path.as_ref()))
-    }
-
-    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
-        Err(self.refuse("MKD", path.as_ref()))
-    }
-
-    async fn rename<P: AsRef<Path> + Send + Debug>(&self, _user: &U, from: P, _to: P) -> storage::Result<()> {
-        Err(self.refuse("RNTO", from.as_ref()))
-    }
-
-    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
-        Err(self.refuse("RMD", path.as_ref()))
-    }
-
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
         let id = self.resolve(path.as_ref()).map_err(|_| Error::from(ErrorKind::PermanentDirectoryNotAvailable))?;
         match self.iso.node(id).kind {
@@ -181,7 +192,7 @@ impl<U: UserDetail> StorageBackend<U> for IsoStorage {
             _ => Err(ErrorKind::PermanentDirectoryNotAvailable.into()),
         }
     }
-}
+});
 
 /// Reports a refused write; the same for both backends.
 trait Refuse {
@@ -226,10 +237,7 @@ impl Refuse for ReadOnly {
     }
 }
 
-#[async_trait]
-impl<U: UserDetail> StorageBackend<U> for ReadOnly {
-    type Metadata = unftp_sbe_fs::Meta;
-
+read_only_backend!(ReadOnly, unftp_sbe_fs::Meta, {
     fn supported_features(&self) -> u32 {
         FEATURE_RESTART
     }
@@ -261,36 +269,10 @@ impl<U: UserDetail> StorageBackend<U> for ReadOnly {
         Ok(Box::new(Counted::new(reader, record)))
     }
 
-    async fn put<P: AsRef<Path> + Send + Debug, R: tokio::io::AsyncRead + Send + Sync + Unpin + 'static>(
-        &self,
-        _user: &U,
-        _input: R,
-        path: P,
-        _start_pos: u64,
-    ) -> storage::Result<u64> {
-        Err(self.refuse("STOR", path.as_ref()))
-    }
-
-    async fn del<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
-        Err(self.refuse("DELE", path.as_ref()))
-    }
-
-    async fn mkd<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
-        Err(self.refuse("MKD", path.as_ref()))
-    }
-
-    async fn rename<P: AsRef<Path> + Send + Debug>(&self, _user: &U, from: P, _to: P) -> storage::Result<()> {
-        Err(self.refuse("RNTO", from.as_ref()))
-    }
-
-    async fn rmd<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
-        Err(self.refuse("RMD", path.as_ref()))
-    }
-
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, user: &U, path: P) -> storage::Result<()> {
         self.inner.cwd(user, path).await
     }
-}
+});
 
 /// A backend cloned for each session, told which client it serves (for transfer records).
 pub trait SessionStorage: StorageBackend<DefaultUser> + Clone + 'static {

@@ -335,6 +335,12 @@ fn not_ours(name: &str) -> VirtError {
     VirtError::Refused(format!("domain {name:?} was not created by pxelab; manage it with virsh"))
 }
 
+/// The names of every domain, pxelab's or not (for choosing a free one).
+pub fn names(conn: &Connect) -> Result<Vec<String>, VirtError> {
+    let domains = conn.list_all_domains(0).map_err(libvirt("listing domains"))?;
+    Ok(domains.iter().filter_map(|d| d.get_name().ok()).collect())
+}
+
 /// Every domain pxelab created.
 pub fn list(conn: &Connect) -> Result<Vec<VmInfo>, VirtError> {
     let domains = conn.list_all_domains(0).map_err(libvirt("listing domains"))?;
