@@ -205,3 +205,56 @@ fn bad_input_to_up_changes_nothing() {
     let out = net.pxelab(&["up", "--iso", fixture("centos-busybox.iso").to_str().unwrap(), "--network", "pxt-no-such-net"]);
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// REJECT rules for the lab's ports, only on one test bridge; removed on drop.
+struct Rejecting {
+    rules: Vec<Vec<String>>,
+}
+
+impl Rejecting {
+    fn on(bridge: &str) -> Rejecting {
+        let rules: Vec<Vec<String>> = [("udp", "69"), ("tcp", "21")]
+            .iter()
+            .map(|(p, port)| ["-i", bridge, "-p", p, "-m", p, "--dport", port, "-j", "REJECT"].iter().map(|s| s.to_string()).collect())
+            .collect();
+        for rule in &rules {
+            let ok = std::process::Command::new("iptables").args(["-w", "-A", "INPUT"]).args(rule).status().unwrap().success();
+            assert!(ok, "iptables -A INPUT {rule:?}");
+        }
+        Rejecting { rules }
+    }
+}
+
+impl Drop for Rejecting {
+    fn drop(&mut self) {
+        for rule in &self.rules {
+            let _ = std::process::Command::new("iptables").args(["-w", "-D", "INPUT"]).args(rule).status();
+        }
+    }
+}
+
+fn input_chain() -> String {
+    String::from_utf8(std::process::Command::new("iptables").args(["-w", "-S", "INPUT"]).output().unwrap().stdout).unwrap()
+}
+
+#[test]
+fn a_firewall_that_would_block_the_lab_is_opened_and_closed_again() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let _reject = Rejecting::on(&net.bridge);
+    let before = input_chain();
+    let out = up(
+        &net,
+        "centos-busybox.iso",
+        &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"],
+    );
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    assert!(
+        events.iter().any(|e| e["event"] == "step" && e["message"].as_str().is_some_and(|m| m.contains("would stop the guests"))),
+        "no firewall step: {events:?}"
+    );
+    assert!(events.iter().any(|e| e["event"] == "teardown" && e["message"].as_str().is_some_and(|m| m.contains("firewall rules"))));
+    assert_eq!(input_chain(), before, "pxelab's rules must be gone, and only those");
+    assert_host_restored(&net, &original);
+}

@@ -39,6 +39,13 @@ pub struct CreatedVm {
     pub name: String,
 }
 
+/// ACCEPT rules pxelab inserted in the host's firewall for a lab's bridge.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirewallOpening {
+    pub bridge: String,
+    pub rules: Vec<crate::firewall::Rule>,
+}
+
 /// The journal in one state directory.
 #[derive(Debug, Clone)]
 pub struct Journal {
@@ -101,6 +108,27 @@ impl Journal {
     pub fn record_vm(&self, vm: &CreatedVm) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(vm).map_err(io::Error::other)?;
         write_atomically(&self.vm_path(&vm.uri, &vm.name), &json)
+    }
+
+    fn firewall_path(&self, bridge: &str) -> PathBuf {
+        self.dir.join(format!("firewall-{}.json", escape(bridge)))
+    }
+
+    /// Records firewall rules before they are inserted.
+    pub fn record_firewall(&self, opening: &FirewallOpening) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(opening).map_err(io::Error::other)?;
+        write_atomically(&self.firewall_path(&opening.bridge), &json)
+    }
+
+    pub fn firewalls(&self) -> io::Result<Vec<FirewallOpening>> {
+        self.entries("firewall-")
+    }
+
+    pub fn forget_firewall(&self, bridge: &str) -> io::Result<()> {
+        match fs::remove_file(self.firewall_path(bridge)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => sync_dir(&self.dir),
+        }
     }
 
     /// Every VM in the journal.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{CreatedVm, Journal, PatchedNetwork};
+use super::journal::{CreatedVm, FirewallOpening, Journal, PatchedNetwork};
 use super::net::{check_patchable, refuse_running_guests, restore_entry};
 use super::progress::{Milestones, Progress, Stage, StageEvent, VmProgress};
 use super::record::{self, Counters, LabRecord};
@@ -193,7 +193,9 @@ fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()> {
         Ok(None) => {}
         Err(e) => return Err(Error::environment(format!("{e}; remove it after checking `pxelab down`"))),
     }
-    let leftovers = journal.networks().map(|n| n.len()).unwrap_or(0) + journal.vms().map(|v| v.len()).unwrap_or(0);
+    let leftovers = journal.networks().map(|n| n.len()).unwrap_or(0)
+        + journal.vms().map(|v| v.len()).unwrap_or(0)
+        + journal.firewalls().map(|f| f.len()).unwrap_or(0);
     if leftovers > 0 {
         return Err(Error::environment(format!(
             "the journal in {} has {leftovers} change(s) not undone yet; run `pxelab down` (or `pxelab net restore`) first",
@@ -255,6 +257,7 @@ impl Lab {
             return Ok(());
         }
         self.patch_network(&net, &bootp, report).await?;
+        self.open_firewall(&request.passive_ports, report)?;
         if self.servers.is_none() {
             self.start_servers(tree, config, report).await?;
         }
@@ -329,6 +332,24 @@ impl Lab {
             message.push_str(&format!(" (guests re-attached: {})", reattached.join(", ")));
         }
         report(&LabEvent::Step { message });
+        Ok(())
+    }
+
+    /// Lets the bridge's guests reach TFTP and FTP, if the host's firewall would stop them.
+    fn open_firewall(&mut self, passive: &std::ops::RangeInclusive<u16>, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
+        let Some(bridge) = self.record.bridge.clone() else { return Ok(()) };
+        let rules = crate::firewall::lab_rules(passive);
+        let Some(blocker) = crate::firewall::blocking_rule(&bridge, &rules) else { return Ok(()) };
+        self.journal
+            .record_firewall(&FirewallOpening { bridge: bridge.clone(), rules: rules.clone() })
+            .map_err(|e| Error::environment(format!("cannot write the journal: {e}")))?;
+        crate::firewall::open(&bridge, &rules).map_err(Error::environment)?;
+        report(&LabEvent::Step {
+            message: format!(
+                "the firewall rule `{blocker}` would stop the guests; accepted udp/69, tcp/21 and tcp/{} from {bridge} until the lab stops",
+                rules[2].port
+            ),
+        });
         Ok(())
     }
 
@@ -530,6 +551,19 @@ async fn undo_journal(
             first_error.get_or_insert(journal_err(e));
         }
     }
+    for opening in journal.firewalls().map_err(journal_err)? {
+        match crate::firewall::close(&opening.bridge, &opening.rules) {
+            Ok(()) => {
+                report(&LabEvent::Teardown { message: format!("firewall rules for {} removed", opening.bridge) });
+                if let Err(e) = journal.forget_firewall(&opening.bridge) {
+                    first_error.get_or_insert(journal_err(e));
+                }
+            }
+            Err(e) => {
+                first_error.get_or_insert(Error::environment(e));
+            }
+        }
+    }
     for patch in journal.networks().map_err(journal_err)?.into_iter().filter(|n| n.uri == uri) {
         match restore_entry(libvirt, &patch).await {
             Ok(_) => {
@@ -613,7 +647,8 @@ pub async fn down(uri: &str, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Resu
     let journal = Journal::open(&state).map_err(|e| Error::environment(e.to_string()))?;
     let uri = lab.as_ref().map(|l| l.uri.clone()).unwrap_or_else(|| uri.to_string());
     let pending = journal.networks().unwrap_or_default().iter().any(|n| n.uri == uri)
-        || journal.vms().unwrap_or_default().iter().any(|v| v.uri == uri);
+        || journal.vms().unwrap_or_default().iter().any(|v| v.uri == uri)
+        || !journal.firewalls().unwrap_or_default().is_empty();
     if pending {
         let libvirt = Libvirt::connect(&uri).await.map_err(virt_error)?;
         let keep = lab.as_ref().is_some_and(|l| l.keep);

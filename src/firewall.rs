@@ -1,0 +1,169 @@
+//! The host's firewall: letting the lab's guests reach TFTP and FTP.
+//!
+//! libvirt's own rules accept DHCP and DNS from a network's bridge, nothing
+//! more; a host whose INPUT chain drops or rejects other traffic from the
+//! bridge would stop a PXE boot at the first TFTP request. `up` asks
+//! [`blocking_rule`] whether that is so and, only then, inserts ACCEPT rules
+//! for the lab's ports on that bridge at the top of INPUT, each tagged with
+//! the comment `pxelab`, and removes exactly those on teardown.
+//!
+//! This reads and writes iptables (which libvirt's iptables backend also
+//! uses). A host whose rules live only in nftables tables that iptables does
+//! not show, or in firewalld zones, is not inspected.
+
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+
+/// One ACCEPT rule pxelab adds: a protocol and a destination port or range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rule {
+    pub protocol: String,
+    /// `69`, or a range `50000:50100`.
+    pub port: String,
+}
+
+/// The rules a lab on `bridge` needs: TFTP, FTP control, FTP passive data.
+pub fn lab_rules(passive: &std::ops::RangeInclusive<u16>) -> Vec<Rule> {
+    vec![
+        Rule { protocol: "udp".into(), port: "69".into() },
+        Rule { protocol: "tcp".into(), port: "21".into() },
+        Rule { protocol: "tcp".into(), port: format!("{}:{}", passive.start(), passive.end()) },
+    ]
+}
+
+fn rule_args(bridge: &str, rule: &Rule) -> Vec<String> {
+    [
+        "-i", bridge, "-p", &rule.protocol, "-m", &rule.protocol, "--dport", &rule.port, "-m", "comment", "--comment", "pxelab",
+        "-j", "ACCEPT",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// The INPUT rule (or policy) that would stop traffic from `bridge` to one
+/// of `rules`' ports, if iptables has one; `None` when nothing blocks, or
+/// iptables is not there to ask.
+pub fn blocking_rule(bridge: &str, rules: &[Rule]) -> Option<String> {
+    let out = Command::new("iptables").args(["-w", "-S", "INPUT"]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    blocking_rule_in(&String::from_utf8_lossy(&out.stdout), bridge, rules)
+}
+
+/// [`blocking_rule`] over the text of `iptables -S INPUT`.
+pub fn blocking_rule_in(listing: &str, bridge: &str, rules: &[Rule]) -> Option<String> {
+    for line in listing.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.first() == Some(&"-P") {
+            if matches!(words.get(2), Some(&"DROP") | Some(&"REJECT")) {
+                return Some(line.to_string());
+            }
+            continue;
+        }
+        let value = |flag: &str| words.iter().position(|w| *w == flag).and_then(|i| words.get(i + 1)).copied();
+        // Our own rules, or anything earlier that accepts, are not blocks;
+        // only a DROP/REJECT that could match the lab's traffic is.
+        if !matches!(value("-j"), Some("DROP") | Some("REJECT")) {
+            continue;
+        }
+        if value("-i").is_some_and(|i| i != bridge) || words.contains(&"!") {
+            continue;
+        }
+        let protocol = value("-p");
+        let dport = value("--dport");
+        let hits = rules.iter().any(|r| {
+            protocol.is_none_or(|p| p == r.protocol) && dport.is_none_or(|d| ports_overlap(d, &r.port))
+        });
+        if hits {
+            return Some(line.to_string());
+        }
+    }
+    None
+}
+
+fn ports_overlap(a: &str, b: &str) -> bool {
+    let range = |s: &str| -> Option<(u16, u16)> {
+        match s.split_once(':') {
+            Some((lo, hi)) => Some((lo.parse().ok()?, hi.parse().ok()?)),
+            None => s.parse().ok().map(|p| (p, p)),
+        }
+    };
+    match (range(a), range(b)) {
+        (Some((a0, a1)), Some((b0, b1))) => a0 <= b1 && b0 <= a1,
+        // A port given by name (`ftp`, `tftp`): assume it may be ours.
+        _ => true,
+    }
+}
+
+/// Inserts the ACCEPT rules for `bridge` at the top of INPUT.
+pub fn open(bridge: &str, rules: &[Rule]) -> Result<(), String> {
+    for rule in rules {
+        let status = Command::new("iptables")
+            .args(["-w", "-I", "INPUT", "1"])
+            .args(rule_args(bridge, rule))
+            .status()
+            .map_err(|e| format!("cannot run iptables: {e}"))?;
+        if !status.success() {
+            return Err(format!("iptables could not add an ACCEPT rule for {}/{} on {bridge}", rule.port, rule.protocol));
+        }
+    }
+    Ok(())
+}
+
+/// Removes the rules [`open`] added; rules already gone are fine.
+pub fn close(bridge: &str, rules: &[Rule]) -> Result<(), String> {
+    for rule in rules {
+        let args = rule_args(bridge, rule);
+        // -C first: -D of a missing rule is an error we do not want to report.
+        let present = Command::new("iptables").args(["-w", "-C", "INPUT"]).args(&args).status().is_ok_and(|s| s.success());
+        if present {
+            let status = Command::new("iptables")
+                .args(["-w", "-D", "INPUT"])
+                .args(&args)
+                .status()
+                .map_err(|e| format!("cannot run iptables: {e}"))?;
+            if !status.success() {
+                return Err(format!("iptables could not remove pxelab's rule for {}/{} on {bridge}", rule.port, rule.protocol));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> Vec<Rule> {
+        lab_rules(&(50000..=50100))
+    }
+
+    #[test]
+    fn an_accepting_firewall_blocks_nothing() {
+        let listing = "-P INPUT ACCEPT\n-A INPUT -j LIBVIRT_INP\n-A INPUT -i lo -j ACCEPT\n";
+        assert_eq!(blocking_rule_in(listing, "virbr0", &rules()), None);
+    }
+
+    #[test]
+    fn drops_that_match_the_lab_are_found() {
+        assert!(blocking_rule_in("-P INPUT DROP\n", "virbr0", &rules()).is_some());
+        assert!(blocking_rule_in("-P INPUT ACCEPT\n-A INPUT -j REJECT --reject-with icmp-host-prohibited\n", "virbr0", &rules()).is_some());
+        assert!(blocking_rule_in("-A INPUT -i virbr0 -p udp -m udp --dport 69 -j REJECT\n", "virbr0", &rules()).is_some());
+        assert!(blocking_rule_in("-A INPUT -p tcp -m tcp --dport 50050:50060 -j DROP\n", "virbr0", &rules()).is_some());
+    }
+
+    #[test]
+    fn drops_that_cannot_match_the_lab_are_ignored() {
+        for listing in [
+            "-A INPUT -i eth0 -j DROP\n",
+            "-A INPUT -i virbr0 -p tcp -m tcp --dport 22 -j DROP\n",
+            "-A INPUT -i virbr0 -p udp -m udp --dport 53 -j REJECT\n",
+            "-A INPUT ! -i virbr0 -j DROP\n",
+        ] {
+            assert_eq!(blocking_rule_in(listing, "virbr0", &rules()), None, "{listing}");
+        }
+    }
+}
