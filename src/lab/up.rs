@@ -69,6 +69,8 @@ pub enum LabEvent {
     Ready { network: String, server_ip: String, tftp: String, ftp: String, kernel_args: String, vms: Vec<String>, accel: Option<String>, accel_reason: Option<String> },
     Stage(StageEvent),
     Transfer { vm: Option<String>, protocol: String, path: String, bytes: u64, seconds: f64, complete: bool },
+    /// A transfer to a VM still going (every 2 MiB): for progress bars.
+    Progress { vm: String, protocol: String, path: String, bytes: u64, size: u64 },
     /// Every VM reached `--wait-for`.
     Reached { stage: Stage, seconds: f64, vms: Vec<VmSummary> },
     TimedOut { seconds: f64, vms: Vec<VmSummary> },
@@ -447,6 +449,17 @@ impl Lab {
                             report(&LabEvent::Stage(e));
                         }
                         self.save();
+                    }
+                    Ok(ServeEvent::Progress { protocol, client, path, bytes, size }) => {
+                        if let Some(vm) = self.progress.vms().iter().find(|v| v.ip == Some(client.ip())) {
+                            report(&LabEvent::Progress {
+                                vm: vm.name.clone(),
+                                protocol: format!("{protocol:?}").to_lowercase(),
+                                path,
+                                bytes,
+                                size,
+                            });
+                        }
                     }
                     Ok(ServeEvent::Refused { .. }) => {}
                     Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!("{n} server events missed"),

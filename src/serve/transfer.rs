@@ -26,6 +26,8 @@ use crate::boot::BootFile;
 const READ_CHUNK: usize = 256 * 1024;
 /// Events kept for slow subscribers before the oldest are dropped.
 const EVENT_BACKLOG: usize = 4096;
+/// A transfer in progress reports itself after each this many bytes.
+const PROGRESS_STEP: u64 = 2 * 1024 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -56,6 +58,8 @@ pub struct Transfer {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum ServeEvent {
     Transfer(Transfer),
+    /// A transfer still going: bytes sent so far (every 2 MiB).
+    Progress { protocol: Protocol, client: SocketAddr, path: String, bytes: u64, size: u64 },
     /// A request refused: a path outside the tree, a write, a client not
     /// allowed, a limit reached.
     Refused { protocol: Protocol, client: SocketAddr, request: String, reason: String },
@@ -96,6 +100,16 @@ impl Events {
             client,
             request: request.chars().take(256).collect(),
             reason: reason.into(),
+        });
+    }
+
+    fn progress(&self, record: &TransferRecord) {
+        let _ = self.0.send(ServeEvent::Progress {
+            protocol: record.protocol,
+            client: record.client,
+            path: record.path.clone(),
+            bytes: record.start + record.bytes,
+            size: record.size,
         });
     }
 
@@ -165,6 +179,15 @@ impl TransferRecord {
         }
     }
 
+    /// Counts `n` more bytes sent, reporting progress at each step.
+    fn add(&mut self, n: u64) {
+        let before = self.bytes / PROGRESS_STEP;
+        self.bytes += n;
+        if self.bytes / PROGRESS_STEP != before && self.start + self.bytes < self.size {
+            self.events.progress(self);
+        }
+    }
+
     /// Holds `slot` until the transfer ends.
     pub fn with_slot(mut self, slot: Slot) -> Self {
         self._slot = Some(slot);
@@ -219,7 +242,7 @@ impl FileReader {
         let n = out.len().min(self.buf_len - offset);
         out[..n].copy_from_slice(&self.buf[offset..offset + n]);
         self.pos += n as u64;
-        self.record.bytes += n as u64;
+        self.record.add(n as u64);
         Ok(n)
     }
 }
@@ -264,7 +287,7 @@ impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<R> {
         let this = self.get_mut();
         let before = out.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, out);
-        this.record.bytes += (out.filled().len() - before) as u64;
+        this.record.add((out.filled().len() - before) as u64);
         result
     }
 }

@@ -14,6 +14,9 @@ use crate::error::{Error, Result};
 use crate::iso::Overrides;
 use crate::lab;
 
+mod output;
+use output::{status_text, LabDisplay};
+
 /// A libvirt-integrated PXE lab: serve an installer ISO over TFTP and FTP,
 /// point the network's DHCP at it, and boot VMs into the installer.
 #[derive(Debug, Parser)]
@@ -331,9 +334,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Up(args) => up(args, &cli.connect, cli.json),
         Command::Down => {
             let json = cli.json;
-            let report = runtime()?.block_on(lab::down(&cli.connect, &mut |event: &lab::LabEvent| {
-                print_event(event, json)
-            }))?;
+            let mut display = LabDisplay::lines(json);
+            let report = runtime()?.block_on(lab::down(&cli.connect, &mut |event: &lab::LabEvent| display.show(event)))?;
             if json {
                 println!("{}", serde_json::to_string(&report).unwrap_or_default());
             } else if report.nothing_to_do {
@@ -524,7 +526,8 @@ fn up(args: UpArgs, uri: &str, json: bool) -> Result<()> {
             }
             on_signal.cancel();
         });
-        lab::up(request, cancel, &mut |event: &lab::LabEvent| print_event(event, json)).await
+        let mut display = LabDisplay::new(json);
+        lab::up(request, cancel, &mut |event: &lab::LabEvent| display.show(event)).await
     })
 }
 
@@ -579,78 +582,6 @@ fn detach(json: bool) -> Result<()> {
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
-}
-
-fn print_event(event: &lab::LabEvent, json: bool) {
-    if json {
-        println!("{}", serde_json::to_string(event).unwrap_or_default());
-        return;
-    }
-    use lab::LabEvent::*;
-    match event {
-        Step { message } | Teardown { message } => println!("pxelab: {message}"),
-        Ready { network, server_ip, vms, .. } => {
-            println!("pxelab: lab ready on network {network} (server {server_ip}); VMs: {}", if vms.is_empty() { "none".into() } else { vms.join(", ") });
-            println!("pxelab: Ctrl-C to stop and restore the host");
-        }
-        Stage(e) => println!(
-            "[{:>7.1}s] {}: {}{}",
-            e.at,
-            e.vm,
-            e.stage.name(),
-            e.ip.map(|ip| format!(" ({ip})")).unwrap_or_default()
-        ),
-        Transfer { vm, protocol, path, bytes, seconds, complete } => {
-            if *complete && *bytes > 0 {
-                println!(
-                    "            {}: {} {path} {:.1} MB in {seconds:.2} s ({:.1} MB/s)",
-                    vm.as_deref().unwrap_or("?"),
-                    protocol.to_uppercase(),
-                    *bytes as f64 / 1e6,
-                    *bytes as f64 / 1e6 / seconds.max(1e-6)
-                );
-            }
-        }
-        Reached { stage, seconds, .. } => println!("pxelab: every VM reached {} after {seconds:.1} s", stage.name()),
-        TimedOut { seconds, vms } => {
-            println!("pxelab: timed out after {seconds:.1} s");
-            for vm in vms {
-                println!("pxelab: {} reached {}; last serial console lines:", vm.name, vm.stage.name());
-                for line in &vm.serial_tail {
-                    println!("    | {line}");
-                }
-            }
-        }
-    }
-}
-
-fn status_text(report: &lab::StatusReport) -> String {
-    let Some(lab) = &report.lab else { return "no lab running\n".into() };
-    let mut out = String::new();
-    if report.crashed {
-        out.push_str(&format!("the lab (pid {}) is gone without cleaning up: run `pxelab down`\n", lab.pid));
-    }
-    out.push_str(&format!("lab        pid {} ({})\n", lab.pid, if lab.ready { "ready" } else { "starting" }));
-    out.push_str(&format!("iso        {} ({})\n", lab.iso, lab.distro));
-    out.push_str(&format!("network    {} (bridge {}, server {})\n", lab.network, lab.bridge.as_deref().unwrap_or("?"), lab.server_ip));
-    out.push_str(&format!("tftp       {}   ftp {}\n", lab.tftp, lab.ftp));
-    out.push_str(&format!("kernel     {}\n", lab.kernel_args));
-    out.push_str(&format!(
-        "transfers  TFTP {} files {:.1} MB, FTP {} files {:.1} MB\n",
-        lab.transfers.tftp_files,
-        lab.transfers.tftp_bytes as f64 / 1e6,
-        lab.transfers.ftp_files,
-        lab.transfers.ftp_bytes as f64 / 1e6
-    ));
-    for vm in &lab.vms {
-        out.push_str(&format!(
-            "vm         {} {} stage {}\n",
-            vm.name,
-            vm.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
-            vm.stage.name()
-        ));
-    }
-    out
 }
 
 fn print_json(value: &impl serde::Serialize) -> Result<()> {
