@@ -5,12 +5,14 @@
 //! - [`boot`]: the virtual TFTP tree: syslinux files, the generated menu, the ISO under `iso/`.
 //! - [`serve`]: the embedded TFTP and FTP servers.
 //! - [`virt`]: libvirt: networks (bootp patching) and domains.
+//! - [`dhcp`]: settings for DHCP servers that are not libvirt's (ISC, dnsmasq, Windows).
 //! - [`firewall`]: opening the lab's ports from its bridge when the host's firewall would block them.
 //! - [`lab`]: ties the parts together for each verb; the only caller of the parts.
 //! - [`cli`]: the command line.
 
 pub mod boot;
 pub mod cli;
+pub mod dhcp;
 pub mod error;
 pub mod firewall;
 pub mod iso;

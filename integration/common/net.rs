@@ -35,7 +35,9 @@ impl TestNet {
         let pid = std::process::id() % 10000;
         let name = format!("pxt-{pid}-{n}");
         let bridge = format!("pxtb{pid}x{n}");
-        let subnet = format!("10.{}.{}", 200 + (pid % 50), 10 + n);
+        // Unique per process and test, so suites running side by side do not collide.
+        let index = std::process::id() * 16 + n;
+        let subnet = format!("10.{}.{}", 20 + (index / 256) % 200, index % 256);
         let ip = format!("{subnet}.1");
         let xml = format!(
             "<network>\n  <name>{name}</name>\n  <bridge name='{bridge}' stp='on' delay='0'/>\n  <ip address='{ip}' netmask='255.255.255.0'>\n{dhcp}  </ip>\n</network>\n",

@@ -276,8 +276,10 @@ pub enum DhcpFormat {
 pub struct DhcpConfigArgs {
     #[arg(long, value_enum)]
     pub format: DhcpFormat,
+    /// The PXE (TFTP) server (default: the running lab's).
     #[arg(long, value_name = "IP")]
     pub server: Option<String>,
+    /// The clients' network (default: the running lab's, else the server's /24).
     #[arg(long, value_name = "CIDR")]
     pub subnet: Option<String>,
     /// The address pool, as FIRST-LAST.
@@ -285,6 +287,9 @@ pub struct DhcpConfigArgs {
     pub range: Option<String>,
     #[arg(long, default_value = "pxelinux.0")]
     pub file: String,
+    /// With --format dnsmasq: proxy DHCP beside a DHCP server you do not control.
+    #[arg(long)]
+    pub proxy: bool,
 }
 
 #[derive(Debug, Args)]
@@ -469,7 +474,23 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::DhcpConfig(_) => Err(Error::not_implemented("dhcp-config")),
+        Command::DhcpConfig(args) => {
+            let format = match (args.format, args.proxy) {
+                (DhcpFormat::Dnsmasq, true) => lab::DhcpFormat::DnsmasqProxy,
+                (_, true) => return Err(Error::bad_input("--proxy goes with --format dnsmasq")),
+                (DhcpFormat::Isc, _) => lab::DhcpFormat::Isc,
+                (DhcpFormat::Dnsmasq, _) => lab::DhcpFormat::Dnsmasq,
+                (DhcpFormat::Windows, _) => lab::DhcpFormat::Windows,
+                (DhcpFormat::Libvirt, _) => lab::DhcpFormat::Libvirt,
+            };
+            let text = lab::dhcp_config(format, args.server.as_deref(), args.subnet.as_deref(), args.range.as_deref(), &args.file)?;
+            if cli.json {
+                print_json(&serde_json::json!({ "format": format!("{format:?}").to_lowercase(), "config": text }))?;
+            } else {
+                print!("{text}");
+            }
+            Ok(())
+        }
         Command::Doctor(_) => Err(Error::not_implemented("doctor")),
     }
 }

@@ -6,6 +6,7 @@
 //! with its exit code, because only here is it known what the user was
 //! doing when it happened.
 
+mod dhcp_config;
 mod inspect;
 pub mod journal;
 mod net;
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::iso::{self, DetectError, Distro, IsoError, IsoIndex, Overrides};
 use crate::virt::VirtError;
 
+pub use dhcp_config::{dhcp_config, DhcpFormat};
 pub use inspect::{inspect, Inspection};
 pub use net::{net_patch, net_restore, NetPatchReport, NetPatchRequest, NetRestoreReport};
 pub use serve::{ftp_authority, parse_port_range, serve, Ready, ServeRequest};

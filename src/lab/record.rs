@@ -30,6 +30,9 @@ pub struct LabRecord {
     pub network: String,
     pub bridge: Option<String>,
     pub server_ip: String,
+    /// The network's IPv4 subnet (`10.0.0.0/24`), for `dhcp-config`'s defaults.
+    #[serde(default)]
+    pub subnet: Option<String>,
     pub tftp: String,
     pub ftp: String,
     pub kernel_args: String,

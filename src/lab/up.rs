@@ -151,6 +151,13 @@ pub async fn up(request: UpRequest, cancel: CancellationToken, report: &mut (dyn
             network: net.name.clone(),
             bridge: net.parsed.bridge.clone(),
             server_ip: server_ip.to_string(),
+            subnet: net
+                .parsed
+                .dhcp4()
+                .and_then(|ip| match (ip.address, ip.prefix) {
+                    (IpAddr::V4(a), Some(p)) => Some(crate::dhcp::Subnet::containing(a, p).to_string()),
+                    _ => None,
+                }),
             tftp: String::new(),
             ftp: String::new(),
             kernel_args: kernel_args.clone(),

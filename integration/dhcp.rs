@@ -1,0 +1,92 @@
+//! `pxelab dhcp-config`: every format is checked by the real server that
+//! would read it (ISC dhcpd -t, dnsmasq --test), and broken input is refused.
+
+mod common;
+
+use std::process::Command;
+
+use common::{fixture, pxelab};
+
+fn config(args: &[&str]) -> String {
+    let out = pxelab().arg("dhcp-config").args(args).env("PXELAB_STATE_DIR", tempfile::tempdir().unwrap().path()).output().unwrap();
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn dhcpd_accepts(text: &str) -> bool {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    let leases = tempfile::NamedTempFile::new().unwrap();
+    Command::new(fixture("peers/usr/sbin/dhcpd"))
+        .args(["-t", "-cf"])
+        .arg(file.path())
+        .arg("-lf")
+        .arg(leases.path())
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn dnsmasq_accepts(text: &str) -> bool {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    Command::new("dnsmasq").arg("--test").arg("-C").arg(file.path()).output().unwrap().status.success()
+}
+
+const CASES: [&[&str]; 3] = [
+    &["--server", "192.168.122.1"],
+    &["--server", "10.20.0.5", "--subnet", "10.20.0.0/16", "--range", "10.20.8.1-10.20.9.254"],
+    &["--server", "172.16.4.1", "--subnet", "172.16.4.0/28", "--file", "lpxelinux.0"],
+];
+
+#[test]
+fn isc_configs_pass_dhcpd() {
+    for case in CASES {
+        let text = config(&[&["--format", "isc"][..], case].concat());
+        assert!(dhcpd_accepts(&text), "dhcpd -t refused:\n{text}");
+        assert!(text.contains("next-server") && text.contains("filename"));
+    }
+    // The check can fail: a misspelt statement is refused.
+    let broken = config(&["--format", "isc", "--server", "192.168.122.1"]).replace("next-server", "next-servr");
+    assert!(!dhcpd_accepts(&broken));
+}
+
+#[test]
+fn dnsmasq_configs_pass_dnsmasq() {
+    for case in CASES {
+        for proxy in [&[][..], &["--proxy"]] {
+            let text = config(&[&["--format", "dnsmasq"][..], case, proxy].concat());
+            assert!(dnsmasq_accepts(&text), "dnsmasq --test refused:\n{text}");
+        }
+    }
+    assert!(!dnsmasq_accepts("dhcp-range=not-an-address\n"));
+    let proxy = config(&["--format", "dnsmasq", "--proxy", "--server", "10.9.0.1"]);
+    assert!(proxy.contains("dhcp-range=10.9.0.0,proxy,255.255.255.0") && proxy.contains("pxe-service=x86PC"), "{proxy}");
+}
+
+#[test]
+fn windows_and_libvirt_say_what_to_type() {
+    let text = config(&["--format", "windows", "--server", "10.0.0.5", "--subnet", "10.0.0.0/24"]);
+    assert!(text.contains("netsh dhcp server scope 10.0.0.0 set optionvalue 067 STRING \"pxelinux.0\""), "{text}");
+    assert!(text.contains("Set-DhcpServerv4OptionValue -ScopeId 10.0.0.0 -OptionId 66 -Value \"10.0.0.5\""), "{text}");
+    let text = config(&["--format", "libvirt", "--server", "10.0.0.5"]);
+    assert!(text.contains("<bootp file='pxelinux.0' server='10.0.0.5'/>"));
+}
+
+#[test]
+fn bad_values_exit_3_with_one_line() {
+    for args in [
+        &["--format", "isc", "--server", "not-an-ip"][..],
+        &["--format", "isc", "--server", "10.0.0.1", "--subnet", "10.0.0.0/99"],
+        &["--format", "isc", "--server", "10.0.0.1", "--range", "10.0.0.9-10.0.0.2"],
+        &["--format", "dnsmasq", "--server", "10.0.0.1", "--range", "10.1.0.2-10.1.0.9"],
+        &["--format", "isc"],
+        &["--format", "windows", "--proxy", "--server", "10.0.0.1"],
+    ] {
+        let out = pxelab().arg("dhcp-config").args(args).env("PXELAB_STATE_DIR", tempfile::tempdir().unwrap().path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}

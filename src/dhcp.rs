@@ -1,0 +1,249 @@
+//! Settings for DHCP servers that are not libvirt's, in their own syntax:
+//! the seed's ISC dhcpd subnet block, dnsmasq (also as proxy DHCP beside a
+//! DHCP server you do not control), the Windows DHCP server's options 066
+//! and 067, and libvirt's `<bootp>` element.
+//!
+//! Rendering is pure and deterministic; the values are checked once, in
+//! [`DhcpParams::new`], so every format prints only well-formed addresses.
+
+use std::net::Ipv4Addr;
+
+/// An IPv4 network such as `192.168.122.0/24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subnet {
+    pub network: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn parse(text: &str) -> Result<Subnet, String> {
+        let bad = || format!("--subnet {text:?} is not an IPv4 network; write it as ADDRESS/PREFIX, e.g. 192.168.122.0/24");
+        let (addr, prefix) = text.split_once('/').ok_or_else(bad)?;
+        let addr: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| (8..=30).contains(p)).ok_or_else(bad)?;
+        Ok(Subnet::containing(addr, prefix))
+    }
+
+    /// The network of `prefix` bits that holds `addr`.
+    pub fn containing(addr: Ipv4Addr, prefix: u8) -> Subnet {
+        Subnet { network: Ipv4Addr::from(u32::from(addr) & Self::mask_bits(prefix)), prefix }
+    }
+
+    fn mask_bits(prefix: u8) -> u32 {
+        u32::MAX.checked_shl(32 - u32::from(prefix)).unwrap_or(0)
+    }
+
+    pub fn netmask(&self) -> Ipv4Addr {
+        Ipv4Addr::from(Self::mask_bits(self.prefix))
+    }
+
+    pub fn contains(&self, ip: Ipv4Addr) -> bool {
+        u32::from(ip) & Self::mask_bits(self.prefix) == u32::from(self.network)
+    }
+
+    fn broadcast(&self) -> u32 {
+        u32::from(self.network) | !Self::mask_bits(self.prefix)
+    }
+}
+
+impl std::fmt::Display for Subnet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
+}
+
+/// Everything a DHCP server needs to send PXE clients to pxelab.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpParams {
+    /// The TFTP server (next-server, option 066).
+    pub server: Ipv4Addr,
+    pub subnet: Subnet,
+    /// The pool handed out, first and last address.
+    pub range: (Ipv4Addr, Ipv4Addr),
+    /// The boot file (filename, option 067).
+    pub file: String,
+}
+
+impl DhcpParams {
+    /// Checks and completes the values: the subnet defaults to the server's
+    /// /24, the range to the upper half of the subnet's hosts.
+    pub fn new(server: &str, subnet: Option<&str>, range: Option<&str>, file: &str) -> Result<DhcpParams, String> {
+        let server: Ipv4Addr = server
+            .parse()
+            .map_err(|_| format!("--server {server:?} is not an IPv4 address; give the PXE server's address, e.g. 192.168.122.1"))?;
+        let subnet = match subnet {
+            Some(s) => Subnet::parse(s)?,
+            None => Subnet::containing(server, 24),
+        };
+        if !subnet.contains(server) {
+            return Err(format!("--server {server} is not in --subnet {subnet}; the PXE server must be on the clients' network"));
+        }
+        let range = match range {
+            Some(r) => {
+                let bad = || format!("--range {r:?} is not an address range; write FIRST-LAST inside {subnet}, e.g. {}", default_range_text(subnet));
+                let (a, b) = r.split_once('-').ok_or_else(bad)?;
+                let (a, b): (Ipv4Addr, Ipv4Addr) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
+                if !subnet.contains(a) || !subnet.contains(b) || u32::from(a) > u32::from(b) {
+                    return Err(bad());
+                }
+                (a, b)
+            }
+            None => default_range(subnet),
+        };
+        if u32::from(range.0) <= u32::from(server) && u32::from(server) <= u32::from(range.1) {
+            return Err(format!("the range {}-{} includes the server {server}; choose a range without it", range.0, range.1));
+        }
+        let file_ok = !file.is_empty() && file.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
+        if !file_ok {
+            return Err(format!("--file {file:?}: use a plain file name such as pxelinux.0"));
+        }
+        Ok(DhcpParams { server, subnet, range, file: file.to_string() })
+    }
+}
+
+/// The upper half of the subnet's hosts (leaves the lower half for static hosts).
+fn default_range(subnet: Subnet) -> (Ipv4Addr, Ipv4Addr) {
+    let first = u32::from(subnet.network) + 1;
+    let last = subnet.broadcast() - 1;
+    (Ipv4Addr::from(first + (last - first) / 2 + 1), Ipv4Addr::from(last))
+}
+
+fn default_range_text(subnet: Subnet) -> String {
+    let (a, b) = default_range(subnet);
+    format!("{a}-{b}")
+}
+
+/// An ISC dhcpd `subnet` block (the seed's).
+pub fn isc(p: &DhcpParams) -> String {
+    format!(
+        "# ISC dhcpd: add to /etc/dhcp/dhcpd.conf, then restart isc-dhcp-server\n\
+         subnet {net} netmask {mask} {{\n    range {a} {b};\n    default-lease-time 600;\n    max-lease-time 7200;\n    next-server {server};   # the PXE (TFTP) server\n    filename \"{file}\";   # the boot file\n}}\n",
+        net = p.subnet.network,
+        mask = p.subnet.netmask(),
+        a = p.range.0,
+        b = p.range.1,
+        server = p.server,
+        file = p.file
+    )
+}
+
+/// dnsmasq as the network's DHCP server.
+pub fn dnsmasq(p: &DhcpParams) -> String {
+    format!(
+        "# dnsmasq: add to /etc/dnsmasq.conf (or a file in /etc/dnsmasq.d/), then restart dnsmasq\n\
+         dhcp-range={a},{b},{mask},12h\n\
+         dhcp-boot={file},,{server}\n",
+        a = p.range.0,
+        b = p.range.1,
+        mask = p.subnet.netmask(),
+        file = p.file,
+        server = p.server
+    )
+}
+
+/// dnsmasq as proxy DHCP: it adds only the boot information to the offers
+/// of a DHCP server you do not control, and hands out no addresses.
+pub fn dnsmasq_proxy(p: &DhcpParams) -> String {
+    let base = p.file.strip_suffix(".0").unwrap_or(&p.file);
+    format!(
+        "# dnsmasq as proxy DHCP, beside a DHCP server you do not control: hands out no addresses\n\
+         port=0\n\
+         dhcp-range={net},proxy,{mask}\n\
+         pxe-service=x86PC,\"Boot from pxelab\",{base},{server}\n",
+        net = p.subnet.network,
+        mask = p.subnet.netmask(),
+        server = p.server,
+    )
+}
+
+/// The Windows DHCP server's options 066 and 067, server-wide and for the scope.
+pub fn windows(p: &DhcpParams) -> String {
+    let scope = p.subnet.network;
+    format!(
+        "# Windows DHCP server: option 066 (boot server host name) and 067 (boot file name).\n\
+         # netsh, for every scope on the server:\n\
+         netsh dhcp server set optionvalue 066 STRING \"{server}\"\n\
+         netsh dhcp server set optionvalue 067 STRING \"{file}\"\n\
+         # netsh, for the {scope} scope only:\n\
+         netsh dhcp server scope {scope} set optionvalue 066 STRING \"{server}\"\n\
+         netsh dhcp server scope {scope} set optionvalue 067 STRING \"{file}\"\n\
+         # PowerShell (DhcpServer module), for every scope on the server:\n\
+         Set-DhcpServerv4OptionValue -OptionId 66 -Value \"{server}\"\n\
+         Set-DhcpServerv4OptionValue -OptionId 67 -Value \"{file}\"\n\
+         # PowerShell, for the {scope} scope only:\n\
+         Set-DhcpServerv4OptionValue -ScopeId {scope} -OptionId 66 -Value \"{server}\"\n\
+         Set-DhcpServerv4OptionValue -ScopeId {scope} -OptionId 67 -Value \"{file}\"\n",
+        server = p.server,
+        file = p.file
+    )
+}
+
+/// libvirt's `<bootp>` element, for `virsh net-edit` (or `pxelab net patch`).
+pub fn libvirt(p: &DhcpParams) -> String {
+    format!(
+        "<!-- libvirt: inside the network's <ip><dhcp> (virsh net-edit NAME), or run `pxelab net patch --network NAME` -->\n<bootp file='{}' server='{}'/>\n",
+        p.file, p.server
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params() -> DhcpParams {
+        DhcpParams::new("192.168.122.1", None, None, "pxelinux.0").unwrap()
+    }
+
+    #[test]
+    fn defaults_follow_the_server() {
+        let p = params();
+        assert_eq!(p.subnet.to_string(), "192.168.122.0/24");
+        assert_eq!(p.range, ("192.168.122.128".parse().unwrap(), "192.168.122.254".parse().unwrap()));
+        let p = DhcpParams::new("10.1.2.3", Some("10.1.0.0/16"), Some("10.1.9.1-10.1.9.50"), "pxelinux.0").unwrap();
+        assert_eq!(p.subnet.netmask().to_string(), "255.255.0.0");
+    }
+
+    #[test]
+    fn isc_matches_the_seed() {
+        assert_eq!(
+            isc(&params()),
+            "# ISC dhcpd: add to /etc/dhcp/dhcpd.conf, then restart isc-dhcp-server\nsubnet 192.168.122.0 netmask 255.255.255.0 {\n    range 192.168.122.128 192.168.122.254;\n    default-lease-time 600;\n    max-lease-time 7200;\n    next-server 192.168.122.1;   # the PXE (TFTP) server\n    filename \"pxelinux.0\";   # the boot file\n}\n"
+        );
+    }
+
+    #[test]
+    fn windows_commands_are_golden() {
+        let text = windows(&params());
+        assert!(text.contains("netsh dhcp server set optionvalue 066 STRING \"192.168.122.1\"\n"));
+        assert!(text.contains("netsh dhcp server set optionvalue 067 STRING \"pxelinux.0\"\n"));
+        assert!(text.contains("netsh dhcp server scope 192.168.122.0 set optionvalue 066 STRING \"192.168.122.1\"\n"));
+        assert!(text.contains("Set-DhcpServerv4OptionValue -OptionId 67 -Value \"pxelinux.0\"\n"));
+        assert!(text.contains("Set-DhcpServerv4OptionValue -ScopeId 192.168.122.0 -OptionId 66 -Value \"192.168.122.1\"\n"));
+        assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 8);
+    }
+
+    #[test]
+    fn libvirt_is_the_bootp_element() {
+        assert!(libvirt(&params()).ends_with("<bootp file='pxelinux.0' server='192.168.122.1'/>\n"));
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_fix() {
+        for (server, subnet, range, file) in [
+            ("300.1.1.1", None, None, "pxelinux.0"),
+            ("fe80::1", None, None, "pxelinux.0"),
+            ("10.0.0.1", Some("10.0.0.0"), None, "pxelinux.0"),
+            ("10.0.0.1", Some("10.0.0.0/33"), None, "pxelinux.0"),
+            ("10.0.0.1", Some("10.9.0.0/24"), None, "pxelinux.0"),
+            ("10.0.0.1", None, Some("10.0.0.50"), "pxelinux.0"),
+            ("10.0.0.1", None, Some("10.0.0.90-10.0.0.20"), "pxelinux.0"),
+            ("10.0.0.1", None, Some("10.0.1.2-10.0.1.9"), "pxelinux.0"),
+            ("10.0.0.1", None, Some("10.0.0.1-10.0.0.9"), "pxelinux.0"),
+            ("10.0.0.1", None, None, "pxe linux.0"),
+            ("10.0.0.1", None, None, "\"; evil"),
+        ] {
+            let err = DhcpParams::new(server, subnet, range, file).unwrap_err();
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+}
