@@ -22,19 +22,19 @@ $(FIXTURES)/.stamp: fixtures/build.sh fixtures/init.sh fixtures/udhcpc.sh
 	bash fixtures/build.sh $(FIXTURES)
 	touch $@
 
-## test: every test (unit and integration) against the fixtures.
+## test: every test (unit and integration) against the fixtures, with libvirtd running.
 test: fixtures
-	$(CARGO) test --locked --no-fail-fast
+	bash scripts/with-libvirtd.sh $(CARGO) test --locked --no-fail-fast
 
 ## demo: the main job on the demo ISO (fixtures/out/centos-busybox.iso).
 demo: build fixtures
-	bash scripts/demo.sh $(PXELAB) $(FIXTURES)/centos-busybox.iso
+	bash scripts/with-libvirtd.sh bash scripts/demo.sh $(PXELAB) $(FIXTURES)/centos-busybox.iso
 
 ## bench: pxelab's servers against tftpd-hpa, atftpd, dnsmasq and vsftpd on loopback, then
 ## `pxelab up` against the manual method (tftpd-hpa + vsftpd + virsh) on an isolated network (root, libvirtd).
 bench: build fixtures
 	bash bench/servers.sh
-	python3 bench/up_vs_manual.py
+	bash scripts/with-libvirtd.sh python3 bench/up_vs_manual.py
 
 clean:
 	$(CARGO) clean

@@ -3,22 +3,16 @@
 # to a VM running its (busybox) installer over the network, then restores the
 # host. It runs on an isolated libvirt network of its own (pxelab-demo, no
 # <forward>), created here and removed afterwards, so the host's `default`
-# network is never touched. Starts virtlogd/libvirtd if they are not running,
-# and stops the ones it started. Needs root (ports 69 and 21, libvirt).
+# network is never touched. Needs root (ports 69 and 21, libvirt) and
+# libvirtd running (`make demo` runs it under scripts/with-libvirtd.sh).
 set -euo pipefail
 pxelab=$1 iso=$2
 net=pxelab-demo
-started=()
 cleanup() {
     virsh -q -c qemu:///system net-destroy "$net" >/dev/null 2>&1 || true
     virsh -q -c qemu:///system net-undefine "$net" >/dev/null 2>&1 || true
-    for d in "${started[@]}"; do pkill -x "$d" 2>/dev/null || true; done
 }
 trap cleanup EXIT
-
-if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; started+=(virtlogd); fi
-if ! pgrep -x libvirtd >/dev/null; then libvirtd -d; started+=(libvirtd); fi
-for _ in $(seq 1 30); do virsh -c qemu:///system version >/dev/null 2>&1 && break; sleep 1; done
 
 echo "== the demo ISO"
 "$pxelab" iso inspect "$iso"
