@@ -14,8 +14,11 @@ if ! command -v libvirtd >/dev/null; then
     echo "with-libvirtd: libvirtd is not installed; run \`make deps\` first" >&2
     exit 4
 fi
-if ! pgrep -x virtlogd >/dev/null; then virtlogd -d; started+=(virtlogd); fi
-if ! pgrep -x libvirtd >/dev/null; then libvirtd -d; started+=(libvirtd); fi
+# Live processes only: a zombie left by an earlier run is not a daemon.
+running() { pgrep -x -r R,S,D "$1" >/dev/null; }
+answers() { virsh -c qemu:///system version >/dev/null 2>&1; }
+if ! running virtlogd; then virtlogd -d; started+=(virtlogd); fi
+if ! answers && ! running libvirtd; then libvirtd -d; started+=(libvirtd); fi
 for _ in $(seq 1 30); do
     virsh -c qemu:///system version >/dev/null 2>&1 && break
     sleep 1
