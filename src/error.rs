@@ -34,6 +34,17 @@ impl Kind {
             Kind::Timeout => 5,
         }
     }
+
+    /// The kind behind an exit code (of a pxelab child process).
+    pub fn from_exit_code(code: i32) -> Kind {
+        match code {
+            2 => Kind::Usage,
+            3 => Kind::BadInput,
+            4 => Kind::Environment,
+            5 => Kind::Timeout,
+            _ => Kind::Other,
+        }
+    }
 }
 
 /// A user-facing error: a kind and a one-line message.

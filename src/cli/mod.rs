@@ -556,8 +556,7 @@ fn up(args: UpArgs, uri: &str, json: bool) -> Result<()> {
 /// state directory, and returns once the lab is ready (or failed).
 fn detach(json: bool) -> Result<()> {
     use std::os::unix::process::CommandExt;
-    let state = lab::state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?;
-    std::fs::create_dir_all(&state).map_err(|e| Error::environment(format!("cannot create {}: {e}", state.display())))?;
+    let state = lab::ensure_dir(lab::state_dir_or_err()?)?;
     let log_path = state.join("lab.log");
     let log = std::fs::File::create(&log_path).map_err(|e| Error::environment(format!("cannot write {}: {e}", log_path.display())))?;
     let exe = std::env::current_exe().map_err(|e| Error::environment(format!("cannot find the pxelab binary: {e}")))?;
@@ -581,14 +580,7 @@ fn detach(json: bool) -> Result<()> {
         if let Some(status) = child.try_wait().map_err(|e| Error::other(e.to_string()))? {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             let last = log.lines().rev().find(|l| l.contains("error")).unwrap_or("see the log").trim().to_string();
-            let code = status.code().unwrap_or(1);
-            let kind = match code {
-                2 => crate::error::Kind::Usage,
-                3 => crate::error::Kind::BadInput,
-                4 => crate::error::Kind::Environment,
-                5 => crate::error::Kind::Timeout,
-                _ => crate::error::Kind::Other,
-            };
+            let kind = crate::error::Kind::from_exit_code(status.code().unwrap_or(1));
             return Err(Error::new(kind, format!("the lab stopped while starting: {last} (log: {})", log_path.display())));
         }
         if let Ok(Some(record)) = lab::record::read(&state) {

@@ -65,6 +65,22 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro> {
     iso::detect(iso, overrides).map_err(|e: DetectError| Error::bad_input(e.to_string()))
 }
 
+/// [`state_dir`], as a user-facing error (exit 4) when it cannot be found.
+pub fn state_dir_or_err() -> Result<PathBuf> {
+    state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))
+}
+
+/// `dir`, created if missing (exit 4 when it cannot be).
+pub(crate) fn ensure_dir(dir: PathBuf) -> Result<PathBuf> {
+    std::fs::create_dir_all(&dir).map_err(|e| Error::environment(format!("cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
+/// A folder of the state directory (`logs`, …), created if missing.
+pub(crate) fn state_subdir(name: &str) -> Result<PathBuf> {
+    ensure_dir(state_dir_or_err()?.join(name))
+}
+
 /// A libvirt failure as the user sees it, with its exit code.
 pub(crate) fn virt_error(e: VirtError) -> Error {
     match e {

@@ -91,8 +91,7 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
     let live_has_it = if state.active {
         let name = state.name.clone();
         let live = libvirt.call(move |c| network::live_xml(c, &name)).await.map_err(virt_error)?;
-        netxml::parse(&live).ok().and_then(|n| n.dhcp4().and_then(|ip| ip.dhcp.clone())).and_then(|d| d.bootp)
-            == Some(bootp.clone())
+        netxml::bootp_of(&live) == Some(bootp.clone())
     } else {
         true
     };
@@ -104,39 +103,14 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
 
     refuse_running_guests(&state, request.force)?;
 
-    let entry = PatchedNetwork {
-        uri: request.uri.clone(),
-        network: state.name.clone(),
-        original_xml: state.inactive_xml.clone(),
-        was_active: state.active,
-        autostart: state.autostart,
-        pid: std::process::id(),
-        at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-    };
-    journal.record_network(&entry).map_err(|e| journal_error(&journal_dir, e))?;
-    pause_point("after-journal").await;
-
-    let (name, active, guests) = (state.name.clone(), state.active, state.guests.clone());
-    let bridge_name = bridge.clone().unwrap_or_default();
-    let reattached = libvirt
-        .call(move |c| {
-            network::define(c, &patched)?;
-            if !active {
-                return Ok(Vec::new());
-            }
-            network::restart(c, &name, true)?;
-            network::reattach(&guests, &bridge_name)
-        })
-        .await
-        .map_err(virt_error)?;
+    let reattached = apply_patch(&libvirt, &journal, &request.uri, &state, patched, state.active).await?;
     report.restarted = state.active;
     report.reattached = reattached;
 
     if state.active {
         let name = state.name.clone();
         let live = libvirt.call(move |c| network::live_xml(c, &name)).await.map_err(virt_error)?;
-        let applied = netxml::parse(&live).ok().and_then(|n| n.dhcp4().and_then(|ip| ip.dhcp.clone())).and_then(|d| d.bootp);
-        if applied != Some(bootp) {
+        if netxml::bootp_of(&live) != Some(bootp) {
             return Err(Error::environment(format!(
                 "network {:?} was redefined but its running configuration has no bootp; run `pxelab net restore --network {}`",
                 state.name, state.name
@@ -145,6 +119,44 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
         report.dnsmasq = network::dnsmasq_boot_line(&state.name);
     }
     Ok(report)
+}
+
+/// Journals the network as it is, then defines `patched` and, when `run`,
+/// (re)starts the network and plugs its guests back in. Returns the taps
+/// that were plugged back. The shared path of `net patch` and `up`.
+pub(crate) async fn apply_patch(
+    libvirt: &Libvirt,
+    journal: &Journal,
+    uri: &str,
+    state: &NetworkState,
+    patched: String,
+    run: bool,
+) -> Result<Vec<String>> {
+    let entry = PatchedNetwork {
+        uri: uri.to_string(),
+        network: state.name.clone(),
+        original_xml: state.inactive_xml.clone(),
+        was_active: state.active,
+        autostart: state.autostart,
+        pid: std::process::id(),
+        at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+    };
+    journal.record_network(&entry).map_err(|e| journal_error(&journal.dir().display().to_string(), e))?;
+    pause_point("after-journal").await;
+
+    let (name, guests) = (state.name.clone(), state.guests.clone());
+    let bridge = state.parsed.bridge.clone().unwrap_or_default();
+    libvirt
+        .call(move |c| {
+            network::define(c, &patched)?;
+            if !run {
+                return Ok(Vec::new());
+            }
+            network::restart(c, &name, true)?;
+            network::reattach(&guests, &bridge)
+        })
+        .await
+        .map_err(virt_error)
 }
 
 /// What makes a network unpatchable, checked before anything changes.
@@ -214,15 +226,8 @@ pub(crate) async fn restore_entry(libvirt: &Libvirt, entry: &PatchedNetwork) -> 
             let active = now.as_ref().is_some_and(|s| s.active);
             // A running network keeps its patched dnsmasq until restarted.
             let live_differs = active
-                && network::live_xml(c, &entry.network)
-                    .ok()
-                    .and_then(|x| netxml::parse(&x).ok())
-                    .and_then(|n| n.dhcp4().and_then(|ip| ip.dhcp.clone()))
-                    .and_then(|d| d.bootp)
-                    != netxml::parse(&entry.original_xml)
-                        .ok()
-                        .and_then(|n| n.dhcp4().and_then(|ip| ip.dhcp.clone()))
-                        .and_then(|d| d.bootp);
+                && network::live_xml(c, &entry.network).ok().and_then(|x| netxml::bootp_of(&x))
+                    != netxml::bootp_of(&entry.original_xml);
             let guests = now.as_ref().map(|s| s.guests.clone()).unwrap_or_default();
             let restart = live_differs || active != entry.was_active;
             if restart {

@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
-use super::journal::{CreatedVm, FirewallOpening, Journal, PatchedNetwork};
-use super::net::{check_patchable, refuse_running_guests, restore_entry};
+use super::journal::{CreatedVm, FirewallOpening, Journal};
+use super::net::{apply_patch, check_patchable, refuse_running_guests, restore_entry};
 use super::progress::{Milestones, Progress, Stage, StageEvent, VmProgress};
 use super::record::{self, Counters, LabRecord};
-use super::{detect, ftp_authority, open_iso, pause_point, state_dir, virt_error};
+use super::{detect, ensure_dir, ftp_authority, open_iso, pause_point, state_dir_or_err, virt_error};
 use crate::boot::{self, BootOptions, BootTree, DefaultEntry, Ui};
 use crate::error::{Error, Kind, Result};
 use crate::iso::Overrides;
@@ -87,8 +87,7 @@ pub struct VmSummary {
 
 /// `pxelab up`. Returns when the lab stopped and the host is restored.
 pub async fn up(request: UpRequest, cancel: CancellationToken, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
-    let state = state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?;
-    std::fs::create_dir_all(&state).map_err(|e| Error::environment(format!("cannot create {}: {e}", state.display())))?;
+    let state = ensure_dir(state_dir_or_err()?)?;
     let journal = Journal::open(&state).map_err(|e| Error::environment(format!("cannot open the journal in {}: {e}", state.display())))?;
     refuse_if_lab_exists(&state, &journal)?;
 
@@ -312,30 +311,7 @@ impl Lab {
 
     async fn patch_network(&mut self, net: &network::NetworkState, bootp: &Bootp, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
         let patched = netxml::set_bootp(&net.inactive_xml, bootp).map_err(|e| virt_error(e.into()))?;
-        let entry = PatchedNetwork {
-            uri: self.uri.clone(),
-            network: net.name.clone(),
-            original_xml: net.inactive_xml.clone(),
-            was_active: net.active,
-            autostart: net.autostart,
-            pid: std::process::id(),
-            at: self.record.started_at,
-        };
-        self.journal
-            .record_network(&entry)
-            .map_err(|e| Error::environment(format!("cannot write the journal in {}: {e}; nothing was changed", self.journal.dir().display())))?;
-        pause_point("after-journal").await;
-        let (name, guests) = (net.name.clone(), net.guests.clone());
-        let bridge = net.parsed.bridge.clone().unwrap_or_default();
-        let reattached = self
-            .libvirt
-            .call(move |c| {
-                network::define(c, &patched)?;
-                network::restart(c, &name, true)?;
-                network::reattach(&guests, &bridge)
-            })
-            .await
-            .map_err(virt_error)?;
+        let reattached = apply_patch(&self.libvirt, &self.journal, &self.uri, net, patched, true).await?;
         let mut message = format!("network {} now boots {} from {}", net.name, bootp.file, bootp.server.as_deref().unwrap_or("?"));
         if !reattached.is_empty() {
             message.push_str(&format!(" (guests re-attached: {})", reattached.join(", ")));
@@ -365,8 +341,7 @@ impl Lab {
     async fn create_vm(&mut self, request: &UpRequest, choice: &accel::AccelChoice, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
         let taken = self.libvirt.call(domain::names).await.map_err(virt_error)?;
         let name = super::vm::generate_name(&taken);
-        let logs = self.state.join("logs");
-        std::fs::create_dir_all(&logs).map_err(|e| Error::environment(format!("cannot create {}: {e}", logs.display())))?;
+        let logs = ensure_dir(self.state.join("logs"))?;
         let spec = VmSpec {
             name: name.clone(),
             network: self.record.network.clone(),
@@ -644,7 +619,7 @@ pub struct DownReport {
 
 /// `pxelab down`: stops the running lab, or undoes what a crashed one left.
 pub async fn down(uri: &str, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<DownReport> {
-    let state = state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?;
+    let state = state_dir_or_err()?;
     let lab = record::read(&state).map_err(|e| Error::environment(e.to_string()))?;
     let mut out = DownReport { stopped_pid: None, recovered: false, nothing_to_do: false };
     if let Some(lab) = &lab {
@@ -692,7 +667,7 @@ pub struct StatusReport {
 
 /// `pxelab status`.
 pub fn status() -> Result<StatusReport> {
-    let state = state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?;
+    let state = state_dir_or_err()?;
     let lab = record::read(&state).map_err(|e| Error::environment(e.to_string()))?;
     let running = lab.as_ref().is_some_and(|l| record::alive(l.pid));
     Ok(StatusReport { running, crashed: lab.is_some() && !running, lab })

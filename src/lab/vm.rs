@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{state_dir, virt_error};
+use super::{state_dir_or_err, state_subdir, virt_error};
 use crate::error::{Error, Result};
 use crate::virt::accel::{self, Accel, HostKvm};
 use crate::virt::domain::{self, VmInfo, VmSpec};
@@ -37,12 +37,6 @@ pub struct VmNewReport {
     pub accel_reason: String,
     /// The VM joined the running lab (`pxelab status` shows its progress; `down` removes it).
     pub joined_lab: bool,
-}
-
-fn state_subdir(name: &str) -> Result<PathBuf> {
-    let dir = state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?.join(name);
-    std::fs::create_dir_all(&dir).map_err(|e| Error::environment(format!("cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
 }
 
 /// Where pxelab's own storage pool keeps disks, when libvirt has no
@@ -79,7 +73,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     let choice = accel::choose(request.accel, &HostKvm::probe());
     // A VM made while a lab runs joins it: its network, its journal (so
     // `down` removes it) and its progress report.
-    let state = state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?;
+    let state = state_dir_or_err()?;
     let lab = super::record::read(&state).ok().flatten().filter(|l| super::record::alive(l.pid) && l.uri == request.uri);
     let network_name = match (&request.network, &lab) {
         (Some(n), _) => n.clone(),

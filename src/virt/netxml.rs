@@ -70,6 +70,11 @@ impl NetworkXml {
         self.ips.iter().find(|ip| ip.address.is_ipv4())
     }
 
+    /// The `<bootp>` of the IPv4 DHCP block, if any.
+    pub fn bootp(&self) -> Option<&Bootp> {
+        self.dhcp4()?.dhcp.as_ref()?.bootp.as_ref()
+    }
+
     pub fn tftp_root(&self) -> Option<&str> {
         self.ips.iter().find_map(|ip| ip.tftp_root.as_deref())
     }
@@ -85,6 +90,11 @@ pub enum XmlError {
     NoIpv4Dhcp { network: String },
     #[error("bootp {what} {value:?} has characters that do not belong in it")]
     BadValue { what: &'static str, value: String },
+}
+
+/// The `<bootp>` of a network XML; `None` when it has none or does not parse.
+pub fn bootp_of(xml: &str) -> Option<Bootp> {
+    parse(xml).ok()?.bootp().cloned()
 }
 
 /// Reads what pxelab needs from a network's XML.
