@@ -133,6 +133,88 @@ pub fn close(bridge: &str, rules: &[Rule]) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether pxelab's ACCEPT rules for `bridge` are all in INPUT (a lab opened them).
+pub fn opened(bridge: &str, rules: &[Rule]) -> bool {
+    rules.iter().all(|rule| {
+        Command::new("iptables").args(["-w", "-C", "INPUT"]).args(rule_args(bridge, rule)).status().is_ok_and(|s| s.success())
+    })
+}
+
+/// When firewalld runs: the lab's ports its zone for `bridge` does not
+/// open, as `firewall-cmd` arguments that would. `None` when firewalld is
+/// not running or lets everything through.
+pub fn firewalld_gap(bridge: &str, rules: &[Rule]) -> Option<(String, Vec<String>)> {
+    let cmd = |args: &[&str]| -> Option<String> {
+        let out = Command::new("firewall-cmd").args(args).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    };
+    cmd(&["--state"])?;
+    let zone = cmd(&[&format!("--get-zone-of-interface={bridge}")]).unwrap_or_else(|| "libvirt".into());
+    let services = cmd(&[&format!("--zone={zone}"), "--list-services"]).unwrap_or_default();
+    let ports = cmd(&[&format!("--zone={zone}"), "--list-ports"]).unwrap_or_default();
+    let missing = firewalld_missing(&services, &ports, rules);
+    (!missing.is_empty()).then_some((zone, missing))
+}
+
+/// [`firewalld_gap`] over `--list-services` and `--list-ports` output.
+pub fn firewalld_missing(services: &str, ports: &str, rules: &[Rule]) -> Vec<String> {
+    let services: Vec<&str> = services.split_whitespace().collect();
+    let ports: Vec<(&str, &str)> = ports.split_whitespace().filter_map(|p| p.split_once('/')).collect();
+    rules
+        .iter()
+        .filter(|rule| {
+            let by_service = match (rule.protocol.as_str(), rule.port.as_str()) {
+                ("udp", "69") => services.contains(&"tftp"),
+                ("tcp", "21") => services.contains(&"ftp"),
+                _ => false,
+            };
+            let by_port =
+                ports.iter().any(|(p, proto)| *proto == rule.protocol && ports_cover(&p.replace('-', ":"), &rule.port));
+            !by_service && !by_port
+        })
+        .map(|rule| format!("--add-port={}/{}", rule.port.replace(':', "-"), rule.protocol))
+        .collect()
+}
+
+fn ports_cover(outer: &str, inner: &str) -> bool {
+    let range = |s: &str| -> Option<(u16, u16)> {
+        match s.split_once(':') {
+            Some((lo, hi)) => Some((lo.parse().ok()?, hi.parse().ok()?)),
+            None => s.parse().ok().map(|p| (p, p)),
+        }
+    };
+    matches!((range(outer), range(inner)), (Some((o0, o1)), Some((i0, i1))) if o0 <= i0 && i1 <= o1)
+}
+
+/// An nftables input chain, outside the tables iptables itself manages,
+/// whose policy drops: pxelab does not read nft rules, so it can only warn.
+pub fn nft_dropping_input() -> Option<String> {
+    let out = Command::new("nft").args(["list", "ruleset"]).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    nft_dropping_input_in(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// [`nft_dropping_input`] over the text of `nft list ruleset`.
+pub fn nft_dropping_input_in(ruleset: &str) -> Option<String> {
+    let mut table = String::new();
+    let mut chain = String::new();
+    for line in ruleset.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("table ") {
+            table = rest.trim_end_matches('{').trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("chain ") {
+            chain = rest.trim_end_matches('{').trim().to_string();
+        } else if line.contains("hook input") && line.contains("policy drop") {
+            // iptables-nft's own tables are what `iptables -S` already showed.
+            if table != "ip filter" && table != "ip6 filter" {
+                return Some(format!("table {table}, chain {chain}"));
+            }
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +247,23 @@ mod tests {
         ] {
             assert_eq!(blocking_rule_in(listing, "virbr0", &rules()), None, "{listing}");
         }
+    }
+
+    #[test]
+    fn firewalld_zone_gaps_are_named() {
+        let rules = rules();
+        assert_eq!(firewalld_missing("dhcp dns ssh tftp", "", &rules), vec!["--add-port=21/tcp", "--add-port=50000-50100/tcp"]);
+        assert!(firewalld_missing("tftp ftp", "50000-50100/tcp", &rules).is_empty());
+        assert!(firewalld_missing("", "69/udp 21/tcp 49000-51000/tcp", &rules).is_empty());
+        assert_eq!(firewalld_missing("tftp ftp", "50000-50010/tcp", &rules), vec!["--add-port=50000-50100/tcp"]);
+    }
+
+    #[test]
+    fn nft_input_drop_outside_iptables_tables() {
+        let ours = "table inet filter {\n\tchain input {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n";
+        assert_eq!(nft_dropping_input_in(ours).as_deref(), Some("table inet filter, chain input"));
+        let iptables_nft = "table ip filter {\n\tchain INPUT {\n\t\ttype filter hook input priority filter; policy drop;\n\t}\n}\n";
+        assert_eq!(nft_dropping_input_in(iptables_nft), None);
+        assert_eq!(nft_dropping_input_in("table inet filter {\n chain input {\n type filter hook input priority 0; policy accept;\n }\n}\n"), None);
     }
 }

@@ -294,8 +294,10 @@ pub struct DhcpConfigArgs {
 
 #[derive(Debug, Args)]
 pub struct DoctorArgs {
+    /// The libvirt network to check [default: the running lab's, else the VM's, else `default`].
     #[arg(long)]
     pub network: Option<String>,
+    /// Also check this VM: its NIC's network, its boot order, the stage it reached.
     #[arg(long)]
     pub vm: Option<String>,
 }
@@ -491,7 +493,21 @@ pub fn run(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
-        Command::Doctor(_) => Err(Error::not_implemented("doctor")),
+        Command::Doctor(args) => {
+            let request = lab::DoctorRequest { uri: cli.connect.clone(), network: args.network, vm: args.vm };
+            let report = runtime()?.block_on(lab::doctor(request))?;
+            if cli.json {
+                print_json(&report)?;
+            } else {
+                print!("{}", output::doctor_text(&report));
+            }
+            if !report.ok {
+                // The findings are the message; exit 1 says "something failed"
+                // without a second, redundant error line.
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

@@ -170,3 +170,24 @@ pub fn status_text(report: &lab::StatusReport) -> String {
     out
 }
 
+
+/// `pxelab doctor` as text: one line per check, and the fix under each that is not ok.
+pub fn doctor_text(report: &lab::DoctorReport) -> String {
+    let mut out = String::new();
+    let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
+    for check in &report.checks {
+        let status = match check.status {
+            lab::CheckStatus::Ok => "ok",
+            lab::CheckStatus::Warn => "warn",
+            lab::CheckStatus::Fail => "FAIL",
+        };
+        out.push_str(&format!("{status:<5} {:<width$}  {}\n", check.id, check.detail));
+        if let Some(fix) = &check.fix {
+            out.push_str(&format!("      {:<width$}  fix: {fix}\n", ""));
+        }
+    }
+    let failed = report.checks.iter().filter(|c| c.status == lab::CheckStatus::Fail).count();
+    let warned = report.checks.iter().filter(|c| c.status == lab::CheckStatus::Warn).count();
+    out.push_str(&format!("{failed} failed, {warned} warnings, {} checks\n", report.checks.len()));
+    out
+}

@@ -7,6 +7,7 @@
 //! doing when it happened.
 
 mod dhcp_config;
+mod doctor;
 mod inspect;
 pub mod journal;
 mod net;
@@ -24,6 +25,7 @@ use crate::iso::{self, DetectError, Distro, IsoError, IsoIndex, Overrides};
 use crate::virt::VirtError;
 
 pub use dhcp_config::{dhcp_config, DhcpFormat};
+pub use doctor::{doctor, Check, DoctorReport, DoctorRequest, Status as CheckStatus};
 pub use inspect::{inspect, Inspection};
 pub use net::{net_patch, net_restore, NetPatchReport, NetPatchRequest, NetRestoreReport};
 pub use serve::{ftp_authority, parse_port_range, serve, Ready, ServeRequest};

@@ -189,7 +189,7 @@ impl Progress {
             }
             Protocol::Ftp => {
                 // With --expect, the console is the judge of the installer stage.
-                if m.expect.is_none() && m.installer_files.iter().any(|f| *f == t.path) {
+                if m.expect.is_none() && m.installer_files.contains(&t.path) {
                     return advance(vm, Stage::Installer, now);
                 }
                 Vec::new()

@@ -35,6 +35,9 @@ pub struct LabRecord {
     pub subnet: Option<String>,
     pub tftp: String,
     pub ftp: String,
+    /// The FTP passive range (`50000-50100`), for `doctor`'s firewall check.
+    #[serde(default)]
+    pub passive_ports: Option<String>,
     pub kernel_args: String,
     /// Seconds since the Unix epoch.
     pub started_at: u64,

@@ -159,6 +159,7 @@ pub async fn up(request: UpRequest, cancel: CancellationToken, report: &mut (dyn
                 }),
             tftp: String::new(),
             ftp: String::new(),
+            passive_ports: Some(format!("{}-{}", request.passive_ports.start(), request.passive_ports.end())),
             kernel_args: kernel_args.clone(),
             started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             keep: request.keep,
@@ -453,7 +454,7 @@ impl Lab {
                     ticks += 1;
                     let mut changed = false;
                     let now = self.now();
-                    for (mac, ip) in leases(self.record.bridge.as_deref().unwrap_or_default()) {
+                    for (mac, ip) in network::leases(self.record.bridge.as_deref().unwrap_or_default()) {
                         for e in self.progress.on_lease(&mac, ip, now) {
                             report(&LabEvent::Stage(e));
                             changed = true;
@@ -470,7 +471,7 @@ impl Lab {
                         }
                     }
                     // VMs made with `pxelab vm new` while the lab runs join it.
-                    if ticks % 10 == 0 {
+                    if ticks.is_multiple_of(10) {
                         changed |= self.adopt_new_vms(report).await;
                     }
                     if changed {
@@ -580,19 +581,6 @@ async fn undo_journal(
 
 /// Leases libvirt's dnsmasq handed out on `bridge` (its lease helper's file,
 /// the same that `virsh net-dhcp-leases` reads).
-fn leases(bridge: &str) -> Vec<(String, IpAddr)> {
-    #[derive(serde::Deserialize)]
-    struct Lease {
-        #[serde(rename = "ip-address")]
-        ip: String,
-        #[serde(rename = "mac-address")]
-        mac: String,
-    }
-    let Ok(text) = std::fs::read_to_string(format!("/var/lib/libvirt/dnsmasq/{bridge}.status")) else { return Vec::new() };
-    let leases: Vec<Lease> = serde_json::from_str(&text).unwrap_or_default();
-    leases.into_iter().filter_map(|l| Some((l.mac, l.ip.parse().ok()?))).collect()
-}
-
 /// What was appended to `path` since `offset`.
 fn read_from(path: &Path, offset: &mut u64) -> Option<String> {
     let mut file = std::fs::File::open(path).ok()?;

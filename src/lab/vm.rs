@@ -182,7 +182,7 @@ mod tests {
     fn generated_names_skip_taken_ones() {
         let first = generate_name(&[]);
         assert!(first.starts_with("pxelab-") && first.ends_with("-1"), "{first}");
-        let second = generate_name(&[first.clone()]);
+        let second = generate_name(std::slice::from_ref(&first));
         assert_ne!(first, second);
         assert!(domain::valid_name(&second));
     }

@@ -10,7 +10,7 @@
 
 mod allow;
 mod ftp;
-mod ports;
+pub mod ports;
 mod tftp;
 mod transfer;
 

@@ -11,13 +11,12 @@ pub enum Transport {
     Tcp,
 }
 
-/// The process holding a socket bound to `addr`'s port (on that address or any).
+/// The process holding a socket bound to `addr` (that address, or any address, on its port).
 pub fn owner(transport: Transport, addr: SocketAddr) -> Option<String> {
     let tables: &[&str] = match transport {
         Transport::Udp => &["/proc/net/udp", "/proc/net/udp6"],
         Transport::Tcp => &["/proc/net/tcp", "/proc/net/tcp6"],
     };
-    let port = format!(":{:04X}", addr.port());
     let inodes: Vec<String> = tables
         .iter()
         .filter_map(|t| std::fs::read_to_string(t).ok())
@@ -26,10 +25,11 @@ pub fn owner(transport: Transport, addr: SocketAddr) -> Option<String> {
                 .skip(1)
                 .filter_map(|line| {
                     let cols: Vec<&str> = line.split_whitespace().collect();
-                    let local = cols.get(1)?;
+                    let local = parse_local(cols.get(1)?)?;
                     // TCP sockets that hold a port for listening are in state 0A.
                     let listening = transport == Transport::Udp || cols.get(3) == Some(&"0A");
-                    (local.ends_with(&port) && listening).then(|| cols.get(9).map(|s| s.to_string()))?
+                    let holds = local.port() == addr.port() && (local.ip() == addr.ip() || local.ip().is_unspecified());
+                    (holds && listening).then(|| cols.get(9).map(|s| s.to_string()))?
                 })
                 .collect::<Vec<_>>()
         })
@@ -53,6 +53,28 @@ pub fn owner(transport: Transport, addr: SocketAddr) -> Option<String> {
     None
 }
 
+/// A `/proc/net/{udp,tcp}[6]` local address: hex address words in host
+/// byte order (little-endian here), then the port.
+fn parse_local(field: &str) -> Option<SocketAddr> {
+    let (ip, port) = field.split_once(':')?;
+    let port = u16::from_str_radix(port, 16).ok()?;
+    let ip: std::net::IpAddr = match ip.len() {
+        8 => std::net::Ipv4Addr::from(u32::from_str_radix(ip, 16).ok()?.to_ne_bytes()).into(),
+        32 => {
+            let mut bytes = [0u8; 16];
+            for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+                let word = u32::from_str_radix(ip.get(i * 8..i * 8 + 8)?, 16).ok()?;
+                chunk.copy_from_slice(&word.to_ne_bytes());
+            }
+            let v6 = std::net::Ipv6Addr::from(bytes);
+            // A v4-mapped listener (::ffff:a.b.c.d) holds the v4 address.
+            v6.to_ipv4_mapped().map(Into::into).unwrap_or(v6.into())
+        }
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +86,15 @@ mod tests {
         assert!(owner.contains(&format!("pid {}", std::process::id())), "{owner}");
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert!(super::owner(Transport::Udp, udp.local_addr().unwrap()).is_some());
+    }
+
+    #[test]
+    fn a_socket_on_another_address_is_not_the_owner() {
+        let udp = std::net::UdpSocket::bind("127.0.0.2:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        assert!(owner(Transport::Udp, format!("127.0.0.2:{port}").parse().unwrap()).is_some());
+        assert_eq!(owner(Transport::Udp, format!("127.0.0.3:{port}").parse().unwrap()), None);
+        assert_eq!(parse_local("0100007F:0045"), Some("127.0.0.1:69".parse().unwrap()));
+        assert_eq!(parse_local("00000000000000000000000001000000:0015"), Some("[::1]:21".parse().unwrap()));
     }
 }

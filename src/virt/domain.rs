@@ -231,6 +231,81 @@ pub fn interfaces(xml: &str) -> Vec<Interface> {
     out
 }
 
+/// Any domain's live XML (pxelab's or not: `doctor` looks at the user's VMs too).
+pub fn xml(conn: &Connect, name: &str) -> Result<String, VirtError> {
+    lookup(conn, name)?.get_xml_desc(0).map_err(libvirt(format!("reading domain {name}")))
+}
+
+/// Whether a domain is running.
+pub fn is_running(conn: &Connect, name: &str) -> Result<bool, VirtError> {
+    let dom = lookup(conn, name)?;
+    Ok(matches!(dom.get_state().map(|(s, _)| s), Ok(virt::sys::VIR_DOMAIN_RUNNING)))
+}
+
+/// Where the network sits in a domain's boot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkBoot {
+    /// The network is tried before anything else.
+    First,
+    /// After another device (a disk that boots skips PXE).
+    Later,
+    /// Not at all.
+    Never,
+}
+
+/// Reads the boot order of a domain XML: per-device `<boot order='N'/>`
+/// when any device has one (libvirt then ignores `<os><boot dev>`), else
+/// the `<os><boot dev='…'/>` list, whose default is the disk alone.
+pub fn network_boot(xml: &str) -> NetworkBoot {
+    let mut reader = Reader::from_str(xml);
+    let mut path: Vec<String> = Vec::new();
+    let mut device_orders: Vec<(bool, u32)> = Vec::new();
+    let mut os_devs: Vec<String> = Vec::new();
+    loop {
+        let (e, empty) = match reader.read_event() {
+            Ok(Event::Start(e)) => (e, false),
+            Ok(Event::Empty(e)) => (e, true),
+            Ok(Event::End(_)) => {
+                path.pop();
+                continue;
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => continue,
+        };
+        let name = e.name().as_ref().to_string();
+        if name == "boot" {
+            let attr = |key: &str| e.attributes().flatten().find(|a| a.key.as_ref() == key).map(|a| a.value.into_owned());
+            let parent = path.last().map(String::as_str);
+            match (path.len(), parent) {
+                (2, Some("os")) => os_devs.extend(attr("dev")),
+                (3, Some(device)) => {
+                    if let Some(order) = attr("order").and_then(|o| o.parse().ok()) {
+                        device_orders.push((device == "interface", order));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !empty {
+            path.push(name);
+        }
+    }
+    if !device_orders.is_empty() {
+        device_orders.sort_by_key(|(_, order)| *order);
+        return match device_orders.iter().position(|(is_net, _)| *is_net) {
+            Some(0) => NetworkBoot::First,
+            Some(_) => NetworkBoot::Later,
+            None => NetworkBoot::Never,
+        };
+    }
+    match os_devs.iter().position(|d| d == "network") {
+        Some(0) => NetworkBoot::First,
+        Some(_) => NetworkBoot::Later,
+        None => NetworkBoot::Never,
+    }
+}
+
 fn libvirt(what: impl Into<String>) -> impl FnOnce(virt::error::Error) -> VirtError {
     let what = what.into();
     move |e| VirtError::libvirt(what, e)
@@ -282,9 +357,8 @@ pub fn create(conn: &Connect, spec: &VmSpec, fallback_pool_dir: &Path) -> Result
     let vol = StorageVol::create_xml(&pool, &vol_xml, 0).map_err(libvirt(format!("creating disk {volume}")))?;
     let xml = domain_xml(spec, &pool_name, &volume);
     let made = Domain::define_xml(conn, &xml).map_err(libvirt(format!("defining domain {}", spec.name))).and_then(|dom| {
-        dom.create().map_err(libvirt(format!("starting domain {}", spec.name))).map_err(|e| {
+        dom.create().map_err(libvirt(format!("starting domain {}", spec.name))).inspect_err(|_e| {
             let _ = dom.undefine();
-            e
         })
     });
     if let Err(e) = made {
@@ -444,5 +518,29 @@ mod tests {
         assert_eq!(found[1].network, None);
         assert_eq!(found[1].tap.as_deref(), Some("vnet5"));
         assert!(interfaces("not xml <<<").is_empty());
+    }
+
+    #[test]
+    fn network_boot_order() {
+        let spec = |pxe| VmSpec {
+            name: "a".into(),
+            network: "n".into(),
+            memory_mib: 256,
+            vcpus: 1,
+            disk_gib: 1,
+            accel: Accel::Tcg,
+            serial_log: "/tmp/x".into(),
+            pxe,
+        };
+        assert_eq!(network_boot(&domain_xml(&spec(true), "p", "v")), NetworkBoot::First);
+        assert_eq!(network_boot(&domain_xml(&spec(false), "p", "v")), NetworkBoot::Later);
+        let os = |devs: &str| format!("<domain><os><type>hvm</type>{devs}</os><devices><interface type='network'/></devices></domain>");
+        assert_eq!(network_boot(&os("<boot dev='network'/><boot dev='hd'/>")), NetworkBoot::First);
+        assert_eq!(network_boot(&os("<boot dev='hd'/><boot dev='network'/>")), NetworkBoot::Later);
+        assert_eq!(network_boot(&os("<boot dev='hd'/>")), NetworkBoot::Never);
+        assert_eq!(network_boot(&os("")), NetworkBoot::Never);
+        // A disk with an order and an interface without one: libvirt boots the disk only.
+        let disk_only = "<domain><os/><devices><disk><boot order='1'/></disk><interface/></devices></domain>";
+        assert_eq!(network_boot(disk_only), NetworkBoot::Never);
     }
 }

@@ -146,3 +146,19 @@ pub fn dnsmasq_boot_line(name: &str) -> Option<String> {
     let conf = std::fs::read_to_string(format!("/var/lib/libvirt/dnsmasq/{name}.conf")).ok()?;
     conf.lines().find(|l| l.starts_with("dhcp-boot=")).map(str::to_string)
 }
+
+/// The DHCP leases libvirt's dnsmasq holds on `bridge`, as (MAC, address):
+/// read from its status file (virt 0.4 has no lease API; needs root for the
+/// system URI).
+pub fn leases(bridge: &str) -> Vec<(String, std::net::IpAddr)> {
+    #[derive(serde::Deserialize)]
+    struct Lease {
+        #[serde(rename = "ip-address")]
+        ip: String,
+        #[serde(rename = "mac-address")]
+        mac: String,
+    }
+    let Ok(text) = std::fs::read_to_string(format!("/var/lib/libvirt/dnsmasq/{bridge}.status")) else { return Vec::new() };
+    let leases: Vec<Lease> = serde_json::from_str(&text).unwrap_or_default();
+    leases.into_iter().filter_map(|l| Some((l.mac, l.ip.parse().ok()?))).collect()
+}
