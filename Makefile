@@ -3,7 +3,13 @@ CARGO ?= cargo
 FIXTURES := fixtures/out
 PXELAB := target/release/pxelab
 
-.PHONY: all deps build fixtures test demo bench clean
+.PHONY: all deps build fixtures test demo bench fuzz fuzz-smoke clean
+
+FUZZ_TARGETS := tftp_path iso_index netxml menu
+# Seconds per target: make fuzz FUZZ_SECONDS=600
+FUZZ_SECONDS ?= 120
+# Stable toolchain: cargo fuzz passes -Zsanitizer=address.
+FUZZ := RUSTC_BOOTSTRAP=1 $(CARGO) fuzz
 
 all: build
 
@@ -22,9 +28,19 @@ $(FIXTURES)/.stamp: fixtures/build.sh fixtures/init.sh fixtures/udhcpc.sh
 	bash fixtures/build.sh $(FIXTURES)
 	touch $@
 
-## test: every test (unit and integration) against the fixtures, with libvirtd running.
+## test: every test (unit and integration) against the fixtures, with libvirtd running,
+## then a short smoke run of each fuzz target.
 test: fixtures
 	bash scripts/with-libvirtd.sh $(CARGO) test --locked --no-fail-fast
+	$(MAKE) fuzz-smoke
+
+## fuzz: each fuzz target for FUZZ_SECONDS (libFuzzer, AddressSanitizer); crashes land in fuzz/artifacts/.
+fuzz: fixtures
+	bash fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+## fuzz-smoke: each fuzz target for 10 s, as CI runs them.
+fuzz-smoke: fixtures
+	bash fuzz/run.sh 10 $(FUZZ_TARGETS)
 
 ## demo: the main job on the demo ISO (fixtures/out/centos-busybox.iso).
 demo: build fixtures

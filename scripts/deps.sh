@@ -44,4 +44,11 @@ if ! command -v cargo >/dev/null; then
     echo "deps: cargo not found: install Rust (https://rustup.rs) or 'apt-get install cargo'" >&2
     exit 4
 fi
+# The fuzzer driver (make fuzz, and the smoke run in make test). It runs on
+# the stable toolchain with RUSTC_BOOTSTRAP=1 (the sanitizer flags are
+# nightly-only otherwise); a new machine has no nightly to fetch.
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "deps: installing cargo-fuzz"
+    cargo install cargo-fuzz --version 0.13.2 --locked -q
+fi
 echo "deps: ok"

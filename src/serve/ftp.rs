@@ -218,13 +218,31 @@ impl Refuse for IsoStorage {
 #[derive(Debug, Clone)]
 pub struct ReadOnly {
     inner: Arc<unftp_sbe_fs::Filesystem>,
+    /// The tree's canonical path, to tell which symlinks stay inside it.
+    root: Arc<PathBuf>,
     events: Events,
     client: Option<SocketAddr>,
 }
 
 impl ReadOnly {
     pub fn new(root: &Path, events: Events) -> std::io::Result<Self> {
-        Ok(ReadOnly { inner: Arc::new(unftp_sbe_fs::Filesystem::new(root)?), events, client: None })
+        Ok(ReadOnly {
+            inner: Arc::new(unftp_sbe_fs::Filesystem::new(root)?),
+            root: Arc::new(root.canonicalize()?),
+            events,
+            client: None,
+        })
+    }
+
+    /// Where a symlink at tree path `path` leads, as a tree path, or `None`
+    /// when it leaves the tree (or dangles). unftp-sbe-fs (cap-std) already
+    /// refuses to follow a link out of the tree, but would still list it
+    /// with the host path it names, and reports a link's own size, not its
+    /// target's (so clients that check SIZE see a short transfer).
+    fn resolve_link(&self, path: &Path) -> Option<PathBuf> {
+        let path = path.strip_prefix("/").unwrap_or(path);
+        let target = std::fs::canonicalize(self.root.join(path)).ok()?;
+        target.strip_prefix(self.root.as_ref()).ok().map(Path::to_path_buf)
     }
 }
 
@@ -243,7 +261,14 @@ read_only_backend!(ReadOnly, unftp_sbe_fs::Meta, {
     }
 
     async fn metadata<P: AsRef<Path> + Send + Debug>(&self, user: &U, path: P) -> storage::Result<Self::Metadata> {
-        self.inner.metadata(user, path).await
+        let meta = self.inner.metadata(user, path.as_ref()).await?;
+        if !meta.is_symlink() {
+            return Ok(meta);
+        }
+        match self.resolve_link(path.as_ref()) {
+            Some(target) => self.inner.metadata(user, target).await,
+            None => Err(ErrorKind::PermanentFileNotAvailable.into()),
+        }
     }
 
     async fn list<P: AsRef<Path> + Send + Debug>(
@@ -251,7 +276,19 @@ read_only_backend!(ReadOnly, unftp_sbe_fs::Meta, {
         user: &U,
         path: P,
     ) -> storage::Result<Vec<Fileinfo<PathBuf, Self::Metadata>>> {
-        self.inner.list(user, path).await
+        let dir = path.as_ref().to_path_buf();
+        let mut out = Vec::new();
+        // Links are listed as what they lead to; links out of the tree not at all.
+        for entry in self.inner.list(user, path).await? {
+            if !entry.metadata.is_symlink() {
+                out.push(entry);
+            } else if let Some(target) = self.resolve_link(&dir.join(&entry.path)) {
+                if let Ok(metadata) = self.inner.metadata(user, target).await {
+                    out.push(Fileinfo { path: entry.path, metadata });
+                }
+            }
+        }
+        Ok(out)
     }
 
     async fn get<P: AsRef<Path> + Send + Debug>(
