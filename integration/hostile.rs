@@ -87,6 +87,9 @@ fn rrq(name: &[u8], mode: &[u8], opts: &[(&[u8], &[u8])]) -> Vec<u8> {
     p
 }
 
+/// An option name and value as sent.
+type TftpOption = (&'static [u8], &'static [u8]);
+
 /// A packet's opcode, second field and payload.
 type Packet = (u16, u16, Vec<u8>);
 
@@ -257,7 +260,7 @@ fn tftp_hostile_input_is_refused_and_nothing_leaks() {
 
     // Option abuse: a server may ignore an option it cannot honour, but it
     // must never acknowledge an invalid value, and what it sends must be the file.
-    let options: Vec<(&str, Vec<(&[u8], &[u8])>)> = vec![
+    let options: Vec<(&str, Vec<TftpOption>)> = vec![
         ("blksize 0", vec![(b"blksize", b"0")]),
         ("blksize 7", vec![(b"blksize", b"7")]),
         ("blksize 65465", vec![(b"blksize", b"65465")]),

@@ -64,6 +64,12 @@ impl Served {
         }
     }
 
+    /// The server process still runs (not exited, not a zombie).
+    pub fn child_alive(&self) -> bool {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z'))
+    }
+
     pub fn tftp_url(&self, path: &str) -> String {
         format!("tftp://{}/{path}", self.tftp)
     }

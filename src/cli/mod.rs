@@ -196,6 +196,12 @@ pub struct ServeArgs {
     /// Serve this directory over FTP instead of the ISO's tree.
     #[arg(long, value_name = "DIR")]
     pub tree: Option<PathBuf>,
+    /// Concurrent TFTP transfers; more are refused with a TFTP error.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_transfers: u32,
+    /// Concurrent FTP sessions; more are refused with 421.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_sessions: u32,
     /// Answer only clients in this range (repeatable).
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
@@ -371,6 +377,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 passive_ports: args.passive_ports,
                 tree: args.tree,
                 allow: args.allow,
+                max_transfers: args.max_transfers as usize,
+                max_sessions: args.max_sessions as usize,
                 default: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
             };
             let json = cli.json;

@@ -96,10 +96,20 @@ pub(crate) fn virt_error(e: VirtError) -> Error {
 }
 
 /// Fault injection for tests of crash recovery: with `PXELAB_PAUSE_AT=STEP`,
-/// pxelab stops for a minute at that step, so a test can kill it there.
+/// pxelab stops for a minute at that step, so a test can kill it there. A
+/// SIGTERM or SIGINT ends the pause early (the lab's own handler sees the
+/// same signal and tears down), so signal tests do not wait the minute out.
 pub(crate) async fn pause_point(step: &str) {
     if std::env::var("PXELAB_PAUSE_AT").is_ok_and(|s| s == step) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+            return;
+        };
         eprintln!("pxelab: paused at {step} (PXELAB_PAUSE_AT)");
-        tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
     }
 }

@@ -65,8 +65,12 @@ pub fn read(state_dir: &Path) -> io::Result<Option<LabRecord>> {
 pub fn write(state_dir: &Path, record: &LabRecord) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(record).map_err(io::Error::other)?;
     let tmp = state_dir.join(format!(".lab.json.{}.tmp", std::process::id()));
-    fs::write(&tmp, json)?;
-    fs::rename(&tmp, path(state_dir))
+    let written = fs::write(&tmp, json).and_then(|()| fs::rename(&tmp, path(state_dir)));
+    if written.is_err() {
+        // A full disk leaves a partial temporary file: do not leave it too.
+        let _ = fs::remove_file(&tmp);
+    }
+    written
 }
 
 pub fn remove(state_dir: &Path) -> io::Result<()> {

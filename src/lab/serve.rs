@@ -24,6 +24,8 @@ pub struct ServeRequest {
     pub passive_ports: String,
     pub tree: Option<PathBuf>,
     pub allow: Vec<String>,
+    pub max_transfers: usize,
+    pub max_sessions: usize,
     pub default: DefaultEntry,
 }
 
@@ -82,7 +84,12 @@ pub async fn serve(
         ftp_port,
         ftp_root,
         allow: AllowList::new(allow),
-        limits: Limits { passive_ports: passive, ..Limits::default() },
+        limits: Limits {
+            passive_ports: passive,
+            max_tftp_transfers: request.max_transfers,
+            max_ftp_sessions: request.max_sessions,
+            ..Limits::default()
+        },
     };
     let servers = Servers::start(Arc::new(tree), config).await.map_err(|e| match e {
         ServeError::Tree { .. } => Error::bad_input(e.to_string()),

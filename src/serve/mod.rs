@@ -47,6 +47,10 @@ pub struct Limits {
     pub tftp_max_window_size: u16,
     /// Retransmission timeout for TFTP.
     pub tftp_timeout: Duration,
+    /// Retransmissions before a silent TFTP client is given up, freeing its
+    /// transfer slot. async-tftp's default (100, i.e. 5 minutes at 3 s)
+    /// let a few hundred abandoned requests lock every client out.
+    pub tftp_max_retries: u32,
     /// Ports for FTP passive data connections.
     pub passive_ports: RangeInclusive<u16>,
 }
@@ -60,6 +64,7 @@ impl Default for Limits {
             tftp_max_block_size: 65464,
             tftp_max_window_size: 64,
             tftp_timeout: Duration::from_secs(3),
+            tftp_max_retries: 5,
             passive_ports: 50000..=50100,
         }
     }

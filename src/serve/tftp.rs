@@ -129,6 +129,7 @@ pub async fn start(
         .block_size_limit(limits.tftp_max_block_size)
         .window_size_limit(limits.tftp_max_window_size)
         .timeout(limits.tftp_timeout)
+        .max_send_retries(limits.tftp_max_retries)
         .build()
         .await
         .map_err(std::io::Error::other)?;

@@ -1,0 +1,86 @@
+//! libvirtd restarting under a running lab, and `up` with no libvirtd.
+//! A test binary of its own: stopping libvirtd would break every other
+//! libvirt test running beside it, and cargo runs test binaries one by one.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::fixture;
+use common::net::{virsh, wait_for, TestNet};
+
+fn libvirtd_answers() -> bool {
+    virsh(&["version"]).status.success()
+}
+
+fn stop_libvirtd() {
+    let _ = Command::new("pkill").args(["-x", "libvirtd"]).status();
+    wait_for("libvirtd to stop", Duration::from_secs(30), || {
+        !Command::new("pgrep").args(["-x", "-r", "R,S,D", "libvirtd"]).status().unwrap().success()
+    });
+}
+
+fn start_libvirtd() {
+    if !libvirtd_answers() {
+        let _ = Command::new("libvirtd").arg("-d").status();
+    }
+    wait_for("libvirtd to answer", Duration::from_secs(30), libvirtd_answers);
+}
+
+/// Restarts libvirtd even if the test panics half-way.
+struct Restart;
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        start_libvirtd();
+    }
+}
+
+#[test]
+fn a_libvirtd_restart_under_a_running_lab_still_lets_down_restore_the_host() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let iso = fixture("centos-busybox.iso");
+    let out = net.pxelab(&["up", "--detach", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &net.name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(net.live_xml().contains("<bootp"));
+
+    let guard = Restart;
+    stop_libvirtd();
+    // While libvirtd is gone: `status` still answers from lab.json, and a
+    // second lab fails clearly (exit 4) without touching anything.
+    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    assert_eq!(status["running"], true);
+    let out = net.pxelab(&["vm", "new", "--pxe", "--memory", "256", "--vcpus", "1", "--disk-size", "1"]);
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("libvirtd"), "{}", String::from_utf8_lossy(&out.stderr));
+    start_libvirtd();
+    drop(guard);
+
+    // The lab's connection died with the old daemon; `down` must still
+    // restore the network (from the journal, on a fresh connection).
+    let out = net.pxelab(&["--json", "down"]);
+    assert!(out.status.success(), "down after a libvirtd restart: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(net.inactive_xml(), original, "the network's XML changed");
+    assert!(!net.live_xml().contains("<bootp"), "the running network still has the patch");
+    assert_eq!(net.journal_entries(), 0);
+    assert!(!net.state.path().join("lab.json").exists());
+}
+
+#[test]
+fn up_without_libvirtd_fails_clearly_and_changes_nothing() {
+    // Not the real daemon: a URI whose socket does not exist stands for a
+    // stopped libvirtd without disturbing the other test in this binary.
+    let state = tempfile::tempdir().unwrap();
+    let iso = fixture("centos-busybox.iso");
+    let out = common::pxelab()
+        .args(["-c", "qemu+unix:///system?socket=/nonexistent/libvirt-sock", "up", "--no-vm", "--iso", iso.to_str().unwrap()])
+        .env("PXELAB_STATE_DIR", state.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("is libvirtd running?"), "{stderr}");
+    assert!(std::fs::read_dir(state.path().join("journal")).map(|d| d.count()).unwrap_or(0) == 0);
+}
