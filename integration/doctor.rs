@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::net::{virsh, virsh_ok, wait_for, TestNet, URI};
-use common::{fixture, pxelab};
+use common::pxelab;
 use serde_json::Value;
 
 /// Runs `doctor --json` with `args`; returns its exit code and report.
@@ -183,9 +183,7 @@ fn a_guest_on_another_network_and_one_that_never_boots_from_it() {
 #[test]
 fn a_running_lab_is_probed_as_a_guest_would() {
     let net = TestNet::with_dhcp();
-    let iso = fixture("centos-busybox.iso");
-    let out = net.pxelab(&["up", "--detach", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &net.name]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    net.up_detached();
     let status: Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
     let pid = status["pid"].as_u64().unwrap();
 

@@ -15,19 +15,6 @@ use common::fixture;
 use common::net::TestNet;
 use common::served::Served;
 
-fn assert_host_restored(net: &TestNet, original: &str, context: &str) {
-    assert_eq!(net.inactive_xml(), original, "{context}: the network's XML changed");
-    assert!(!net.live_xml().contains("<bootp"), "{context}: the running network still has the patch");
-    assert_eq!(net.journal_entries(), 0, "{context}: journal entries left");
-    assert!(!net.state.path().join("lab.json").exists(), "{context}: lab.json left");
-    let list = net.pxelab(&["--json", "vm", "list"]);
-    let vms: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
-    assert!(
-        !vms.iter().any(|vm| vm["networks"].as_array().is_some_and(|n| n.iter().any(|x| x == net.name.as_str()))),
-        "{context}: a VM was left behind: {vms:?}"
-    );
-}
-
 #[test]
 fn sigterm_and_sigint_at_each_step_of_up_restore_the_host() {
     let iso = fixture("centos-busybox.iso");
@@ -68,7 +55,7 @@ fn sigterm_and_sigint_at_each_step_of_up_restore_the_host() {
                 std::thread::sleep(Duration::from_millis(100));
             };
             println!("{context}: exited {:?} after {:.1} s", status.code(), started.elapsed().as_secs_f64());
-            assert_host_restored(&net, &original, &context);
+            net.assert_restored(&original, &context);
         }
     }
 }

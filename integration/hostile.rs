@@ -132,29 +132,12 @@ fn expect_refused(suite: &Suite, replies: &[Packet], code: Option<u16>) -> Outco
     Outcome { refused, leaked, note }
 }
 
-/// Fetches `name` with proper ACKs (blksize 512); returns its bytes.
+/// Fetches `name` with proper ACKs (blksize 512); returns its bytes, or
+/// `None` when the server answers anything but data.
 fn tftp_get(server: SocketAddr, name: &str) -> Option<Vec<u8>> {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    socket.send_to(&rrq(name.as_bytes(), b"octet", &[]), server).unwrap();
-    let mut out = Vec::new();
-    let mut buf = [0u8; 600];
-    let mut expected = 1u16;
-    loop {
-        let (n, from) = socket.recv_from(&mut buf).ok()?;
-        let (op, block, payload) = parse(&buf[..n]);
-        if op != DATA {
-            return None;
-        }
-        if block == expected {
-            out.extend_from_slice(&payload);
-            expected = expected.wrapping_add(1);
-        }
-        socket.send_to(&[0, ACK as u8, (block >> 8) as u8, block as u8], from).unwrap();
-        if block == expected.wrapping_sub(1) && payload.len() < 512 {
-            return Some(out);
-        }
-    }
+    let (socket, from, first) = start_transfer(server, name)?;
+    let (rest, _) = finish_transfer(&socket, from, 1, false, first.len() < 512);
+    Some([first, rest].concat())
 }
 
 fn plant_secret(dir: &Path) -> (PathBuf, Vec<u8>) {
@@ -332,28 +315,33 @@ fn option_outcome(suite: &Suite, replies: &[Packet], file: &[u8]) -> Outcome {
     Outcome { refused, leaked, note }
 }
 
-/// Starts a transfer of pxelinux.0 and returns the socket, the transfer's port and block 1.
-fn start_transfer(server: SocketAddr) -> (UdpSocket, SocketAddr, Vec<u8>) {
+/// Starts a transfer of `name`; returns the socket, the transfer's port and block 1.
+fn start_transfer(server: SocketAddr, name: &str) -> Option<(UdpSocket, SocketAddr, Vec<u8>)> {
     let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    socket.send_to(&rrq(b"pxelinux.0", b"octet", &[]), server).unwrap();
+    socket.send_to(&rrq(name.as_bytes(), b"octet", &[]), server).unwrap();
     let mut buf = [0u8; 600];
-    let (n, from) = socket.recv_from(&mut buf).unwrap();
+    let (n, from) = socket.recv_from(&mut buf).ok()?;
     let (op, block, payload) = parse(&buf[..n]);
-    assert_eq!((op, block), (DATA, 1));
-    (socket, from, payload)
+    (op == DATA && block == 1).then_some((socket, from, payload))
 }
 
-/// Finishes a transfer with correct ACKs from `last_block`; returns the rest of the bytes.
-fn finish_transfer(socket: &UdpSocket, from: SocketAddr, mut last_block: u16, dup_acks: bool) -> (Vec<u8>, usize) {
+/// Finishes a transfer with correct ACKs from `last_block` (`done`: that
+/// block was the last, only ACK it); returns the rest of the bytes and the
+/// number of packets received.
+fn finish_transfer(socket: &UdpSocket, from: SocketAddr, mut last_block: u16, dup_acks: bool, done: bool) -> (Vec<u8>, usize) {
+    let ack = |block: u16| [0, ACK as u8, (block >> 8) as u8, block as u8];
+    if done {
+        socket.send_to(&ack(last_block), from).unwrap();
+        return (Vec::new(), 0);
+    }
     let mut out = Vec::new();
     let mut buf = [0u8; 600];
     let mut packets = 0;
     loop {
-        let ack = [0, ACK as u8, (last_block >> 8) as u8, last_block as u8];
-        socket.send_to(&ack, from).unwrap();
+        socket.send_to(&ack(last_block), from).unwrap();
         if dup_acks {
-            socket.send_to(&ack, from).unwrap();
+            socket.send_to(&ack(last_block), from).unwrap();
         }
         let Ok((n, _)) = socket.recv_from(&mut buf) else { return (out, packets) };
         packets += 1;
@@ -365,7 +353,7 @@ fn finish_transfer(socket: &UdpSocket, from: SocketAddr, mut last_block: u16, du
             out.extend_from_slice(&payload);
             last_block = block;
             if payload.len() < 512 {
-                socket.send_to(&[0, ACK as u8, (block >> 8) as u8, block as u8], from).unwrap();
+                socket.send_to(&ack(block), from).unwrap();
                 return (out, packets);
             }
         }
@@ -373,7 +361,7 @@ fn finish_transfer(socket: &UdpSocket, from: SocketAddr, mut last_block: u16, du
 }
 
 fn ack_flood(server: SocketAddr, file: &[u8]) -> Outcome {
-    let (socket, from, first) = start_transfer(server);
+    let (socket, from, first) = start_transfer(server, "pxelinux.0").expect("block 1 of pxelinux.0");
     for block in [50u16, 0xffff, 2, 1000].iter().cycle().take(200) {
         socket.send_to(&[0, ACK as u8, (block >> 8) as u8, *block as u8], from).unwrap();
     }
@@ -388,19 +376,19 @@ fn ack_flood(server: SocketAddr, file: &[u8]) -> Outcome {
         }
     }
     socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
-    let (rest, _) = finish_transfer(&socket, from, 1, false);
+    let (rest, _) = finish_transfer(&socket, from, 1, false, false);
     let whole = [first, rest].concat();
     Outcome { refused: wrong == 0 && whole == file, leaked: 0, note: format!("{wrong} blocks sent for bogus ACKs; file intact: {}", whole == file) }
 }
 
 fn foreign_tid(server: SocketAddr, file: &[u8]) -> Outcome {
-    let (socket, from, first) = start_transfer(server);
+    let (socket, from, first) = start_transfer(server, "pxelinux.0").expect("block 1 of pxelinux.0");
     let intruder = UdpSocket::bind("127.0.0.1:0").unwrap();
     intruder.set_read_timeout(Some(Duration::from_millis(800))).unwrap();
     intruder.send_to(&[0, ACK as u8, 0, 1], from).unwrap();
     let mut buf = [0u8; 600];
     let intruder_got = intruder.recv_from(&mut buf).ok().map(|(n, _)| parse(&buf[..n]));
-    let (rest, _) = finish_transfer(&socket, from, 1, false);
+    let (rest, _) = finish_transfer(&socket, from, 1, false, false);
     let whole = [first, rest].concat();
     let data_to_intruder = intruder_got.as_ref().is_some_and(|p| p.0 == DATA);
     Outcome {
@@ -411,8 +399,8 @@ fn foreign_tid(server: SocketAddr, file: &[u8]) -> Outcome {
 }
 
 fn duplicate_acks(server: SocketAddr, file: &[u8]) -> Outcome {
-    let (socket, from, first) = start_transfer(server);
-    let (rest, packets) = finish_transfer(&socket, from, 1, true);
+    let (socket, from, first) = start_transfer(server, "pxelinux.0").expect("block 1 of pxelinux.0");
+    let (rest, packets) = finish_transfer(&socket, from, 1, true, false);
     let whole = [first, rest].concat();
     let blocks = file.len() / 512; // after block 1
     // A server that answers every duplicate ACK doubles its traffic.
@@ -640,20 +628,11 @@ fn ftp_tree_symlinks_out_of_the_tree_are_neither_listed_nor_served() {
 // both come from libunftp 0.24, which pxelab hands the control connection
 // to as a tokio TcpStream, so pxelab cannot filter it without proxying it.
 
-/// RSS of a process, in KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:").map(|v| v.trim().trim_end_matches(" kB").parse().unwrap()))
-        .unwrap()
-}
-
 #[test]
 #[ignore = "known gap (#7): libunftp 0.24 buffers a control line without bound"]
 fn ftp_an_endless_command_line_is_cut_off() {
     let served = Served::start(&fixture("centos-busybox.iso"), "50341-50345", &[]);
-    let before = rss_kib(served.child.id());
+    let before = common::proc_status_kib(served.child.id(), "VmRSS");
     let mut c = Control::open(served.ftp);
     let chunk = vec![b'A'; 1 << 20];
     for _ in 0..64 {
@@ -661,7 +640,7 @@ fn ftp_an_endless_command_line_is_cut_off() {
             break;
         }
     }
-    let grown = rss_kib(served.child.id()).saturating_sub(before);
+    let grown = common::proc_status_kib(served.child.id(), "VmRSS").saturating_sub(before);
     assert!(grown < 16 * 1024, "64 MiB without a line end grew the server by {grown} KiB");
 }
 

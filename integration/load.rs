@@ -13,13 +13,6 @@ use std::time::{Duration, Instant};
 use common::fixture;
 use common::served::Served;
 
-/// Peak RSS of a process (VmHWM), in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status.lines().find_map(|l| l.strip_prefix("VmHWM:")).unwrap().trim().trim_end_matches(" kB").parse().unwrap();
-    kib / 1024.0
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
@@ -71,7 +64,7 @@ fn two_hundred_tftp_and_fifty_ftp_at_once_are_all_byte_identical() {
     let wall = started.elapsed();
     report("TFTP initrd.img (1.1 MB, blksize 1468)", &mut tftp_times);
     report("FTP vmlinuz (8.2 MB)", &mut ftp_times);
-    let rss = peak_rss_mib(served.child.id());
+    let rss = common::proc_status_kib(served.child.id(), "VmHWM") as f64 / 1024.0;
     println!(
         "all {} byte-identical in {:.1} s wall, {:.0} MB served; server peak RSS {rss:.1} MiB",
         tftp_times.len() + ftp_times.len(),

@@ -234,13 +234,7 @@ fn serving_a_4_gib_iso_is_ready_fast_and_small() {
         &["--kernel", "before.bin", "--initrd", "zafter.bin"],
     );
     assert!(served.ready_after < Duration::from_secs(1), "ready after {:?}", served.ready_after);
-    let status = std::fs::read_to_string(format!("/proc/{}/status", served.child.id())).unwrap();
-    let rss_kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap();
+    let rss_kib = common::proc_status_kib(served.child.id(), "VmRSS");
     assert!(rss_kib < 64 * 1024, "RSS {rss_kib} KiB");
     // And the part beyond 4 GiB is served from the right extent.
     let dir = tempfile::tempdir().unwrap();

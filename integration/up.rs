@@ -21,20 +21,6 @@ fn events(out: &Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
-/// No pxelab domain on the network, the XML as it was, nothing in the journal, no lab.
-fn assert_host_restored(net: &TestNet, original: &str) {
-    let list = net.pxelab(&["--json", "vm", "list"]);
-    let vms: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
-    assert!(
-        !vms.iter().any(|vm| vm["networks"].as_array().is_some_and(|n| n.iter().any(|x| x == net.name.as_str()))),
-        "a VM was left behind: {vms:?}"
-    );
-    assert_eq!(net.inactive_xml(), original, "the network's XML changed");
-    assert!(!net.live_xml().contains("<bootp"), "the running network still has the patch");
-    assert_eq!(net.journal_entries(), 0, "journal entries left");
-    assert!(!net.state.path().join("lab.json").exists(), "lab.json left");
-}
-
 fn up(net: &TestNet, iso: &str, extra: &[&str]) -> Output {
     let iso = fixture(iso);
     let mut args = vec!["--json", "up", "--iso", iso.to_str().unwrap(), "--network", &net.name, "--vcpus", "1", "--disk-size", "1"];
@@ -66,7 +52,7 @@ fn the_busybox_installer_fetches_stage2_over_ftp() {
         "stage2 md5 {want} not on the console: {tail:#?}"
     );
     assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: repo ftp://{}/", net.ip))), "{tail:#?}");
-    assert_host_restored(&net, &original);
+    net.assert_restored(&original, "after the lab");
 }
 
 #[test]
@@ -83,7 +69,7 @@ fn the_debian_installer_reaches_its_first_screen() {
     let kernel = events.iter().find(|e| e["event"] == "stage" && e["stage"] == "kernel").expect("kernel stage");
     let installer = events.iter().find(|e| e["event"] == "stage" && e["stage"] == "installer").expect("installer stage");
     assert!(installer["at"].as_f64() > kernel["at"].as_f64());
-    assert_host_restored(&net, &original);
+    net.assert_restored(&original, "after the lab");
 }
 
 #[test]
@@ -96,7 +82,7 @@ fn a_timeout_exits_5_with_the_console_and_still_cleans_up() {
     assert!(stderr.contains("timed out after 15 s waiting for installer"), "{stderr}");
     let timed_out = events(&out).into_iter().find(|e| e["event"] == "timed_out").expect("a timed_out event");
     assert!(timed_out["vms"][0]["stage"].is_string());
-    assert_host_restored(&net, &original);
+    net.assert_restored(&original, "after the lab");
 }
 
 fn spawn_detached(net: &TestNet) -> Child {
@@ -142,7 +128,7 @@ fn down_after_kill_9_restores_the_host() {
     let out = net.pxelab(&["down"]);
     assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
     assert!(!virsh(&["dominfo", &vm]).status.success(), "the VM survived down");
-    assert_host_restored(&net, &original);
+    net.assert_restored(&original, "after the lab");
     let status = net.pxelab(&["status"]);
     assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "no lab running");
 }
@@ -151,9 +137,7 @@ fn down_after_kill_9_restores_the_host() {
 fn down_stops_a_detached_lab_and_vm_new_joins_it() {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();
-    let iso = fixture("centos-busybox.iso");
-    let out = net.pxelab(&["up", "--detach", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &net.name]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    net.up_detached();
     let pid = lab_pid(&net);
     // `vm new` without --network joins the running lab, and `down` removes it.
     let joined = net.pxelab(&["--json", "vm", "new", "--pxe", "--memory", "256", "--vcpus", "1", "--disk-size", "1"]);
@@ -170,7 +154,7 @@ fn down_stops_a_detached_lab_and_vm_new_joins_it() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || !String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).contains("pxelab"));
     assert!(!virsh(&["dominfo", &name]).status.success(), "the joined VM survived down");
-    assert_host_restored(&net, &original);
+    net.assert_restored(&original, "after the lab");
 }
 
 #[test]
@@ -184,7 +168,7 @@ fn a_busy_port_69_stops_up_before_any_change() {
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains(&format!("UDP port 69 on {} is already in use", net.ip)), "{stderr}");
     assert!(stderr.contains(&format!("pid {}", std::process::id())), "the holder is named: {stderr}");
-    assert_host_restored(&net, &original);
+    net.assert_restored(&original, "after the lab");
     let _ = virsh_ok(&["net-info", &net.name]);
 }
 
@@ -200,7 +184,7 @@ fn bad_input_to_up_changes_nothing() {
     ] {
         let out = up(&net, iso, extra);
         assert_eq!(out.status.code(), Some(code), "{iso} {extra:?}: {}", String::from_utf8_lossy(&out.stderr));
-        assert_host_restored(&net, &original);
+        net.assert_restored(&original, "after the lab");
     }
     let out = net.pxelab(&["up", "--iso", fixture("centos-busybox.iso").to_str().unwrap(), "--network", "pxt-no-such-net"]);
     assert_eq!(out.status.code(), Some(3));
@@ -259,5 +243,5 @@ fn a_firewall_that_would_block_the_lab_is_opened_and_closed_again() {
     let ours: Vec<&str> = chain.lines().filter(|l| l.contains(&format!("-i {} ", net.bridge))).collect();
     assert!(!ours.iter().any(|l| l.contains("pxelab")), "pxelab's rules are still there: {ours:#?}");
     assert_eq!(ours.iter().filter(|l| l.ends_with("REJECT --reject-with icmp-port-unreachable")).count(), 2, "the host's own rules must stay: {ours:#?}");
-    assert_host_restored(&net, &original);
+    net.assert_restored(&original, "after the lab");
 }

@@ -84,14 +84,16 @@ pub fn blocking_rule_in(listing: &str, bridge: &str, rules: &[Rule]) -> Option<S
     None
 }
 
+/// `69` or `50000:50100` (iptables' spelling) as an inclusive range; `None` for a port given by name.
+fn port_range(s: &str) -> Option<(u16, u16)> {
+    match s.split_once(':') {
+        Some((lo, hi)) => Some((lo.parse().ok()?, hi.parse().ok()?)),
+        None => s.parse().ok().map(|p| (p, p)),
+    }
+}
+
 fn ports_overlap(a: &str, b: &str) -> bool {
-    let range = |s: &str| -> Option<(u16, u16)> {
-        match s.split_once(':') {
-            Some((lo, hi)) => Some((lo.parse().ok()?, hi.parse().ok()?)),
-            None => s.parse().ok().map(|p| (p, p)),
-        }
-    };
-    match (range(a), range(b)) {
+    match (port_range(a), port_range(b)) {
         (Some((a0, a1)), Some((b0, b1))) => a0 <= b1 && b0 <= a1,
         // A port given by name (`ftp`, `tftp`): assume it may be ours.
         _ => true,
@@ -116,13 +118,11 @@ pub fn open(bridge: &str, rules: &[Rule]) -> Result<(), String> {
 /// Removes the rules [`open`] added; rules already gone are fine.
 pub fn close(bridge: &str, rules: &[Rule]) -> Result<(), String> {
     for rule in rules {
-        let args = rule_args(bridge, rule);
         // -C first: -D of a missing rule is an error we do not want to report.
-        let present = Command::new("iptables").args(["-w", "-C", "INPUT"]).args(&args).status().is_ok_and(|s| s.success());
-        if present {
+        if present(bridge, rule) {
             let status = Command::new("iptables")
                 .args(["-w", "-D", "INPUT"])
-                .args(&args)
+                .args(rule_args(bridge, rule))
                 .status()
                 .map_err(|e| format!("cannot run iptables: {e}"))?;
             if !status.success() {
@@ -135,9 +135,12 @@ pub fn close(bridge: &str, rules: &[Rule]) -> Result<(), String> {
 
 /// Whether pxelab's ACCEPT rules for `bridge` are all in INPUT (a lab opened them).
 pub fn opened(bridge: &str, rules: &[Rule]) -> bool {
-    rules.iter().all(|rule| {
-        Command::new("iptables").args(["-w", "-C", "INPUT"]).args(rule_args(bridge, rule)).status().is_ok_and(|s| s.success())
-    })
+    rules.iter().all(|rule| present(bridge, rule))
+}
+
+/// Whether pxelab's ACCEPT rule for `rule` on `bridge` is in INPUT (`iptables -C`).
+fn present(bridge: &str, rule: &Rule) -> bool {
+    Command::new("iptables").args(["-w", "-C", "INPUT"]).args(rule_args(bridge, rule)).status().is_ok_and(|s| s.success())
 }
 
 /// When firewalld runs: the lab's ports its zone for `bridge` does not
@@ -177,13 +180,7 @@ pub fn firewalld_missing(services: &str, ports: &str, rules: &[Rule]) -> Vec<Str
 }
 
 fn ports_cover(outer: &str, inner: &str) -> bool {
-    let range = |s: &str| -> Option<(u16, u16)> {
-        match s.split_once(':') {
-            Some((lo, hi)) => Some((lo.parse().ok()?, hi.parse().ok()?)),
-            None => s.parse().ok().map(|p| (p, p)),
-        }
-    };
-    matches!((range(outer), range(inner)), (Some((o0, o1)), Some((i0, i1))) if o0 <= i0 && i1 <= o1)
+    matches!((port_range(outer), port_range(inner)), (Some((o0, o1)), Some((i0, i1))) if o0 <= i0 && i1 <= o1)
 }
 
 /// An nftables input chain, outside the tables iptables itself manages,

@@ -72,6 +72,28 @@ impl TestNet {
         std::fs::read_dir(self.state.path().join("journal")).map(|d| d.count()).unwrap_or(0)
     }
 
+    /// No pxelab VM on the network, its XML as it was, nothing in the
+    /// journal, no lab: the host as it was before `up`. `context` names the case.
+    pub fn assert_restored(&self, original: &str, context: &str) {
+        let list = self.pxelab(&["--json", "vm", "list"]);
+        let vms: Vec<serde_json::Value> = serde_json::from_slice(&list.stdout).unwrap();
+        assert!(
+            !vms.iter().any(|vm| vm["networks"].as_array().is_some_and(|n| n.iter().any(|x| x == self.name.as_str()))),
+            "{context}: a VM was left behind: {vms:?}"
+        );
+        assert_eq!(self.inactive_xml(), original, "{context}: the network's XML changed");
+        assert!(!self.live_xml().contains("<bootp"), "{context}: the running network still has the patch");
+        assert_eq!(self.journal_entries(), 0, "{context}: journal entries left");
+        assert!(!self.state.path().join("lab.json").exists(), "{context}: lab.json left");
+    }
+
+    /// `up --detach --no-vm` with the busybox ISO on this network; asserts it started.
+    pub fn up_detached(&self) {
+        let iso = super::fixture("centos-busybox.iso");
+        let out = self.pxelab(&["up", "--detach", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &self.name]);
+        assert!(out.status.success(), "up --detach: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
     /// `vm new --pxe` on this network; returns the VM's JSON report.
     pub fn vm_new(&self) -> serde_json::Value {
         let out = self.pxelab(&["--json", "vm", "new", "--pxe", "--network", &self.name, "--memory", "256", "--vcpus", "1", "--disk-size", "1"]);

@@ -19,12 +19,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::record::{self, LabRecord};
-use super::{parse_port_range, state_dir, virt_error};
+use super::record::LabRecord;
+use super::{parse_port_range, status, virt_error};
 use crate::boot::syslinux;
 use crate::error::Result;
 use crate::firewall;
 use crate::serve::ports::{self, Transport};
+use crate::serve::Limits;
 use crate::virt::accel::{self, Accel, HostKvm};
 use crate::virt::domain::{self, NetworkBoot};
 use crate::virt::netxml::{self, NetworkXml};
@@ -33,7 +34,8 @@ use crate::virt::{Libvirt, VirtError};
 
 /// How long a probe of the lab's servers waits for an answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-const DEFAULT_PASSIVE: &str = "50000-50100";
+/// What to do when the lab's own server does not answer.
+const FIX_STUCK_LAB: &str = "the lab may be stuck: `pxelab down`, then `pxelab up` again (add -v for its log)";
 
 #[derive(Debug, Clone)]
 pub struct DoctorRequest {
@@ -184,26 +186,27 @@ fn report(request: DoctorRequest, network: Option<String>, lab_pid: Option<u32>,
     }
 }
 
-/// The lab in pxelab's state directory, if its process runs.
+/// The lab `pxelab status` sees, if its process runs.
 fn running_lab(f: &mut Findings) -> Option<LabRecord> {
-    let Ok(state) = state_dir() else { return None };
-    match record::read(&state) {
-        Ok(Some(lab)) if record::alive(lab.pid) => {
-            f.ok("lab", format!("a lab runs (pid {}) on network {} serving {}", lab.pid, lab.network, lab.iso));
-            Some(lab)
-        }
-        Ok(Some(lab)) => {
-            f.warn(
-                "lab",
-                format!("the lab on network {} (pid {}) ended without `down`", lab.network, lab.pid),
-                "run `pxelab down` to restore the network and remove its VMs",
-            );
-            None
-        }
-        Ok(None) => {
-            f.ok("lab", "no lab is running");
-            None
-        }
+    match status() {
+        Ok(report) => match report.lab {
+            Some(lab) if report.running => {
+                f.ok("lab", format!("a lab runs (pid {}) on network {} serving {}", lab.pid, lab.network, lab.iso));
+                Some(lab)
+            }
+            Some(lab) => {
+                f.warn(
+                    "lab",
+                    format!("the lab on network {} (pid {}) ended without `down`", lab.network, lab.pid),
+                    "run `pxelab down` to restore the network and remove its VMs",
+                );
+                None
+            }
+            None => {
+                f.ok("lab", "no lab is running");
+                None
+            }
+        },
         Err(e) => {
             f.warn("lab", format!("cannot read the lab's state: {e}"), "remove the file named above if no lab runs, then `pxelab down`");
             None
@@ -332,11 +335,7 @@ fn port_check(f: &mut Findings, transport: Transport, addr: SocketAddr, lab: Opt
     };
     match bound {
         Ok(()) if lab.is_some() => {
-            f.fail(
-                id,
-                format!("{what} is free: the lab's server is not listening"),
-                "the lab may be stuck: `pxelab down`, then `pxelab up` again (add -v for its log)",
-            );
+            f.fail(id, format!("{what} is free: the lab's server is not listening"), FIX_STUCK_LAB);
             return;
         }
         // Before `up`, free is what is wanted.
@@ -376,11 +375,7 @@ fn port_check(f: &mut Findings, transport: Transport, addr: SocketAddr, lab: Opt
     };
     match probe {
         Ok(answer) => f.ok(id, format!("{what} is served by {owner}: {answer}")),
-        Err(e) => f.fail(
-            id,
-            format!("{what} is held by {owner} but {e}"),
-            "the lab may be stuck: `pxelab down`, then `pxelab up` again (add -v for its log)",
-        ),
+        Err(e) => f.fail(id, format!("{what} is held by {owner} but {e}"), FIX_STUCK_LAB),
     }
 }
 
@@ -424,8 +419,11 @@ fn ftp_probe(server: SocketAddr) -> std::result::Result<String, String> {
 }
 
 fn firewall_check(f: &mut Findings, bridge: &str, lab: Option<&LabRecord>) {
-    let passive = lab.and_then(|l| l.passive_ports.clone()).unwrap_or_else(|| DEFAULT_PASSIVE.into());
-    let range = parse_port_range(&passive).unwrap_or(50000..=50100);
+    let range = lab
+        .and_then(|l| l.passive_ports.as_deref())
+        .and_then(|p| parse_port_range(p).ok())
+        .unwrap_or_else(|| Limits::default().passive_ports);
+    let passive = format!("{}-{}", range.start(), range.end());
     let rules = firewall::lab_rules(&range);
     let ports = format!("69/udp, 21/tcp and {passive}/tcp");
     let mut clear = true;
