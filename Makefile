@@ -3,7 +3,7 @@ CARGO ?= cargo
 FIXTURES := fixtures/out
 PXELAB := target/release/pxelab
 
-.PHONY: all deps build fixtures test demo bench fuzz fuzz-smoke clean
+.PHONY: all deps build fixtures test demo bench fuzz fuzz-smoke vendor-check clean
 
 FUZZ_TARGETS := tftp_path iso_index netxml menu
 # Seconds per target: make fuzz FUZZ_SECONDS=600
@@ -28,11 +28,15 @@ $(FIXTURES)/.stamp: fixtures/build.sh fixtures/init.sh fixtures/udhcpc.sh
 	bash fixtures/build.sh $(FIXTURES)
 	touch $@
 
-## test: every test (unit and integration) against the fixtures, with libvirtd running,
-## then a short smoke run of each fuzz target.
-test: fixtures
+## test: the vendor check, every test (unit and integration) against the fixtures, with
+## libvirtd running, then a short smoke run of each fuzz target.
+test: fixtures vendor-check
 	bash scripts/with-libvirtd.sh $(CARGO) test --locked --no-fail-fast
 	$(MAKE) fuzz-smoke
+
+## vendor-check: vendor/'s patched crates are exactly published source + vendor/patches (vendor/README.md).
+vendor-check:
+	bash scripts/vendor-check.sh
 
 ## fuzz: each fuzz target for FUZZ_SECONDS (libFuzzer, AddressSanitizer); crashes land in fuzz/artifacts/.
 fuzz: fixtures

@@ -7,8 +7,9 @@
 #   FTP   the same 100 MiB file through pxelab and vsftpd, with curl
 #
 # Each case runs REPS times (default 5); the table shows medians, MiB/s, the
-# ratio pxelab/peer (speed: above 1 means pxelab is faster) and each server's
-# peak RSS. The peers are unpacked from their .debs (apt-get download +
+# CPU time the server used, the ratio pxelab/peer (speed: above 1 means pxelab
+# is faster) and each server's peak RSS. pxelab runs twice: as shipped, and
+# with --tftp-spin-us 0 (no busy-polling for ACKs) to show what that buys. The peers are unpacked from their .debs (apt-get download +
 # dpkg -x) into bench/out/peers, so nothing is installed as a service and no
 # daemon is left listening. dnsmasq's TFTP port is fixed at 69: it binds
 # 127.0.0.1:69 only. Needs root (port 69 and 21 are not used otherwise).
@@ -30,6 +31,7 @@ if [ ! -x "$out/peers/usr/sbin/in.tftpd" ] || [ ! -x "$out/peers/usr/sbin/atftpd
     (cd "$out/debs" && apt-get download -qq tftpd-hpa atftpd vsftpd)
     for deb in "$out"/debs/*.deb; do dpkg -x "$deb" "$out/peers"; done
 fi
+[ -x /usr/bin/time ] || apt-get install -y -qq --no-install-recommends time >/dev/null
 command -v dnsmasq >/dev/null || { echo "bench: dnsmasq missing (apt-get install dnsmasq-base)" >&2; exit 4; }
 
 # --- the files ----------------------------------------------------------------
@@ -58,24 +60,35 @@ wait_port() { # wait_port udp|tcp PORT
 }
 peak_rss_kib() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 now_ns() { date +%s%N; }
+# CPU time, in ms, of everything on the host but the client: the host's busy
+# time from /proc/stat minus the client's own (from /usr/bin/time). Per-process
+# accounting would miss tftpd-hpa's and vsftpd's forked children.
+hz=$(getconf CLK_TCK)
+host_busy_ms() { awk -v hz="$hz" '/^cpu / {print int(($2 + $3 + $4 + $7 + $8 + $9) * 1000 / hz)}' /proc/stat; }
 
-results=$out/results.tsv
-: >"$results"
-# measure NAME CASE EXPECTED_FILE CMD...: REPS timed runs, each checked byte for byte.
+median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# measure NAME CASE EXPECTED_FILE CMD...: REPS timed runs, each checked byte
+# for byte, with the CPU time the server spent on each (see host_busy_ms).
 measure() {
     local name=$1 case=$2 want=$3; shift 3
-    local times=() dl=$out/dl.bin
+    local times=() cpus=() dl=$out/dl.bin
     for _ in $(seq 1 "$reps"); do
         rm -f "$dl"
+        local c0; c0=$(host_busy_ms)
         local t0; t0=$(now_ns)
-        "$@" >/dev/null 2>&1 || { echo "bench: $name $case failed: $*" >&2; return 1; }
+        /usr/bin/time -f '%U %S' -o "$out/client.time" "$@" >/dev/null 2>&1 || { echo "bench: $name $case failed: $*" >&2; return 1; }
         local t1; t1=$(now_ns)
+        local c1; c1=$(host_busy_ms)
+        local client; client=$(awk '{print int(($1 + $2) * 1000)}' "$out/client.time")
+        local server=$(( c1 - c0 - client )); [ "$server" -gt 0 ] || server=0
+        cpus+=($server)
         cmp -s "$dl" "$want" || { echo "bench: $name $case served different bytes" >&2; return 1; }
         times+=($(( (t1 - t0) / 1000 )))
     done
-    local median; median=$(printf '%s\n' "${times[@]}" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-    printf '%s\t%s\t%s\t%s\n' "$case" "$name" "$median" "$(stat -c %s "$want")" >>"$results"
-    printf '  %-22s %-10s %8.3f s\n' "$case" "$name" "$(echo "$median / 1000000" | bc -l)"
+    local us; us=$(printf '%s\n' "${times[@]}" | median)
+    local cpu; cpu=$(printf '%s\n' "${cpus[@]}" | median)
+    printf '%s\t%s\t%s\t%s\t%s\n' "$case" "$name" "$us" "$(stat -c %s "$want")" "$cpu" >>"$results"
+    printf '  %-22s %-16s %8.3f s  server CPU %6.3f s\n' "$case" "$name" "$(echo "$us / 1000000" | bc -l)" "$(echo "$cpu / 1000" | bc -l)"
 }
 
 f40=$tree/f40.bin f100=$tree/f100.bin
@@ -100,6 +113,15 @@ wait_port udp 6901; wait_port tcp 2101
 tftp_cases pxelab 6901 iso/ yes
 measure pxelab "ftp 100 MiB" "$f100" curl -s -o "$out/dl.bin" "ftp://127.0.0.1:2101/f100.bin"
 printf 'pxelab\t%s\n' "$(peak_rss_kib $pxpid)" >>"$rss"
+kill $pxpid; wait $pxpid 2>/dev/null || true
+
+# The same without the ACK spin (--tftp-spin-us 0), to show what it buys.
+echo "pxelab --tftp-spin-us 0"
+"$pxelab" serve --iso "$out/bench.iso" --kernel f40.bin --initrd f40.bin --bind 127.0.0.1 \
+    --tftp-port 6901 --ftp-port 2101 --passive-ports 51000-51050 --tftp-spin-us 0 >"$out/logs/pxelab-nospin.log" 2>&1 &
+pxpid=$!; pids+=($pxpid)
+wait_port udp 6901
+tftp_cases "pxelab, no spin" 6901 iso/ no
 kill $pxpid; wait $pxpid 2>/dev/null || true
 
 echo "tftpd-hpa"
@@ -158,16 +180,16 @@ import sys, collections
 rows = [l.rstrip("\n").split("\t") for l in open(sys.argv[1]) if l.strip()]
 rss = dict(l.rstrip("\n").split("\t") for l in open(sys.argv[2]) if l.strip())
 cases = collections.OrderedDict()
-for case, name, us, size in rows:
-    cases.setdefault(case, {})[name] = (int(us), int(size))
-print("| case | server | median s | MiB/s | pxelab speed ÷ peer |")
-print("| --- | --- | ---: | ---: | ---: |")
+for case, name, us, size, cpu in rows:
+    cases.setdefault(case, {})[name] = (int(us), int(size), int(cpu))
+print("| case | server | median s | MiB/s | server CPU s | pxelab speed ÷ peer |")
+print("| --- | --- | ---: | ---: | ---: | ---: |")
 for case, by in cases.items():
     px = by.get("pxelab")
-    for name, (us, size) in by.items():
+    for name, (us, size, cpu) in by.items():
         mibs = size / (us / 1e6) / 2**20
         ratio = "" if name == "pxelab" or not px else f"{us / px[0]:.2f}×"
-        print(f"| {case} | {name} | {us / 1e6:.3f} | {mibs:.1f} | {ratio} |")
+        print(f"| {case} | {name} | {us / 1e6:.3f} | {mibs:.1f} | {cpu / 1000:.2f} | {ratio} |")
 print()
 print("| server | peak RSS MiB |")
 print("| --- | ---: |")

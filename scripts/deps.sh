@@ -35,7 +35,7 @@ apt-get install -y -qq -t bookworm-backports --no-install-recommends \
 
 # Build, fixtures (ISO tooling, the kernel/initrd sources, syslinux) and test clients.
 apt-get install -y -qq --no-install-recommends \
-    pkg-config gcc g++ make openssl xz-utils zstd python3 iptables \
+    pkg-config gcc g++ make patch openssl xz-utils zstd python3 iptables \
     xorriso cpio busybox-static syslinux-common pxelinux isolinux \
     debian-installer-12-netboot-amd64 \
     curl atftp lftp iproute2 procps psmisc >/dev/null

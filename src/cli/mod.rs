@@ -202,6 +202,10 @@ pub struct ServeArgs {
     /// Concurrent FTP sessions; more are refused with 421.
     #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_sessions: u32,
+    /// Microseconds a lone TFTP transfer busy-polls for each ACK before
+    /// sleeping (faster on a quick link; stops by itself for slow clients); 0: never.
+    #[arg(long, default_value_t = 100, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub tftp_spin_us: u32,
     /// Answer only clients in this range (repeatable).
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
@@ -379,6 +383,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 allow: args.allow,
                 max_transfers: args.max_transfers as usize,
                 max_sessions: args.max_sessions as usize,
+                tftp_ack_spin: std::time::Duration::from_micros(args.tftp_spin_us.into()),
                 default: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
             };
             let json = cli.json;

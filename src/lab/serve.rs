@@ -26,6 +26,7 @@ pub struct ServeRequest {
     pub allow: Vec<String>,
     pub max_transfers: usize,
     pub max_sessions: usize,
+    pub tftp_ack_spin: std::time::Duration,
     pub default: DefaultEntry,
 }
 
@@ -88,6 +89,7 @@ pub async fn serve(
             passive_ports: passive,
             max_tftp_transfers: request.max_transfers,
             max_ftp_sessions: request.max_sessions,
+            tftp_ack_spin: request.tftp_ack_spin,
             ..Limits::default()
         },
     };

@@ -51,6 +51,12 @@ pub struct Limits {
     /// transfer slot. async-tftp's default (100, i.e. 5 minutes at 3 s)
     /// let a few hundred abandoned requests lock every client out.
     pub tftp_max_retries: u32,
+    /// How long a lone lock-step transfer busy-polls for each ACK before
+    /// sleeping (see vendor/README.md). On loopback or a fast bridge the ACK
+    /// comes in tens of microseconds, and waking a sleeping thread is most of
+    /// that; a client slower than this stops the spinning after 8 misses.
+    /// Zero turns it off.
+    pub tftp_ack_spin: Duration,
     /// Ports for FTP passive data connections.
     pub passive_ports: RangeInclusive<u16>,
 }
@@ -65,6 +71,7 @@ impl Default for Limits {
             tftp_max_window_size: 64,
             tftp_timeout: Duration::from_secs(3),
             tftp_max_retries: 5,
+            tftp_ack_spin: Duration::from_micros(100),
             passive_ports: 50000..=50100,
         }
     }
