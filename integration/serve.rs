@@ -314,3 +314,33 @@ fn bad_serve_arguments_exit_3() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// A lone fast transfer busy-polls for its ACKs (vendor/README.md); it must
+/// still let the server answer other clients while it runs.
+#[test]
+fn a_fast_transfer_does_not_hold_up_other_requests() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50090-50095", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let (big, small) = (dir.path().join("big"), dir.path().join("small"));
+    let want = std::fs::read(fixture("centos-busybox.files/images/install.img")).unwrap();
+    let mut long = Command::new("curl")
+        .args(["-s", "--max-time", "60", "--tftp-blksize", "512", "-o"])
+        .arg(&big)
+        .arg(served.tftp_url("iso/images/install.img"))
+        .spawn()
+        .unwrap();
+    // Until its first bytes land, the long transfer has not started.
+    let start = Instant::now();
+    while std::fs::metadata(&big).map(|m| m.len()).unwrap_or(0) == 0 {
+        assert!(start.elapsed() < Duration::from_secs(10), "the long transfer did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let boot_msg = curl(&[&served.tftp_url("boot.msg")], &small).1;
+    for _ in 0..5 {
+        assert_eq!(curl(&[&served.tftp_url("boot.msg")], &small).1, boot_msg);
+    }
+    assert!(!boot_msg.is_empty());
+    assert!(long.try_wait().unwrap().is_none(), "the short requests were only answered after the long transfer");
+    assert!(long.wait().unwrap().success());
+    assert!(std::fs::read(&big).unwrap() == want, "the long transfer's bytes differ");
+}

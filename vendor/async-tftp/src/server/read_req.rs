@@ -32,11 +32,18 @@ where
     ack_spin: Duration,
     running: Arc<AtomicUsize>,
     spin_misses: u32,
+    spin_hits: u32,
 }
 
 /// After this many ACKs in a row that did not come within the spin, the
 /// client is slow and the transfer sleeps for every ACK (pxelab patch).
 const SPIN_MISSES_BEFORE_SLEEPING: u32 = 8;
+
+/// A transfer whose ACKs all come within the spin never waits, so it never
+/// lets the executor run anything else: not even the loop that reads new
+/// requests. It yields after this many such ACKs (about a millisecond at
+/// loopback speed), which also lets the reactor see waiting sockets.
+const SPIN_HITS_BEFORE_YIELDING: u32 = 32;
 
 impl<'r, R> ReadRequest<'r, R>
 where
@@ -84,6 +91,7 @@ where
             ack_spin: config.ack_spin,
             running: config.running,
             spin_misses: 0,
+            spin_hits: 0,
         })
     }
 
@@ -221,6 +229,10 @@ where
         window_len: u16,
     ) -> io::Result<u16> {
         if let Some(acked) = self.spin_for_ack(window_base, window_len) {
+            self.spin_hits = self.spin_hits.wrapping_add(1);
+            if self.spin_hits % SPIN_HITS_BEFORE_YIELDING == 0 {
+                futures_lite::future::yield_now().await;
+            }
             return Ok(acked);
         }
 
