@@ -66,6 +66,8 @@ now_ns() { date +%s%N; }
 hz=$(getconf CLK_TCK)
 host_busy_ms() { awk -v hz="$hz" '/^cpu / {print int(($2 + $3 + $4 + $7 + $8 + $9) * 1000 / hz)}' /proc/stat; }
 
+results=$out/results.tsv
+: >"$results"
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 # measure NAME CASE EXPECTED_FILE CMD...: REPS timed runs, each checked byte
 # for byte, with the CPU time the server spent on each (see host_busy_ms).

@@ -18,7 +18,7 @@
 //! kernel to wake the thread when the ACK arrives. pxelab's copy of
 //! async-tftp (vendor/README.md) polls for the ACK for
 //! [`Limits::tftp_ack_spin`] first, while a single transfer runs and the
-//! client keeps up: 2.6× faster on loopback, for less CPU.
+//! client keeps up: 2.4× faster on loopback, for a busy core meanwhile.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
