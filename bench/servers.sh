@@ -9,9 +9,10 @@
 # Each case runs REPS times (default 5); the table shows medians, MiB/s, the
 # CPU time the server used, the ratio pxelab/peer (speed: above 1 means pxelab
 # is faster) and each server's peak RSS. pxelab runs twice: as shipped, and
-# with --tftp-spin-us 0 (no busy-polling for ACKs) to show what that buys. The peers are unpacked from their .debs (apt-get download +
-# dpkg -x) into bench/out/peers, so nothing is installed as a service and no
-# daemon is left listening. dnsmasq's TFTP port is fixed at 69: it binds
+# with --tftp-spin-us 0 (no busy-polling for ACKs) to show what that buys.
+# The peers are unpacked from their .debs (apt-get download + dpkg -x) into
+# bench/out/peers, so nothing is installed as a service and no daemon is
+# left listening. dnsmasq's TFTP port is fixed at 69: it binds
 # 127.0.0.1:69 only. Needs root (port 69 and 21 are not used otherwise).
 #
 # Usage: bench/servers.sh [REPS]    (make bench)

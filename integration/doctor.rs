@@ -15,7 +15,11 @@ use serde_json::Value;
 fn doctor(net: &TestNet, args: &[&str]) -> (i32, Value) {
     let mut all = vec!["--json", "doctor"];
     all.extend_from_slice(args);
-    let out = net.pxelab(&all);
+    report_of(net.pxelab(&all))
+}
+
+/// The exit code and the JSON report of a `doctor --json` run.
+fn report_of(out: std::process::Output) -> (i32, Value) {
     let report: Value = serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("doctor --json printed no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap(), report)
@@ -220,23 +224,15 @@ fn a_running_lab_is_probed_as_a_guest_would() {
 #[test]
 fn an_unreachable_libvirtd_or_missing_network_fails_clearly() {
     let state = tempfile::tempdir().unwrap();
-    let out = pxelab()
-        .args(["-c", "qemu+unix:///system?socket=/nonexistent/libvirt-sock", "--json", "doctor"])
-        .env("PXELAB_STATE_DIR", state.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    // No TestNet here: one of the two has no libvirtd to make it on.
+    let run = |args: &[&str]| report_of(pxelab().args(args).env("PXELAB_STATE_DIR", state.path()).output().unwrap());
+    let (code, report) = run(&["-c", "qemu+unix:///system?socket=/nonexistent/libvirt-sock", "--json", "doctor"]);
+    assert_eq!(code, 1);
     assert_check(&report, "libvirt", "fail", "cannot connect", "libvirtd -d");
     // The host checks still ran.
     assert!(check(&report, "syslinux")["status"].is_string());
 
-    let out = pxelab()
-        .args(["-c", URI, "--json", "doctor", "--network", "pxt-no-such-network"])
-        .env("PXELAB_STATE_DIR", state.path())
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = run(&["-c", URI, "--json", "doctor", "--network", "pxt-no-such-network"]);
+    assert_eq!(code, 1);
     assert_check(&report, "network", "fail", "\"pxt-no-such-network\" does not exist", "virsh net-list --all");
 }

@@ -624,12 +624,10 @@ fn ftp_tree_symlinks_out_of_the_tree_are_neither_listed_nor_served() {
     assert_eq!(raw.as_bytes(), secret.as_slice(), "the secret is untouched");
 }
 
-// Known gaps, kept as failing tests so that they are not forgotten (#7):
-// both come from libunftp 0.24, which pxelab hands the control connection
-// to as a tokio TcpStream, so pxelab cannot filter it without proxying it.
-
-// The two tests below failed against libunftp 0.24 as published; they pass
-// with the patched copy in vendor/libunftp (see vendor/README.md).
+// The two tests below fail against libunftp 0.24 as published (pxelab hands
+// it the control connection as a tokio TcpStream, so it cannot filter the
+// stream itself); they pass with the patched copy in vendor/libunftp (see
+// vendor/README.md).
 
 #[test]
 fn ftp_an_endless_command_line_is_cut_off() {
