@@ -3,7 +3,7 @@ CARGO ?= cargo
 FIXTURES := fixtures/out
 PXELAB := target/release/pxelab
 
-.PHONY: all deps build fixtures test demo bench fuzz fuzz-smoke vendor-check clean
+.PHONY: all deps build fixtures test lint demo bench fuzz fuzz-smoke vendor-check clean
 
 FUZZ_TARGETS := tftp_path iso_index netxml menu
 # Seconds per target: make fuzz FUZZ_SECONDS=600
@@ -28,11 +28,16 @@ $(FIXTURES)/.stamp: fixtures/build.sh fixtures/init.sh fixtures/udhcpc.sh
 	bash fixtures/build.sh $(FIXTURES)
 	touch $@
 
-## test: the vendor check, every test (unit and integration) against the fixtures, with
-## libvirtd running, then a short smoke run of each fuzz target.
-test: fixtures vendor-check
+## test: formatting and clippy (a warning fails), the vendor check, every test (unit and
+## integration) against the fixtures with libvirtd running, then a short smoke run of each fuzz target.
+test: lint fixtures vendor-check
 	bash scripts/with-libvirtd.sh $(CARGO) test --locked --no-fail-fast
 	$(MAKE) fuzz-smoke
+
+## lint: `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
+lint:
+	$(CARGO) fmt --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
 
 ## vendor-check: vendor/'s patched crates are exactly published source + vendor/patches (vendor/README.md).
 vendor-check:

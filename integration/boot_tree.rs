@@ -19,11 +19,7 @@ fn read(file: &BootFile) -> Vec<u8> {
 fn centos_tree() -> BootTree {
     let iso = Arc::new(IsoIndex::open(&fixture("centos-busybox.iso")).unwrap());
     let distro = detect(&iso, &Overrides::default()).unwrap();
-    let options = BootOptions {
-        append: format!("{} console=ttyS0", distro.kernel_args_for("192.0.2.1")),
-        default: DefaultEntry::Install,
-        ui: Ui::Vesa,
-    };
+    let options = BootOptions { append: format!("{} console=ttyS0", distro.kernel_args_for("192.0.2.1")), default: DefaultEntry::Install, ui: Ui::Vesa };
     BootTree::for_distro(iso, &distro, &options).unwrap()
 }
 
@@ -50,10 +46,7 @@ fn menu_points_into_the_iso_at_files_that_exist() {
     assert!(menu.contains("UI vesamenu.c32\n") && menu.contains("DISPLAY boot.msg\n"), "{menu}");
     assert!(menu.contains("MENU TITLE pxelab: PXELab Busybox Installer 1.0\n"), "{menu}");
     assert!(menu.contains("  KERNEL iso/images/pxeboot/vmlinuz\n"), "{menu}");
-    assert!(
-        menu.contains("  APPEND initrd=iso/images/pxeboot/initrd.img inst.repo=ftp://192.0.2.1/ console=ttyS0\n"),
-        "{menu}"
-    );
+    assert!(menu.contains("  APPEND initrd=iso/images/pxeboot/initrd.img inst.repo=ftp://192.0.2.1/ console=ttyS0\n"), "{menu}");
     // Every path the menu names must be servable, or the client stops there.
     for line in menu.lines() {
         let line = line.trim();

@@ -58,10 +58,7 @@ fn inspect_menu_shows_what_would_be_served() {
 #[test]
 fn overrides_apply_from_the_command_line() {
     let iso = fixture("rr-deep.iso");
-    let r = run(&[
-        "iso", "inspect", iso.to_str().unwrap(), "--json",
-        "--kernel", "l1/shallow.bin", "--initrd", "l1/shallow.bin", "--append", "console=ttyS0",
-    ]);
+    let r = run(&["iso", "inspect", iso.to_str().unwrap(), "--json", "--kernel", "l1/shallow.bin", "--initrd", "l1/shallow.bin", "--append", "console=ttyS0"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert_eq!((v["family"].as_str(), v["source"].as_str()), (Some("custom"), Some("override")));
@@ -71,11 +68,9 @@ fn overrides_apply_from_the_command_line() {
 /// Bad input: exit 3, one line on stderr that names the file and the fix.
 #[test]
 fn bad_isos_give_one_line_and_exit_3() {
-    for (name, says) in [
-        ("not-an-iso.iso", "is not an ISO 9660 image"),
-        ("truncated.iso", "is truncated"),
-        ("no-kernel.iso", "no network-bootable kernel found"),
-    ] {
+    for (name, says) in
+        [("not-an-iso.iso", "is not an ISO 9660 image"), ("truncated.iso", "is truncated"), ("no-kernel.iso", "no network-bootable kernel found")]
+    {
         let path = fixture(name);
         let r = run(&["iso", "inspect", path.to_str().unwrap()]);
         assert_eq!(r.code, 3, "{name}: {}", r.stderr);
@@ -118,4 +113,145 @@ fn help_lists_every_verb_and_the_exit_codes() {
     }
     assert!(r.stdout.contains("3 bad input"));
     assert!(r.stdout.contains("LIBVIRT_DEFAULT_URI"));
+}
+
+/// Usage errors read like every other error: one line, `pxelab: error: …`,
+/// clap's suggestion kept, and JSON on stdout with `--json`.
+#[test]
+fn usage_errors_are_one_line_in_the_documented_format() {
+    let r = run(&["up", "--iso", "x.iso", "--netwrk", "lab0"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("pxelab: error: unexpected argument '--netwrk'"), "{}", r.stderr);
+    assert!(r.stderr.contains("'--network'"), "the suggestion is kept: {}", r.stderr);
+    assert!(r.stderr.contains("`pxelab up --help`"), "{}", r.stderr);
+
+    let r = run(&["--json", "no-such-verb"]);
+    assert_eq!(r.code, 2);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("a JSON error on stdout");
+    assert_eq!(v["error"]["exit_code"], 2);
+    assert!(v["error"]["message"].as_str().unwrap().contains("no-such-verb"), "{v}");
+
+    // Help and version are not errors.
+    assert_eq!(run(&["--version"]).code, 0);
+    assert_eq!(run(&["up", "--help"]).code, 0);
+}
+
+/// A process whose stdout is a pipe its reader already closed, as after
+/// `pxelab … | head -1` or `| true`.
+fn run_with_closed_stdout(args: &[&str]) -> (i32, String) {
+    let mut child = pxelab()
+        .args(args)
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .env("PXELAB_STATE_DIR", std::env::temp_dir().join("pxelab-closed-stdout-test"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().expect("pxelab was killed by a signal"), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn a_closed_stdout_is_not_a_crash_for_any_verb() {
+    let iso = fixture("centos-busybox.iso");
+    let iso = iso.to_str().unwrap();
+    for args in [
+        &["dhcp-config", "--format", "windows", "--server", "10.0.0.1"][..],
+        &["--json", "dhcp-config", "--format", "isc", "--server", "10.0.0.1"],
+        &["status"],
+        &["--json", "status"],
+        &["iso", "inspect", iso],
+        &["--json", "iso", "inspect", iso, "--menu"],
+        &["--help"],
+        // An error's JSON on a closed stdout: still the error's exit code.
+        &["--json", "iso", "inspect", "/nonexistent.iso"],
+    ] {
+        let (code, stderr) = run_with_closed_stdout(args);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        let want = if args.contains(&"/nonexistent.iso") { 3 } else { 0 };
+        assert_eq!(code, want, "{args:?}: {stderr}");
+    }
+}
+
+/// Every README section an error message points at exists.
+#[test]
+fn readme_sections_named_in_messages_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let headings: Vec<String> = readme.lines().filter(|l| l.starts_with('#')).map(|l| l.trim_start_matches('#').trim().trim_matches('`').to_string()).collect();
+    let re = regex::Regex::new(r#"README, \\?"([^"\\]+)\\?""#).unwrap();
+    let mut named = 0;
+    for (rel, path) in common::reference_files(&root.join("src")) {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for cap in re.captures_iter(&text) {
+            named += 1;
+            assert!(headings.iter().any(|h| h == &cap[1]), "{rel} names README section {:?}, which does not exist", &cap[1]);
+        }
+    }
+    assert!(named > 0, "no README section is named anywhere: the pattern is stale");
+}
+
+#[test]
+fn inspect_with_a_server_shows_it_in_the_args_line_too() {
+    let iso = fixture("centos-busybox.iso");
+    let r = run(&["iso", "inspect", iso.to_str().unwrap(), "--server", "192.0.2.7"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let args = r.stdout.lines().find(|l| l.starts_with("Args")).unwrap();
+    assert!(args.contains("inst.repo=ftp://192.0.2.7/") && !args.contains("{server}"), "{args}");
+    let r = run(&["--json", "iso", "inspect", iso.to_str().unwrap(), "--menu", "--server", "192.0.2.7"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["kernel_args"], "inst.repo=ftp://192.0.2.7/");
+    assert!(v["menu"].as_str().unwrap().contains("inst.repo=ftp://192.0.2.7/"));
+}
+
+#[test]
+fn the_no_kernel_error_lists_every_place_looked_in() {
+    let r = run(&["iso", "inspect", fixture("no-kernel.iso").to_str().unwrap()]);
+    assert_eq!(r.code, 3);
+    for dir in ["images/pxeboot/", "isolinux/", "install.amd/", "debian-installer/amd64/", "casper/"] {
+        assert!(r.stderr.contains(dir), "{dir}: {}", r.stderr);
+    }
+}
+
+/// Flags that contradict each other are refused before libvirt is asked
+/// (the URI here does not exist): a usage error names the fix.
+#[test]
+fn contradictory_up_flags_are_refused_before_anything_else() {
+    let iso = fixture("centos-busybox.iso");
+    let iso = iso.to_str().unwrap();
+    let nowhere = "qemu+unix:///system?socket=/nonexistent/sock";
+    // --expect implies --wait-for installer, which needs a VM.
+    let r = run(&["-c", nowhere, "up", "--iso", iso, "--no-vm", "--expect", "ready"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("--wait-for needs a VM"), "{}", r.stderr);
+    let r = run(&["-c", nowhere, "up", "--iso", iso, "--wait-for", "kernel", "--expect", "ready"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--wait-for installer"), "{}", r.stderr);
+    let r = run(&["-c", nowhere, "up", "--iso", iso, "--no-vm", "--timeout", "3"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--timeout needs a VM"), "{}", r.stderr);
+}
+
+#[test]
+fn vm_console_says_json_does_not_apply() {
+    let r = run(&["--json", "vm", "console", "some-vm"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--json does not apply"), "{}", r.stderr);
+}
+
+/// What the README documents of the JSON outputs is there.
+#[test]
+fn the_readme_documents_every_json_shape() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    for needle in [
+        r#"{"event":"detached","pid":…,"log":…,"lab":{…}}"#,
+        "(`--json`: its text in `menu`)",
+        "`reached` maps each\nstage reached to the seconds since the lab started, from `created` on",
+        "`kept_vms`",
+    ] {
+        assert!(readme.contains(needle), "README lacks {needle:?}");
+    }
 }

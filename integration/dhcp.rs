@@ -17,15 +17,7 @@ fn dhcpd_accepts(text: &str) -> bool {
     let file = tempfile::NamedTempFile::new().unwrap();
     std::fs::write(file.path(), text).unwrap();
     let leases = tempfile::NamedTempFile::new().unwrap();
-    Command::new(fixture("peers/usr/sbin/dhcpd"))
-        .args(["-t", "-cf"])
-        .arg(file.path())
-        .arg("-lf")
-        .arg(leases.path())
-        .output()
-        .unwrap()
-        .status
-        .success()
+    Command::new(fixture("peers/usr/sbin/dhcpd")).args(["-t", "-cf"]).arg(file.path()).arg("-lf").arg(leases.path()).output().unwrap().status.success()
 }
 
 fn dnsmasq_accepts(text: &str) -> bool {

@@ -20,8 +20,8 @@ fn doctor(net: &TestNet, args: &[&str]) -> (i32, Value) {
 
 /// The exit code and the JSON report of a `doctor --json` run.
 fn report_of(out: std::process::Output) -> (i32, Value) {
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("doctor --json printed no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("doctor --json printed no report ({e}): {}", String::from_utf8_lossy(&out.stderr)));
     (out.status.code().unwrap(), report)
 }
 
@@ -97,10 +97,8 @@ fn a_bootp_pointing_elsewhere_fails_with_the_fix() {
 #[test]
 fn a_tftp_element_fails_twice_network_and_port() {
     let root = tempfile::tempdir().unwrap();
-    let net = TestNet::new(&format!(
-        "    <tftp root='{}'/>\n    <dhcp>\n      <range start='SUBNET.10' end='SUBNET.99'/>\n    </dhcp>\n",
-        root.path().display()
-    ));
+    let net =
+        TestNet::new(&format!("    <tftp root='{}'/>\n    <dhcp>\n      <range start='SUBNET.10' end='SUBNET.99'/>\n    </dhcp>\n", root.path().display()));
     let (code, report) = doctor(&net, &["--network", &net.name]);
     assert_eq!(code, 1, "{report:#}");
     assert_check(&report, "network.tftp", "fail", &format!("<tftp root='{}'/>", root.path().display()), "remove the <tftp> element");

@@ -285,8 +285,7 @@ fn option_outcome(suite: &Suite, replies: &[Packet], file: &[u8]) -> Outcome {
             OACK => {
                 // An OACK's options start right after the opcode.
                 let body = [&second.to_be_bytes()[..], payload].concat();
-                let fields: Vec<String> =
-                    body.split(|b| *b == 0).filter(|f| !f.is_empty()).map(|f| String::from_utf8_lossy(f).to_ascii_lowercase()).collect();
+                let fields: Vec<String> = body.split(|b| *b == 0).filter(|f| !f.is_empty()).map(|f| String::from_utf8_lossy(f).to_ascii_lowercase()).collect();
                 note = format!("OACK {fields:?}");
                 let text = fields.join(" ");
                 for (k, v) in fields.chunks(2).filter_map(|c| Some((c.first()?.clone(), c.get(1)?.clone()))) {
@@ -403,7 +402,7 @@ fn duplicate_acks(server: SocketAddr, file: &[u8]) -> Outcome {
     let (rest, packets) = finish_transfer(&socket, from, 1, true, false);
     let whole = [first, rest].concat();
     let blocks = file.len() / 512; // after block 1
-    // A server that answers every duplicate ACK doubles its traffic.
+                                   // A server that answers every duplicate ACK doubles its traffic.
     let extra = packets.saturating_sub(blocks);
     Outcome {
         refused: whole == file && extra <= blocks / 10 + 2,
@@ -495,11 +494,8 @@ fn ftp_hostile_input_is_refused_and_nothing_leaks() {
         let mut c = Control::login(server);
         let reply = c.send(format!("{command}\r\n").as_bytes());
         // ALLO is harmless as a no-op (202), but nothing may be written.
-        let outcome = if command.starts_with("ALLO") && reply.starts_with("202") {
-            Outcome { refused: true, leaked: 0, note: reply }
-        } else {
-            ftp_refused(&reply)
-        };
+        let outcome =
+            if command.starts_with("ALLO") && reply.starts_with("202") { Outcome { refused: true, leaked: 0, note: reply } } else { ftp_refused(&reply) };
         suite.record(format!("ftp {command}"), outcome, healthy);
     }
     let replies = ftp_session(server, &["USER anonymous", "PASS x@", "RNFR README", "RNTO stolen"]);
@@ -580,11 +576,7 @@ fn ftp_hostile_input_is_refused_and_nothing_leaks() {
         }
         idle.push(stream);
     }
-    suite.record(
-        "ftp 80 idle sessions (cap 64)",
-        Outcome { refused: turned_away >= 16, leaked: 0, note: format!("{turned_away} turned away") },
-        || true,
-    );
+    suite.record("ftp 80 idle sessions (cap 64)", Outcome { refused: turned_away >= 16, leaked: 0, note: format!("{turned_away} turned away") }, || true);
     drop(idle);
     std::thread::sleep(Duration::from_millis(500));
     assert!(healthy(), "serving after the idle sessions closed");

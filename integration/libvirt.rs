@@ -15,9 +15,7 @@ use common::net::{virsh, virsh_ok, wait_for, TestNet, URI};
 use common::pxelab;
 
 fn master_of(dev: &str) -> Option<String> {
-    std::fs::read_link(Path::new("/sys/class/net").join(dev).join("master"))
-        .ok()
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    std::fs::read_link(Path::new("/sys/class/net").join(dev).join("master")).ok().and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
 }
 
 #[test]
@@ -114,9 +112,7 @@ fn a_vm_boots_from_the_network_and_is_removed_without_a_trace() {
         let start = iface.find("<mac address='").unwrap() + "<mac address='".len();
         iface[start..start + 17].to_string()
     };
-    wait_for("a DHCP lease for the VM", Duration::from_secs(120), || {
-        virsh_ok(&["net-dhcp-leases", &net.name]).contains(&mac)
-    });
+    wait_for("a DHCP lease for the VM", Duration::from_secs(120), || virsh_ok(&["net-dhcp-leases", &net.name]).contains(&mac));
     // SeaBIOS and iPXE write to the serial log.
     wait_for("the PXE ROM on the serial log", Duration::from_secs(30), || {
         std::fs::read_to_string(&log).is_ok_and(|text| text.contains("iPXE") || text.contains("PXE"))

@@ -14,26 +14,34 @@ fn libvirtd_answers() -> bool {
     virsh(&["version"]).status.success()
 }
 
-fn stop_libvirtd() {
-    let _ = Command::new("pkill").args(["-x", "libvirtd"]).status();
-    wait_for("libvirtd to stop", Duration::from_secs(30), || {
-        !Command::new("pgrep").args(["-x", "-r", "R,S,D", "libvirtd"]).status().unwrap().success()
-    });
+/// The command line of the running libvirtd (its pid file included, so
+/// that whoever started it, `scripts/with-libvirtd.sh`, still stops the
+/// restarted one).
+fn libvirtd_command() -> Vec<String> {
+    let pid = String::from_utf8(Command::new("pgrep").args(["-x", "-r", "R,S,D", "libvirtd"]).output().unwrap().stdout).unwrap();
+    let pid = pid.split_whitespace().next().expect("libvirtd runs");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
 }
 
-fn start_libvirtd() {
+fn stop_libvirtd() {
+    let _ = Command::new("pkill").args(["-x", "libvirtd"]).status();
+    wait_for("libvirtd to stop", Duration::from_secs(30), || !Command::new("pgrep").args(["-x", "-r", "R,S,D", "libvirtd"]).status().unwrap().success());
+}
+
+fn start_libvirtd(command: &[String]) {
     if !libvirtd_answers() {
-        let _ = Command::new("libvirtd").arg("-d").status();
+        let _ = Command::new(&command[0]).args(&command[1..]).status();
     }
     wait_for("libvirtd to answer", Duration::from_secs(30), libvirtd_answers);
 }
 
-/// Restarts libvirtd even if the test panics half-way.
-struct Restart;
+/// Restarts libvirtd as it was even if the test panics half-way.
+struct Restart(Vec<String>);
 
 impl Drop for Restart {
     fn drop(&mut self) {
-        start_libvirtd();
+        start_libvirtd(&self.0);
     }
 }
 
@@ -44,7 +52,7 @@ fn a_libvirtd_restart_under_a_running_lab_still_lets_down_restore_the_host() {
     net.up_detached();
     assert!(net.live_xml().contains("<bootp"));
 
-    let guard = Restart;
+    let guard = Restart(libvirtd_command());
     stop_libvirtd();
     // While libvirtd is gone: `status` still answers from lab.json, and a
     // second lab fails clearly (exit 4) without touching anything.
@@ -53,7 +61,6 @@ fn a_libvirtd_restart_under_a_running_lab_still_lets_down_restore_the_host() {
     let out = net.pxelab(&["vm", "new", "--pxe", "--memory", "256", "--vcpus", "1", "--disk-size", "1"]);
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("libvirtd"), "{}", String::from_utf8_lossy(&out.stderr));
-    start_libvirtd();
     drop(guard);
 
     // The lab's connection died with the old daemon; `down` must still

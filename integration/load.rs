@@ -44,9 +44,8 @@ fn two_hundred_tftp_and_fifty_ftp_at_once_are_all_byte_identical() {
     let initrd = std::fs::read(fixture("centos-busybox.files/isolinux/initrd.img")).unwrap();
     let kernel = std::fs::read(fixture("centos-busybox.files/isolinux/vmlinuz")).unwrap();
     let started = Instant::now();
-    let tftp: Vec<_> = (0..200)
-        .map(|i| timed_curl(served.tftp_url("iso/isolinux/initrd.img"), &["--tftp-blksize", "1468"], dir.path().join(format!("t{i}"))))
-        .collect();
+    let tftp: Vec<_> =
+        (0..200).map(|i| timed_curl(served.tftp_url("iso/isolinux/initrd.img"), &["--tftp-blksize", "1468"], dir.path().join(format!("t{i}")))).collect();
     let ftp: Vec<_> = (0..50).map(|i| timed_curl(served.ftp_url("isolinux/vmlinuz"), &[], dir.path().join(format!("f{i}")))).collect();
 
     let check = |handles: Vec<std::thread::JoinHandle<(bool, Duration, std::path::PathBuf)>>, expected: &[u8], what: &str| {

@@ -15,10 +15,7 @@ use common::served::{ftp_session, request, tftp_raw, Served, ACCESS_VIOLATION, T
 use common::{fixture, pxelab, reference_files};
 
 fn reference(name: &str) -> HashMap<String, Vec<u8>> {
-    reference_files(&fixture(&format!("{name}.files")))
-        .into_iter()
-        .map(|(rel, abs)| (rel, std::fs::read(abs).unwrap()))
-        .collect()
+    reference_files(&fixture(&format!("{name}.files"))).into_iter().map(|(rel, abs)| (rel, std::fs::read(abs).unwrap())).collect()
 }
 
 /// Runs a client; returns its exit status and what it wrote to `out`.
@@ -65,10 +62,7 @@ fn atftp_with_a_window_gets_identical_bytes() {
     let want = std::fs::read(fixture("centos-busybox.files/images/install.img")).unwrap();
     let port = served.tftp.port().to_string();
     for opts in [&["--option", "windowsize 8", "--option", "blksize 1468"][..], &["--option", "blksize 512"]] {
-        let (ok, got) = fetch(
-            Command::new("atftp").args(opts).args(["-g", "-r", "iso/images/install.img", "-l"]).arg(&out).args(["127.0.0.1", &port]),
-            &out,
-        );
+        let (ok, got) = fetch(Command::new("atftp").args(opts).args(["-g", "-r", "iso/images/install.img", "-l"]).arg(&out).args(["127.0.0.1", &port]), &out);
         assert!(ok && got == want, "atftp {opts:?}: {} bytes", got.len());
     }
 }
@@ -86,8 +80,7 @@ fn lftp_mirrors_the_whole_iso_byte_identical() {
         .status()
         .unwrap();
     assert!(status.success());
-    let got: HashMap<String, Vec<u8>> =
-        reference_files(&mirror).into_iter().map(|(rel, abs)| (rel, std::fs::read(abs).unwrap())).collect();
+    let got: HashMap<String, Vec<u8>> = reference_files(&mirror).into_iter().map(|(rel, abs)| (rel, std::fs::read(abs).unwrap())).collect();
     let want = reference("centos-busybox");
     let mut got_names: Vec<_> = got.keys().collect();
     let mut want_names: Vec<_> = want.keys().collect();
@@ -120,21 +113,11 @@ fn ftp_answers_size_mdtm_and_resumes_with_rest() {
 #[test]
 fn tftp_refuses_escapes_and_writes_and_keeps_serving() {
     let served = Served::start(&fixture("centos-busybox.iso"), "50051-50060", &[]);
-    for name in [
-        &b"../etc/passwd"[..],
-        b"/../etc/passwd",
-        b"iso/../../etc/passwd",
-        b"iso/images/../../../../etc/passwd",
-        b"..\\..\\etc\\passwd",
-        b"pxelinux.0\x01",
-    ] {
+    for name in
+        [&b"../etc/passwd"[..], b"/../etc/passwd", b"iso/../../etc/passwd", b"iso/images/../../../../etc/passwd", b"..\\..\\etc\\passwd", b"pxelinux.0\x01"]
+    {
         let reply = tftp_raw(served.tftp, &request(1, name, &[]));
-        assert_eq!(
-            reply.as_ref().map(|r| (r.0, r.1)),
-            Some((TFTP_ERROR, ACCESS_VIOLATION)),
-            "{:?}",
-            String::from_utf8_lossy(name)
-        );
+        assert_eq!(reply.as_ref().map(|r| (r.0, r.1)), Some((TFTP_ERROR, ACCESS_VIOLATION)), "{:?}", String::from_utf8_lossy(name));
     }
     for name in [&b"/etc/passwd"[..], b"etc/shadow", b"iso"] {
         let reply = tftp_raw(served.tftp, &request(1, name, &[])).unwrap();
@@ -165,10 +148,7 @@ fn tftp_refuses_escapes_and_writes_and_keeps_serving() {
 #[test]
 fn ftp_refuses_every_write_and_keeps_serving() {
     let served = Served::start(&fixture("centos-busybox.iso"), "50061-50070", &[]);
-    let replies = ftp_session(
-        served.ftp,
-        &["USER anonymous", "PASS x@", "DELE README", "MKD newdir", "RMD images", "RNFR README", "RNTO stolen"],
-    );
+    let replies = ftp_session(served.ftp, &["USER anonymous", "PASS x@", "DELE README", "MKD newdir", "RMD images", "RNFR README", "RNTO stolen"]);
     assert!(replies[0].starts_with("220"), "{replies:?}");
     assert!(replies[2].starts_with("230"), "login: {replies:?}");
     for (i, what) in [(3, "DELE"), (4, "MKD"), (5, "RMD")] {
@@ -211,12 +191,7 @@ fn many_concurrent_downloads_are_all_byte_identical() {
     }
     for i in 0..20 {
         let out = dir.path().join(format!("ftp{i}"));
-        let child = Command::new("curl")
-            .args(["-s", "--max-time", "120", "-o"])
-            .arg(&out)
-            .arg(served.ftp_url("images/install.img"))
-            .spawn()
-            .unwrap();
+        let child = Command::new("curl").args(["-s", "--max-time", "120", "-o"]).arg(&out).arg(served.ftp_url("images/install.img")).spawn().unwrap();
         jobs.push((child, out, &stage2));
     }
     for (mut child, out, want) in jobs {
@@ -228,11 +203,7 @@ fn many_concurrent_downloads_are_all_byte_identical() {
 
 #[test]
 fn serving_a_4_gib_iso_is_ready_fast_and_small() {
-    let served = Served::start(
-        &fixture("big.iso"),
-        "50101-50110",
-        &["--kernel", "before.bin", "--initrd", "zafter.bin"],
-    );
+    let served = Served::start(&fixture("big.iso"), "50101-50110", &["--kernel", "before.bin", "--initrd", "zafter.bin"]);
     assert!(served.ready_after < Duration::from_secs(1), "ready after {:?}", served.ready_after);
     let rss_kib = common::proc_status_kib(served.child.id(), "VmRSS");
     assert!(rss_kib < 64 * 1024, "RSS {rss_kib} KiB");
@@ -243,8 +214,7 @@ fn serving_a_4_gib_iso_is_ready_fast_and_small() {
     let from = size - 65536;
     let (ok, got) = curl(&["-r", &format!("{from}-"), &served.ftp_url("huge.img")], &out);
     let mut want = vec![0u8; 65536];
-    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(fixture("big.files/huge.img")).unwrap(), &mut want, from)
-        .unwrap();
+    std::os::unix::fs::FileExt::read_exact_at(&std::fs::File::open(fixture("big.files/huge.img")).unwrap(), &mut want, from).unwrap();
     assert!(ok && got == want, "the last 64 KiB of huge.img differ");
 }
 
@@ -283,11 +253,8 @@ fn tree_serves_a_directory_read_only() {
 fn a_busy_port_is_named_and_exits_4() {
     let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port().to_string();
-    let out = pxelab()
-        .args(["serve", "--bind", "127.0.0.1", "--tftp-port", &port, "--ftp-port", "0", "--iso"])
-        .arg(fixture("centos-busybox.iso"))
-        .output()
-        .unwrap();
+    let out =
+        pxelab().args(["serve", "--bind", "127.0.0.1", "--tftp-port", &port, "--ftp-port", "0", "--iso"]).arg(fixture("centos-busybox.iso")).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains(&format!("UDP port {port} on 127.0.0.1 is already in use")), "{stderr}");
@@ -303,12 +270,7 @@ fn bad_serve_arguments_exit_3() {
         (&["--bind", "127.0.0.1", "--passive-ports", "9-1"], "is not a port range"),
         (&["--bind", "127.0.0.1", "--tree", "/nonexistent/tree"], "cannot serve --tree"),
     ] {
-        let out = pxelab()
-            .args(["serve", "--tftp-port", "0", "--ftp-port", "0", "--iso"])
-            .arg(&iso)
-            .args(args)
-            .output()
-            .unwrap();
+        let out = pxelab().args(["serve", "--tftp-port", "0", "--ftp-port", "0", "--iso"]).arg(&iso).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");

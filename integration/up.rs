@@ -32,11 +32,7 @@ fn up(net: &TestNet, iso: &str, extra: &[&str]) -> Output {
 fn the_busybox_installer_fetches_stage2_over_ftp() {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();
-    let out = up(
-        &net,
-        "centos-busybox.iso",
-        &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"],
-    );
+    let out = up(&net, "centos-busybox.iso", &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"]);
     let events = events(&out);
     assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
     // Every stage was seen, in order, from real events.
@@ -47,10 +43,7 @@ fn the_busybox_installer_fetches_stage2_over_ftp() {
     let reached = events.iter().find(|e| e["event"] == "reached").expect("a reached event");
     let tail: Vec<&str> = reached["vms"][0]["serial_tail"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
     let want = md5_of(&fixture("centos-busybox.files/images/install.img"));
-    assert!(
-        tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: stage2 md5 {want}"))),
-        "stage2 md5 {want} not on the console: {tail:#?}"
-    );
+    assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: stage2 md5 {want}"))), "stage2 md5 {want} not on the console: {tail:#?}");
     assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: repo ftp://{}/", net.ip))), "{tail:#?}");
     net.assert_restored(&original, "after the lab");
 }
@@ -59,11 +52,8 @@ fn the_busybox_installer_fetches_stage2_over_ftp() {
 fn the_debian_installer_reaches_its_first_screen() {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();
-    let out = up(
-        &net,
-        "centos-di.iso",
-        &["--memory", "1024", "--wait-for", "installer", "--expect", "Select a language|Choose the language", "--timeout", "500"],
-    );
+    let out =
+        up(&net, "centos-di.iso", &["--memory", "1024", "--wait-for", "installer", "--expect", "Select a language|Choose the language", "--timeout", "500"]);
     let events = events(&out);
     assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
     let kernel = events.iter().find(|e| e["event"] == "stage" && e["stage"] == "kernel").expect("kernel stage");
@@ -152,7 +142,10 @@ fn down_stops_a_detached_lab_and_vm_new_joins_it() {
     });
     let out = net.pxelab(&["--json", "down"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!std::path::Path::new(&format!("/proc/{pid}")).exists() || !String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).contains("pxelab"));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+            || !String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default()).contains("pxelab")
+    );
     assert!(!virsh(&["dominfo", &name]).status.success(), "the joined VM survived down");
     net.assert_restored(&original, "after the lab");
 }
@@ -226,11 +219,7 @@ fn a_firewall_that_would_block_the_lab_is_opened_and_closed_again() {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();
     let _reject = Rejecting::on(&net.bridge);
-    let out = up(
-        &net,
-        "centos-busybox.iso",
-        &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"],
-    );
+    let out = up(&net, "centos-busybox.iso", &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"]);
     let events = events(&out);
     assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
     assert!(

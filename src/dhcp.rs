@@ -44,6 +44,18 @@ impl Subnet {
     fn broadcast(&self) -> u32 {
         u32::from(self.network) | !Self::mask_bits(self.prefix)
     }
+
+    /// `Some("network")` or `Some("broadcast")` for the two addresses of the
+    /// subnet no host can have.
+    pub fn reserved(&self, ip: Ipv4Addr) -> Option<&'static str> {
+        if ip == self.network {
+            Some("network")
+        } else if u32::from(ip) == self.broadcast() {
+            Some("broadcast")
+        } else {
+            None
+        }
+    }
 }
 
 impl std::fmt::Display for Subnet {
@@ -68,9 +80,8 @@ impl DhcpParams {
     /// Checks and completes the values: the subnet defaults to the server's
     /// /24, the range to the upper half of the subnet's hosts.
     pub fn new(server: &str, subnet: Option<&str>, range: Option<&str>, file: &str) -> Result<DhcpParams, String> {
-        let server: Ipv4Addr = server
-            .parse()
-            .map_err(|_| format!("--server {server:?} is not an IPv4 address; give the PXE server's address, e.g. 192.168.122.1"))?;
+        let server: Ipv4Addr =
+            server.parse().map_err(|_| format!("--server {server:?} is not an IPv4 address; give the PXE server's address, e.g. 192.168.122.1"))?;
         let subnet = match subnet {
             Some(s) => Subnet::parse(s)?,
             None => Subnet::containing(server, 24),
@@ -78,38 +89,53 @@ impl DhcpParams {
         if !subnet.contains(server) {
             return Err(format!("--server {server} is not in --subnet {subnet}; the PXE server must be on the clients' network"));
         }
+        if let Some(what) = subnet.reserved(server) {
+            return Err(format!("--server {server} is the {what} address of {subnet}; give the PXE server's own address"));
+        }
         let range = match range {
             Some(r) => {
-                let bad = || format!("--range {r:?} is not an address range; write FIRST-LAST inside {subnet}, e.g. {}", default_range_text(subnet));
+                let bad = || format!("--range {r:?} is not an address range; write FIRST-LAST inside {subnet}, e.g. {}", default_range_text(subnet, server));
                 let (a, b) = r.split_once('-').ok_or_else(bad)?;
                 let (a, b): (Ipv4Addr, Ipv4Addr) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
                 if !subnet.contains(a) || !subnet.contains(b) || u32::from(a) > u32::from(b) {
                     return Err(bad());
                 }
+                for end in [a, b] {
+                    if let Some(what) = subnet.reserved(end) {
+                        return Err(format!(
+                            "--range {r}: {end} is the {what} address of {subnet}; clients cannot have it, e.g. {}",
+                            default_range_text(subnet, server)
+                        ));
+                    }
+                }
                 (a, b)
             }
-            None => default_range(subnet),
+            None => default_range(subnet, server),
         };
         if u32::from(range.0) <= u32::from(server) && u32::from(server) <= u32::from(range.1) {
             return Err(format!("the range {}-{} includes the server {server}; choose a range without it", range.0, range.1));
         }
-        let file_ok = !file.is_empty() && file.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/".contains(&b));
-        if !file_ok {
-            return Err(format!("--file {file:?}: use a plain file name such as pxelinux.0"));
-        }
+        crate::boot::check_boot_file(file).map_err(|e| format!("--file {e}"))?;
         Ok(DhcpParams { server, subnet, range, file: file.to_string() })
     }
 }
 
-/// The upper half of the subnet's hosts (leaves the lower half for static hosts).
-fn default_range(subnet: Subnet) -> (Ipv4Addr, Ipv4Addr) {
+/// The half of the subnet's hosts that does not hold the server: the upper
+/// half by default (the lower is where static hosts and the gateway usually
+/// are), the lower when the server sits in the upper.
+fn default_range(subnet: Subnet, server: Ipv4Addr) -> (Ipv4Addr, Ipv4Addr) {
     let first = u32::from(subnet.network) + 1;
     let last = subnet.broadcast() - 1;
-    (Ipv4Addr::from(first + (last - first) / 2 + 1), Ipv4Addr::from(last))
+    let middle = first + (last - first) / 2;
+    if u32::from(server) > middle {
+        (Ipv4Addr::from(first), Ipv4Addr::from(middle))
+    } else {
+        (Ipv4Addr::from(middle + 1), Ipv4Addr::from(last))
+    }
 }
 
-fn default_range_text(subnet: Subnet) -> String {
-    let (a, b) = default_range(subnet);
+fn default_range_text(subnet: Subnet, server: Ipv4Addr) -> String {
+    let (a, b) = default_range(subnet, server);
     format!("{a}-{b}")
 }
 
@@ -241,9 +267,25 @@ mod tests {
             ("10.0.0.1", None, Some("10.0.0.1-10.0.0.9"), "pxelinux.0"),
             ("10.0.0.1", None, None, "pxe linux.0"),
             ("10.0.0.1", None, None, "\"; evil"),
+            ("10.0.0.1", None, None, "../etc/passwd"),
+            ("10.0.0.1", None, None, "/pxelinux.0"),
+            ("10.0.0.0", None, None, "pxelinux.0"),
+            ("10.0.0.255", None, None, "pxelinux.0"),
+            ("10.0.0.1", None, Some("10.0.0.200-10.0.0.255"), "pxelinux.0"),
+            ("10.0.0.1", None, Some("10.0.0.0-10.0.0.9"), "pxelinux.0"),
         ] {
             let err = DhcpParams::new(server, subnet, range, file).unwrap_err();
             assert!(!err.contains('\n'), "{err}");
         }
+    }
+
+    #[test]
+    fn the_default_range_is_the_half_without_the_server() {
+        let low = DhcpParams::new("10.0.0.1", None, None, "pxelinux.0").unwrap();
+        assert_eq!(low.range, ("10.0.0.128".parse().unwrap(), "10.0.0.254".parse().unwrap()));
+        let high = DhcpParams::new("10.0.0.200", None, None, "pxelinux.0").unwrap();
+        assert_eq!(high.range, ("10.0.0.1".parse().unwrap(), "10.0.0.127".parse().unwrap()));
+        let edge = DhcpParams::new("10.0.0.254", Some("10.0.0.0/24"), None, "pxelinux.0").unwrap();
+        assert!(u32::from(edge.range.1) < u32::from(edge.server));
     }
 }

@@ -3,6 +3,13 @@
 //! Every error a user can see is one line saying what went wrong and what to
 //! do about it. The [`Kind`] decides the process exit code, so scripts can
 //! tell a bad ISO (3) from a missing libvirtd (4) without parsing text.
+//!
+//! Each part has its own error type (`IsoError`, `BootError`, `VirtError`);
+//! the `From` impls at the end of this file are the one place
+//! that decides which of them is the user's input (3) and which the host's
+//! state (4), so the lab uses `?` and never maps errors by hand. (`ServeError`
+//! is the exception: its fix names the verb's own options, so the lab maps it
+//! with `lab::server_error`.)
 
 use std::fmt;
 
@@ -19,15 +26,13 @@ pub enum Kind {
     Environment,
     /// A wait (`--wait-for`, `--timeout`) ran out.
     Timeout,
-    /// The verb exists in the CLI but is not built yet.
-    NotImplemented,
 }
 
 impl Kind {
     /// The process exit code for this kind (see README, "Exit codes").
     pub fn exit_code(self) -> i32 {
         match self {
-            Kind::Other | Kind::NotImplemented => 1,
+            Kind::Other => 1,
             Kind::Usage => 2,
             Kind::BadInput => 3,
             Kind::Environment => 4,
@@ -72,11 +77,8 @@ impl Error {
     pub fn other(message: impl Into<String>) -> Error {
         Error::new(Kind::Other, message)
     }
-    pub fn not_implemented(what: &str) -> Error {
-        Error::new(
-            Kind::NotImplemented,
-            format!("`pxelab {what}` is not implemented yet; see the README for what works today"),
-        )
+    pub fn usage(message: impl Into<String>) -> Error {
+        Error::new(Kind::Usage, message)
     }
     pub fn kind(&self) -> Kind {
         self.kind
@@ -93,3 +95,54 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+use crate::boot::{BootError, MenuError};
+use crate::iso::{DetectError, IsoError};
+use crate::virt::netxml::XmlError;
+use crate::virt::VirtError;
+
+impl From<IsoError> for Error {
+    /// Every ISO failure is the ISO's: a missing, truncated or foreign file.
+    fn from(e: IsoError) -> Error {
+        Error::bad_input(e.to_string())
+    }
+}
+
+impl From<DetectError> for Error {
+    fn from(e: DetectError) -> Error {
+        Error::bad_input(e.to_string())
+    }
+}
+
+impl From<MenuError> for Error {
+    fn from(e: MenuError) -> Error {
+        Error::bad_input(e.to_string())
+    }
+}
+
+impl From<BootError> for Error {
+    /// A missing syslinux file is the host's (install the package); a menu
+    /// that cannot be written comes from the ISO or the user's arguments.
+    fn from(e: BootError) -> Error {
+        match e {
+            BootError::Syslinux(e) => Error::environment(e.to_string()),
+            BootError::Menu(e) => e.into(),
+        }
+    }
+}
+
+impl From<XmlError> for Error {
+    fn from(e: XmlError) -> Error {
+        VirtError::Xml(e).into()
+    }
+}
+
+impl From<VirtError> for Error {
+    fn from(e: VirtError) -> Error {
+        match e {
+            VirtError::NoNetwork(_) | VirtError::NoDomain(_) | VirtError::Refused(_) => Error::bad_input(e.to_string()),
+            VirtError::Xml(XmlError::NoIpv4Dhcp { .. }) | VirtError::Xml(XmlError::BadValue { .. }) => Error::bad_input(e.to_string()),
+            VirtError::Connect { .. } | VirtError::NotReady(_) | VirtError::Libvirt { .. } | VirtError::Xml(_) => Error::environment(e.to_string()),
+        }
+    }
+}

@@ -7,11 +7,13 @@
 //! for the lab's ports on that bridge at the top of INPUT, each tagged with
 //! the comment `pxelab`, and removes exactly those on teardown.
 //!
-//! This reads and writes iptables (which libvirt's iptables backend also
-//! uses). A host whose rules live only in nftables tables that iptables does
-//! not show, or in firewalld zones, is not inspected.
+//! `up` changes iptables only (which libvirt's iptables backend also uses).
+//! firewalld zones and nftables chains that iptables does not show are read
+//! here too ([`firewalld_gap`], [`nft_dropping_input`]), for `doctor` to name,
+//! but never changed. Every function here runs subprocesses: call them
+//! through `crate::blocking::run` from async code.
 
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use serde::{Deserialize, Serialize};
 
@@ -24,22 +26,19 @@ pub struct Rule {
 }
 
 /// The rules a lab on `bridge` needs: TFTP, FTP control, FTP passive data.
-pub fn lab_rules(passive: &std::ops::RangeInclusive<u16>) -> Vec<Rule> {
+pub fn lab_rules(tftp: u16, ftp: u16, passive: &std::ops::RangeInclusive<u16>) -> Vec<Rule> {
     vec![
-        Rule { protocol: "udp".into(), port: "69".into() },
-        Rule { protocol: "tcp".into(), port: "21".into() },
+        Rule { protocol: "udp".into(), port: tftp.to_string() },
+        Rule { protocol: "tcp".into(), port: ftp.to_string() },
         Rule { protocol: "tcp".into(), port: format!("{}:{}", passive.start(), passive.end()) },
     ]
 }
 
 fn rule_args(bridge: &str, rule: &Rule) -> Vec<String> {
-    [
-        "-i", bridge, "-p", &rule.protocol, "-m", &rule.protocol, "--dport", &rule.port, "-m", "comment", "--comment", "pxelab",
-        "-j", "ACCEPT",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    ["-i", bridge, "-p", &rule.protocol, "-m", &rule.protocol, "--dport", &rule.port, "-m", "comment", "--comment", "pxelab", "-j", "ACCEPT"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// The INPUT rule (or policy) that would stop traffic from `bridge` to one
@@ -74,9 +73,7 @@ pub fn blocking_rule_in(listing: &str, bridge: &str, rules: &[Rule]) -> Option<S
         }
         let protocol = value("-p");
         let dport = value("--dport");
-        let hits = rules.iter().any(|r| {
-            protocol.is_none_or(|p| p == r.protocol) && dport.is_none_or(|d| ports_overlap(d, &r.port))
-        });
+        let hits = rules.iter().any(|r| protocol.is_none_or(|p| p == r.protocol) && dport.is_none_or(|d| ports_overlap(d, &r.port)));
         if hits {
             return Some(line.to_string());
         }
@@ -103,14 +100,8 @@ fn ports_overlap(a: &str, b: &str) -> bool {
 /// Inserts the ACCEPT rules for `bridge` at the top of INPUT.
 pub fn open(bridge: &str, rules: &[Rule]) -> Result<(), String> {
     for rule in rules {
-        let status = Command::new("iptables")
-            .args(["-w", "-I", "INPUT", "1"])
-            .args(rule_args(bridge, rule))
-            .status()
-            .map_err(|e| format!("cannot run iptables: {e}"))?;
-        if !status.success() {
-            return Err(format!("iptables could not add an ACCEPT rule for {}/{} on {bridge}", rule.port, rule.protocol));
-        }
+        let args: Vec<String> = ["-w", "-I", "INPUT", "1"].iter().map(|s| s.to_string()).chain(rule_args(bridge, rule)).collect();
+        iptables(&args).map_err(|e| format!("iptables could not add an ACCEPT rule for {}/{} on {bridge}: {e}", rule.port, rule.protocol))?;
     }
     Ok(())
 }
@@ -120,14 +111,8 @@ pub fn close(bridge: &str, rules: &[Rule]) -> Result<(), String> {
     for rule in rules {
         // -C first: -D of a missing rule is an error we do not want to report.
         if present(bridge, rule) {
-            let status = Command::new("iptables")
-                .args(["-w", "-D", "INPUT"])
-                .args(rule_args(bridge, rule))
-                .status()
-                .map_err(|e| format!("cannot run iptables: {e}"))?;
-            if !status.success() {
-                return Err(format!("iptables could not remove pxelab's rule for {}/{} on {bridge}", rule.port, rule.protocol));
-            }
+            let args: Vec<String> = ["-w", "-D", "INPUT"].iter().map(|s| s.to_string()).chain(rule_args(bridge, rule)).collect();
+            iptables(&args).map_err(|e| format!("iptables could not remove pxelab's rule for {}/{} on {bridge}: {e}", rule.port, rule.protocol))?;
         }
     }
     Ok(())
@@ -140,7 +125,25 @@ pub fn opened(bridge: &str, rules: &[Rule]) -> bool {
 
 /// Whether pxelab's ACCEPT rule for `rule` on `bridge` is in INPUT (`iptables -C`).
 fn present(bridge: &str, rule: &Rule) -> bool {
-    Command::new("iptables").args(["-w", "-C", "INPUT"]).args(rule_args(bridge, rule)).status().is_ok_and(|s| s.success())
+    // A missing rule is the answer, not an error: iptables' own complaint
+    // ("Bad rule (does a matching rule exist in that chain?)") stays quiet.
+    Command::new("iptables")
+        .args(["-w", "-C", "INPUT"])
+        .args(rule_args(bridge, rule))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs iptables with `args`; its stderr becomes part of the error.
+fn iptables(args: &[String]) -> Result<(), String> {
+    let out = Command::new("iptables").args(args).stdin(Stdio::null()).output().map_err(|e| format!("cannot run iptables: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_string())
+    }
 }
 
 /// When firewalld runs: the lab's ports its zone for `bridge` does not
@@ -171,8 +174,7 @@ pub fn firewalld_missing(services: &str, ports: &str, rules: &[Rule]) -> Vec<Str
                 ("tcp", "21") => services.contains(&"ftp"),
                 _ => false,
             };
-            let by_port =
-                ports.iter().any(|(p, proto)| *proto == rule.protocol && ports_cover(&p.replace('-', ":"), &rule.port));
+            let by_port = ports.iter().any(|(p, proto)| *proto == rule.protocol && ports_cover(&p.replace('-', ":"), &rule.port));
             !by_service && !by_port
         })
         .map(|rule| format!("--add-port={}/{}", rule.port.replace(':', "-"), rule.protocol))
@@ -217,7 +219,7 @@ mod tests {
     use super::*;
 
     fn rules() -> Vec<Rule> {
-        lab_rules(&(50000..=50100))
+        lab_rules(69, 21, &(50000..=50100))
     }
 
     #[test]

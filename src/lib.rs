@@ -7,9 +7,11 @@
 //! - [`virt`]: libvirt: networks (bootp patching) and domains.
 //! - [`dhcp`]: settings for DHCP servers that are not libvirt's (ISC, dnsmasq, Windows).
 //! - [`firewall`]: opening the lab's ports from its bridge when the host's firewall would block them.
+//! - [`blocking`]: where blocking host work runs (the rule beside `Libvirt::call`).
 //! - [`lab`]: ties the parts together for each verb; the only caller of the parts.
 //! - [`cli`]: the command line.
 
+pub mod blocking;
 pub mod boot;
 pub mod cli;
 pub mod dhcp;

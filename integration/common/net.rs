@@ -126,4 +126,3 @@ pub fn wait_for(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) 
     }
     panic!("timed out after {timeout:?} waiting for {what}");
 }
-

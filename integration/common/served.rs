@@ -55,13 +55,7 @@ impl Served {
         // Drain stderr so the server never blocks on a full pipe.
         let mut stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Served {
-            child,
-            tftp: ready["tftp"].as_str().unwrap().parse().unwrap(),
-            ftp: ready["ftp"].as_str().unwrap().parse().unwrap(),
-            ready_after,
-            events,
-        }
+        Served { child, tftp: ready["tftp"].as_str().unwrap().parse().unwrap(), ftp: ready["ftp"].as_str().unwrap().parse().unwrap(), ready_after, events }
     }
 
     /// The server process still runs (not exited, not a zombie).
@@ -163,4 +157,3 @@ pub fn ftp_session(server: SocketAddr, commands: &[&str]) -> Vec<String> {
     }
     replies
 }
-

@@ -71,13 +71,7 @@ pub enum MenuError {
 impl Menu {
     /// The menu for installing from `kernel`/`initrd` (paths in the TFTP
     /// tree) with `append` as the kernel command line.
-    pub fn install(
-        name: &str,
-        kernel: &str,
-        initrd: &str,
-        append: &str,
-        default: DefaultEntry,
-    ) -> Result<Menu, MenuError> {
+    pub fn install(name: &str, kernel: &str, initrd: &str, append: &str, default: DefaultEntry) -> Result<Menu, MenuError> {
         for (what, path) in [("kernel", kernel), ("initrd", initrd)] {
             if !loadable(path) {
                 return Err(MenuError::UnloadablePath { what, path: one_line(path) });
@@ -158,13 +152,16 @@ fn one_line(text: &str) -> String {
 /// A label identifier: pxelinux ends it at the first space.
 fn label_id(label: &str) -> String {
     let id: String = one_line(label).chars().filter(|c| !c.is_whitespace()).collect();
-    if id.is_empty() { "entry".into() } else { id }
+    if id.is_empty() {
+        "entry".into()
+    } else {
+        id
+    }
 }
 
 /// pxelinux splits KERNEL at spaces and `initrd=` at commas.
 fn loadable(path: &str) -> bool {
-    !path.is_empty()
-        && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+/~".contains(&b))
+    !path.is_empty() && path.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-+/~".contains(&b))
 }
 
 #[cfg(test)]
@@ -173,14 +170,9 @@ mod tests {
 
     #[test]
     fn renders_the_seed_shape_with_install_default() {
-        let menu = Menu::install(
-            "CentOS 7",
-            "iso/isolinux/vmlinuz",
-            "iso/isolinux/initrd.img",
-            "inst.repo=ftp://10.0.0.1/ console=ttyS0",
-            DefaultEntry::Install,
-        )
-        .unwrap();
+        let menu =
+            Menu::install("CentOS 7", "iso/isolinux/vmlinuz", "iso/isolinux/initrd.img", "inst.repo=ftp://10.0.0.1/ console=ttyS0", DefaultEntry::Install)
+                .unwrap();
         assert_eq!(
             menu.render(),
             "SERIAL 0 115200\n\
@@ -215,8 +207,7 @@ mod tests {
 
     #[test]
     fn hostile_names_cannot_add_directives() {
-        let menu = Menu::install("x\nLABEL evil\n  KERNEL /etc/shadow\r", "k", "i", "a\nMENU HIDDEN", DefaultEntry::Install)
-            .unwrap();
+        let menu = Menu::install("x\nLABEL evil\n  KERNEL /etc/shadow\r", "k", "i", "a\nMENU HIDDEN", DefaultEntry::Install).unwrap();
         let text = menu.render();
         assert!(!text.lines().any(|l| l.trim_start().starts_with("LABEL evil")), "{text}");
         assert!(!text.lines().any(|l| l.trim_start().starts_with("KERNEL /etc")), "{text}");

@@ -52,6 +52,23 @@ pub enum OpenError {
     NotFound,
 }
 
+/// Longest boot file name accepted; DHCP's `file` field holds 128 bytes.
+const MAX_BOOT_FILE: usize = 127;
+
+/// Checks a boot file name that a DHCP server hands out (`<bootp file=…>`,
+/// ISC `filename`, option 067): a relative path inside the boot tree, made
+/// of names that every DHCP server, config syntax and TFTP client takes as
+/// they are. The one check for every verb that takes `--file`.
+pub fn check_boot_file(name: &str) -> Result<(), String> {
+    let fix = "use a file of the boot tree such as pxelinux.0 (letters, digits, '.', '_', '-', with '/' between names)";
+    let names_ok =
+        name.split('/').all(|part| !part.is_empty() && part != "." && part != ".." && part.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)));
+    if name.is_empty() || name.len() > MAX_BOOT_FILE || !names_ok {
+        return Err(format!("{name:?} is not a boot file name: {fix}"));
+    }
+    Ok(())
+}
+
 /// A file ready to be served.
 #[derive(Debug, Clone)]
 pub enum BootFile {
@@ -106,13 +123,7 @@ pub fn menu_for(distro: &Distro, options: &BootOptions) -> Result<Menu, MenuErro
         Some(v) => format!("{} {v}", distro.name),
         None => distro.name.clone(),
     };
-    let mut menu = Menu::install(
-        &title,
-        &format!("{ISO_DIR}/{}", distro.kernel),
-        &format!("{ISO_DIR}/{}", distro.initrd),
-        &options.append,
-        options.default,
-    )?;
+    let mut menu = Menu::install(&title, &format!("{ISO_DIR}/{}", distro.kernel), &format!("{ISO_DIR}/{}", distro.initrd), &options.append, options.default)?;
     menu.ui = options.ui;
     Ok(menu)
 }
@@ -134,8 +145,7 @@ impl BootTree {
 
     /// Builds a tree from parts (the syslinux files given, not searched for).
     pub fn new(iso: Arc<IsoIndex>, syslinux: Vec<(&str, Vec<u8>)>, menu: Menu) -> BootTree {
-        let mut memory: BTreeMap<String, Arc<[u8]>> =
-            syslinux.into_iter().map(|(name, bytes)| (name.to_string(), Arc::from(bytes))).collect();
+        let mut memory: BTreeMap<String, Arc<[u8]>> = syslinux.into_iter().map(|(name, bytes)| (name.to_string(), Arc::from(bytes))).collect();
         memory.insert("pxelinux.cfg/default".into(), Arc::from(menu.render().into_bytes()));
         memory.insert("boot.msg".into(), Arc::from(menu.render_welcome().into_bytes()));
         BootTree { iso, memory, menu }
@@ -199,6 +209,18 @@ pub fn normalize(request: &str) -> Result<String, PathRejected> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn boot_file_names_stay_in_the_tree() {
+        for good in ["pxelinux.0", "boot/grub/x86_64-efi/core.efi", "ipxe.efi", "a_b-c.0"] {
+            assert_eq!(check_boot_file(good), Ok(()), "{good}");
+        }
+        let long = "x".repeat(128);
+        for bad in ["", "../etc/passwd", "/pxelinux.0", "a//b", "a/./b", "a/..", "pxe linux.0", "a'b", "x\\y", long.as_str()] {
+            let err = check_boot_file(bad).unwrap_err();
+            assert!(err.contains("pxelinux.0") && !err.contains('\n'), "{bad:?}: {err}");
+        }
+    }
 
     #[test]
     fn normalize_accepts_what_clients_send() {

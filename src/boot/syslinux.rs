@@ -12,13 +12,7 @@ use std::path::{Path, PathBuf};
 pub const ASSETS: [&str; 6] = ["pxelinux.0", "ldlinux.c32", "menu.c32", "vesamenu.c32", "libcom32.c32", "libutil.c32"];
 
 /// Where distributions put them: Debian/Ubuntu, then Fedora/RHEL/Arch/Gentoo.
-const SEARCH_DIRS: [&str; 5] = [
-    "/usr/lib/PXELINUX",
-    "/usr/lib/syslinux/modules/bios",
-    "/usr/share/syslinux",
-    "/usr/lib/syslinux/bios",
-    "/usr/lib/syslinux",
-];
+const SEARCH_DIRS: [&str; 5] = ["/usr/lib/PXELINUX", "/usr/lib/syslinux/modules/bios", "/usr/share/syslinux", "/usr/lib/syslinux/bios", "/usr/lib/syslinux"];
 
 /// Overrides the search, for hosts with syslinux in an unusual place.
 pub const DIR_ENV: &str = "PXELAB_SYSLINUX_DIR";
@@ -47,10 +41,7 @@ pub fn load_from(dirs: &[PathBuf]) -> Result<Vec<(&'static str, Vec<u8>)>, Missi
         .iter()
         .map(|&file| {
             let bytes = dirs.iter().find_map(|d| read_regular(&d.join(file)));
-            bytes.map(|b| (file, b)).ok_or_else(|| MissingAsset {
-                file,
-                looked: dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "),
-            })
+            bytes.map(|b| (file, b)).ok_or_else(|| MissingAsset { file, looked: dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ") })
         })
         .collect()
 }

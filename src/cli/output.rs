@@ -1,4 +1,13 @@
-//! How a lab's events and status look on a terminal, in a log, and as JSON.
+//! Everything pxelab prints on stdout, and how.
+//!
+//! Every line goes through [`line`] (or [`json_line`]), which writes it
+//! whole and flushes it: a CI job reading `--json` from a pipe sees each
+//! event when it happens. A stdout that closes (`pxelab … | head -1`) is
+//! not a crash: it is remembered ([`closed`]), later output is dropped, and
+//! the verb decides what that means (`serve` stops, `up` keeps its lab
+//! running and still tears down normally, the rest finish). As ripgrep
+//! does, a closed pipe ends in exit 0; any other write failure is reported
+//! by `main`.
 //!
 //! On a terminal, `up` keeps one progress bar per VM (its stage, the file
 //! being sent, bytes and rate) under the lines it prints; anywhere else
@@ -6,11 +15,73 @@
 //! object per event.
 
 use std::collections::HashMap;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use crate::lab::{self, LabEvent};
+
+/// How a verb ended without an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Exit 0.
+    Done,
+    /// Exit 1 with no error line: the output already says what failed
+    /// (`doctor`'s failed checks).
+    ChecksFailed,
+}
+
+/// Stdout was closed by its reader.
+static CLOSED: AtomicBool = AtomicBool::new(false);
+/// A write to stdout failed for another reason (a full disk): `main` reports it.
+static WRITE_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
+/// Whether stdout is gone (its reader closed the pipe, or writing failed).
+pub fn closed() -> bool {
+    CLOSED.load(Ordering::Relaxed)
+}
+
+/// Why writing to stdout failed, when it was not a closed pipe.
+pub fn write_error() -> Option<String> {
+    WRITE_ERROR.lock().ok().and_then(|e| e.clone())
+}
+
+/// Writes `text` to stdout as it is and flushes; false once stdout is gone.
+pub fn text(text: &str) -> bool {
+    if closed() {
+        return false;
+    }
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => true,
+        Err(e) => {
+            CLOSED.store(true, Ordering::Relaxed);
+            if e.kind() != std::io::ErrorKind::BrokenPipe {
+                if let Ok(mut slot) = WRITE_ERROR.lock() {
+                    slot.get_or_insert_with(|| e.to_string());
+                }
+            }
+            false
+        }
+    }
+}
+
+/// One line on stdout, flushed.
+pub fn line(line: impl std::fmt::Display) -> bool {
+    text(&format!("{line}\n"))
+}
+
+/// One JSON value on one line (events).
+pub fn json_line(value: &impl serde::Serialize) -> bool {
+    line(serde_json::to_string(value).unwrap_or_default())
+}
+
+/// One JSON value, pretty-printed (a verb's whole report).
+pub fn json(value: &impl serde::Serialize) -> bool {
+    line(serde_json::to_string_pretty(value).unwrap_or_default())
+}
 
 /// Renders `up`'s and `down`'s events.
 pub struct LabDisplay {
@@ -40,7 +111,9 @@ impl LabDisplay {
             Some(bars) => {
                 let _ = bars.multi.println(text);
             }
-            None => println!("{text}"),
+            None => {
+                line(text);
+            }
         }
     }
 
@@ -63,12 +136,17 @@ impl LabDisplay {
         if self.json {
             // Progress is for bars; JSON consumers get each finished transfer.
             if !matches!(event, LabEvent::Progress { .. }) {
-                println!("{}", serde_json::to_string(event).unwrap_or_default());
+                json_line(event);
             }
             return;
         }
         match event {
-            LabEvent::Step { message } | LabEvent::Teardown { message } => self.line(format!("pxelab: {message}")),
+            LabEvent::Step { message } => self.line(format!("pxelab: {message}")),
+            LabEvent::Teardown { message } => {
+                // The lab is ending: bars redrawn under the teardown lines would be stale.
+                self.end_bars();
+                self.line(format!("pxelab: {message}"));
+            }
             LabEvent::Ready { network, server_ip, vms, .. } => {
                 self.line(format!(
                     "pxelab: lab ready on network {network} (server {server_ip}); VMs: {}",
@@ -84,9 +162,10 @@ impl LabDisplay {
             }
             LabEvent::Progress { vm, protocol, path, bytes, size } => {
                 if let Some(bar) = self.bar(vm) {
-                    if bar.message() != format!("{} {path}", protocol.to_uppercase()) {
+                    let label = format!("{} {path}", protocol.name().to_uppercase());
+                    if bar.message() != label {
                         bar.reset();
-                        bar.set_message(format!("{} {path}", protocol.to_uppercase()));
+                        bar.set_message(label);
                     }
                     bar.set_length(*size);
                     bar.set_position(*bytes);
@@ -94,7 +173,7 @@ impl LabDisplay {
             }
             LabEvent::Transfer { vm, protocol, path, bytes, seconds, complete } => {
                 if let Some(bar) = vm.as_deref().and_then(|v| self.bar(v)) {
-                    bar.set_message(format!("{} {path}", protocol.to_uppercase()));
+                    bar.set_message(format!("{} {path}", protocol.name().to_uppercase()));
                     bar.set_length((*bytes).max(1));
                     bar.set_position(*bytes);
                 }
@@ -102,7 +181,7 @@ impl LabDisplay {
                     self.line(format!(
                         "            {}: {} {path} {:.1} MB in {seconds:.2} s ({:.1} MB/s)",
                         vm.as_deref().unwrap_or("?"),
-                        protocol.to_uppercase(),
+                        protocol.name().to_uppercase(),
                         *bytes as f64 / 1e6,
                         *bytes as f64 / 1e6 / seconds.max(1e-6)
                     ));
@@ -132,11 +211,19 @@ impl LabDisplay {
             }
         }
     }
+
+    /// Finishes the bars, takes them off the screen and prints plain lines from now on.
+    fn end_bars(&mut self) {
+        self.finish_bars();
+        if let Some(bars) = self.bars.take() {
+            let _ = bars.multi.clear();
+        }
+    }
 }
 
 impl Drop for LabDisplay {
     fn drop(&mut self) {
-        self.finish_bars();
+        self.end_bars();
     }
 }
 
@@ -147,7 +234,12 @@ pub fn status_text(report: &lab::StatusReport) -> String {
     if report.crashed {
         out.push_str(&format!("the lab (pid {}) is gone without cleaning up: run `pxelab down`\n", lab.pid));
     }
-    out.push_str(&format!("lab        pid {} ({})\n", lab.pid, if lab.ready { "ready" } else { "starting" }));
+    let state = match (report.crashed, lab.ready) {
+        (true, _) => "crashed",
+        (false, true) => "ready",
+        (false, false) => "starting",
+    };
+    out.push_str(&format!("lab        pid {} ({state})\n", lab.pid));
     out.push_str(&format!("iso        {} ({})\n", lab.iso, lab.distro));
     out.push_str(&format!("network    {} (bridge {}, server {})\n", lab.network, lab.bridge.as_deref().unwrap_or("?"), lab.server_ip));
     out.push_str(&format!("tftp       {}   ftp {}\n", lab.tftp, lab.ftp));
@@ -160,16 +252,10 @@ pub fn status_text(report: &lab::StatusReport) -> String {
         lab.transfers.ftp_bytes as f64 / 1e6
     ));
     for vm in &lab.vms {
-        out.push_str(&format!(
-            "vm         {} {} stage {}\n",
-            vm.name,
-            vm.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()),
-            vm.stage.name()
-        ));
+        out.push_str(&format!("vm         {} {} stage {}\n", vm.name, vm.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()), vm.stage.name()));
     }
     out
 }
-
 
 /// `pxelab doctor` as text: one line per check, and the fix under each that is not ok.
 pub fn doctor_text(report: &lab::DoctorReport) -> String {
@@ -190,4 +276,93 @@ pub fn doctor_text(report: &lab::DoctorReport) -> String {
     let warned = report.checks.iter().filter(|c| c.status == lab::CheckStatus::Warn).count();
     out.push_str(&format!("{failed} failed, {warned} warnings, {} checks\n", report.checks.len()));
     out
+}
+
+/// `pxelab down` as text: what was stopped, and what was kept.
+pub fn down_text(report: &lab::DownReport) -> String {
+    if report.nothing_to_do {
+        return "no lab running; nothing to undo\n".into();
+    }
+    if report.kept_vms.is_empty() {
+        return "lab stopped; the host is as it was\n".into();
+    }
+    format!("lab stopped; the host is as it was, but for the VMs kept with --keep: {} (remove each with `pxelab vm rm NAME`)\n", report.kept_vms.join(", "))
+}
+
+/// `pxelab serve` once it listens.
+pub fn serve_ready_text(ready: &lab::Ready) -> String {
+    format!("pxelab: serving {} (TFTP {}, FTP {}); kernel args: {}; Ctrl-C to stop\n", ready.iso, ready.tftp, ready.ftp, ready.kernel_args)
+}
+
+/// `pxelab vm new` as text.
+pub fn vm_new_text(report: &lab::VmNewReport) -> String {
+    format!(
+        "created {} on network {} ({}: {}); serial log {}\nfollow its console with: pxelab vm console -f {}\n",
+        report.vm.name,
+        report.vm.networks.join(", "),
+        report.vm.accel.name(),
+        report.accel_reason,
+        report.vm.meta.serial_log,
+        report.vm.name
+    )
+}
+
+/// `pxelab vm list` as a table.
+pub fn vm_list_text(vms: &[crate::virt::domain::VmInfo]) -> String {
+    if vms.is_empty() {
+        return "no pxelab VMs\n".into();
+    }
+    let mut out = format!("{:<24} {:<10} {:<5} {:<16} serial log\n", "NAME", "STATE", "ACCEL", "NETWORK");
+    for vm in vms {
+        out.push_str(&format!("{:<24} {:<10} {:<5} {:<16} {}\n", vm.name, vm.state.name(), vm.accel.name(), vm.networks.join(","), vm.meta.serial_log));
+    }
+    out
+}
+
+/// `pxelab net patch` as text.
+pub fn net_patch_text(report: &lab::NetPatchReport) -> String {
+    if report.unchanged {
+        return format!("network {} already boots {} from {}; nothing changed\n", report.network, report.file, report.server);
+    }
+    format!(
+        "network {} now boots {} from {}{}{}\nundo with: pxelab net restore --network {}\n",
+        report.network,
+        report.file,
+        report.server,
+        if report.restarted { " (network restarted)" } else { " (takes effect when the network starts)" },
+        if report.reattached.is_empty() { String::new() } else { format!("; re-attached {}", report.reattached.join(", ")) },
+        report.network
+    )
+}
+
+/// `pxelab net restore` as text.
+pub fn net_restore_text(report: &lab::NetRestoreReport) -> String {
+    if report.restored {
+        format!("network {} is back as it was before pxelab patched it\n", report.network)
+    } else {
+        format!("network {} has no pxelab patch to undo; nothing changed\n", report.network)
+    }
+}
+
+/// `pxelab up --detach` once the lab runs.
+pub fn detached_text(detached: &lab::Detached) -> String {
+    format!("lab running in the background (pid {}, log {}); `pxelab status` to follow, `pxelab down` to stop\n", detached.pid, detached.log.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::progress::{Stage, StageEvent};
+
+    #[test]
+    fn bars_end_before_the_teardown_lines() {
+        let multi = MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden());
+        let mut display = LabDisplay { json: false, bars: Some(Bars { multi, per_vm: HashMap::new() }) };
+        display.show(&LabEvent::Stage(StageEvent { vm: "pxelab-oak-1".into(), stage: Stage::Dhcp, at: 1.0, ip: None }));
+        let bar = display.bars.as_ref().unwrap().per_vm["pxelab-oak-1"].clone();
+        assert!(!bar.is_finished());
+        display.show(&LabEvent::Teardown { message: "servers stopped".into() });
+        assert!(bar.is_finished(), "a bar still live under the teardown lines");
+        assert!(display.bars.is_none(), "lines after the teardown must not redraw bars");
+    }
 }

@@ -76,12 +76,40 @@ pub struct Overrides {
     pub append: Option<String>,
 }
 
+/// Where each family keeps a network-bootable kernel and its initrd, in the
+/// order tried. The "no kernel found" message lists these same places.
+const RHEL_PAIRS: &[(&str, &str)] = &[("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img"), ("isolinux/vmlinuz", "isolinux/initrd.img")];
+const DEBIAN_PAIRS: &[(&str, &str)] = &[
+    ("install.amd/vmlinuz", "install.amd/initrd.gz"),
+    ("install.386/vmlinuz", "install.386/initrd.gz"),
+    ("install.a64/vmlinuz", "install.a64/initrd.gz"),
+    ("debian-installer/amd64/linux", "debian-installer/amd64/initrd.gz"),
+    ("debian-installer/i386/linux", "debian-installer/i386/initrd.gz"),
+    ("debian-installer/arm64/linux", "debian-installer/arm64/initrd.gz"),
+];
+const UBUNTU_PAIRS: &[(&str, &str)] = &[
+    ("casper/vmlinuz", "casper/initrd"),
+    ("casper/vmlinuz", "casper/initrd.gz"),
+    ("casper/vmlinuz", "casper/initrd.lz"),
+    ("casper/hwe-vmlinuz", "casper/hwe-initrd"),
+];
+
+/// The directories [`detect`] looks in, for the "no kernel found" message.
+fn looked_in() -> String {
+    let mut dirs: Vec<&str> = vec![".treeinfo"];
+    for (kernel, _) in RHEL_PAIRS.iter().chain(DEBIAN_PAIRS).chain(UBUNTU_PAIRS) {
+        let dir = &kernel[..kernel.rfind('/').map(|i| i + 1).unwrap_or(0)];
+        if !dirs.contains(&dir) {
+            dirs.push(dir);
+        }
+    }
+    dirs.join(", ")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum DetectError {
-    #[error(
-        "{iso}: no network-bootable kernel found (looked for .treeinfo, images/pxeboot/, isolinux/, install.amd/, casper/); name them with --kernel PATH --initrd PATH"
-    )]
-    NoKernel { iso: String },
+    #[error("{iso}: no network-bootable kernel found (looked in {looked_in}); name them with --kernel PATH --initrd PATH")]
+    NoKernel { iso: String, looked_in: String },
     #[error("{iso}: --{what} {path} is not a file in the ISO; list its files with `xorriso -indev {iso} -find / -type f`")]
     MissingOverride { iso: String, what: &'static str, path: String },
     #[error("{iso}: found a kernel at {kernel} but no initrd beside it; name one with --initrd PATH")]
@@ -93,10 +121,7 @@ pub enum DetectError {
 /// Detects the distribution in `iso`, applying `overrides` on top.
 pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectError> {
     let iso_name = iso.path().display().to_string();
-    let found = from_treeinfo(iso)
-        .or_else(|| rhel_layout(iso))
-        .or_else(|| debian_layout(iso))
-        .or_else(|| ubuntu_layout(iso));
+    let found = from_treeinfo(iso).or_else(|| rhel_layout(iso)).or_else(|| debian_layout(iso)).or_else(|| ubuntu_layout(iso));
 
     let mut distro = match (found, &overrides.kernel) {
         (Some(d), _) => d,
@@ -113,13 +138,10 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectErr
             volume_id: String::new(),
             size_bytes: 0,
         },
-        (None, None) => return Err(DetectError::NoKernel { iso: iso_name }),
+        (None, None) => return Err(DetectError::NoKernel { iso: iso_name, looked_in: looked_in() }),
     };
 
-    for (what, given, slot) in [
-        ("kernel", &overrides.kernel, &mut distro.kernel),
-        ("initrd", &overrides.initrd, &mut distro.initrd),
-    ] {
+    for (what, given, slot) in [("kernel", &overrides.kernel, &mut distro.kernel), ("initrd", &overrides.initrd, &mut distro.initrd)] {
         if let Some(path) = given {
             let path = path.trim_start_matches('/').to_string();
             if iso.file(&path).is_none() {
@@ -163,17 +185,11 @@ fn from_treeinfo(iso: &IsoIndex) -> Option<Distro> {
             (layout.kernel, layout.initrd)
         }
     };
-    let name = info
-        .first(&[("release", "name"), ("general", "family"), ("general", "name"), ("product", "name")])
-        .and_then(clean)
-        .unwrap_or_else(|| "unknown".into());
-    let version = info
-        .first(&[("release", "version"), ("general", "version"), ("product", "version")])
-        .and_then(clean);
-    let stage2 = info
-        .first(&[("stage2", "mainimage"), ("stage2", "instimage")])
-        .map(|p| p.trim_start_matches('/').to_string())
-        .filter(|p| iso.file(p).is_some());
+    let name =
+        info.first(&[("release", "name"), ("general", "family"), ("general", "name"), ("product", "name")]).and_then(clean).unwrap_or_else(|| "unknown".into());
+    let version = info.first(&[("release", "version"), ("general", "version"), ("product", "version")]).and_then(clean);
+    let stage2 =
+        info.first(&[("stage2", "mainimage"), ("stage2", "instimage")]).map(|p| p.trim_start_matches('/').to_string()).filter(|p| iso.file(p).is_some());
     Some(Distro {
         family: Family::Rhel,
         name,
@@ -191,19 +207,13 @@ fn from_treeinfo(iso: &IsoIndex) -> Option<Distro> {
 
 /// The first (kernel, initrd) pair of `candidates` that both exist.
 fn first_pair(iso: &IsoIndex, candidates: &[(&str, &str)]) -> Option<(String, String)> {
-    candidates
-        .iter()
-        .find(|(k, i)| iso.file(k).is_some() && iso.file(i).is_some())
-        .map(|(k, i)| (k.to_string(), i.to_string()))
+    candidates.iter().find(|(k, i)| iso.file(k).is_some() && iso.file(i).is_some()).map(|(k, i)| (k.to_string(), i.to_string()))
 }
 
 fn rhel_layout(iso: &IsoIndex) -> Option<Distro> {
     // images/pxeboot is the pair anaconda ships for PXE; isolinux's is the
     // same kernel for CD boot, the seed's choice.
-    let (kernel, initrd) = first_pair(
-        iso,
-        &[("images/pxeboot/vmlinuz", "images/pxeboot/initrd.img"), ("isolinux/vmlinuz", "isolinux/initrd.img")],
-    )?;
+    let (kernel, initrd) = first_pair(iso, RHEL_PAIRS)?;
     let stage2 = ["images/install.img", "LiveOS/squashfs.img"].into_iter().find(|p| iso.file(p).is_some());
     let label = clean(iso.volume_id()).unwrap_or_default();
     let (name, version) = split_label(&label);
@@ -223,17 +233,7 @@ fn rhel_layout(iso: &IsoIndex) -> Option<Distro> {
 }
 
 fn debian_layout(iso: &IsoIndex) -> Option<Distro> {
-    let (kernel, initrd) = first_pair(
-        iso,
-        &[
-            ("install.amd/vmlinuz", "install.amd/initrd.gz"),
-            ("install.386/vmlinuz", "install.386/initrd.gz"),
-            ("install.a64/vmlinuz", "install.a64/initrd.gz"),
-            ("debian-installer/amd64/linux", "debian-installer/amd64/initrd.gz"),
-            ("debian-installer/i386/linux", "debian-installer/i386/initrd.gz"),
-            ("debian-installer/arm64/linux", "debian-installer/arm64/initrd.gz"),
-        ],
-    )?;
+    let (kernel, initrd) = first_pair(iso, DEBIAN_PAIRS)?;
     let info = disk_info(iso);
     let arch = arch_of_path(&kernel).or_else(|| info.as_ref().and_then(|i| i.arch.clone()));
     Some(Distro {
@@ -246,9 +246,7 @@ fn debian_layout(iso: &IsoIndex) -> Option<Distro> {
         stage2: None,
         // debian-installer's preseed keys for an FTP mirror: the ISO's tree
         // has the pool/ and dists/ a mirror has.
-        kernel_args: format!(
-            "mirror/country=manual mirror/protocol=ftp mirror/ftp/hostname={SERVER_PLACEHOLDER} mirror/ftp/directory=/"
-        ),
+        kernel_args: format!("mirror/country=manual mirror/protocol=ftp mirror/ftp/hostname={SERVER_PLACEHOLDER} mirror/ftp/directory=/"),
         source: Source::Layout,
         volume_id: String::new(),
         size_bytes: 0,
@@ -256,22 +254,9 @@ fn debian_layout(iso: &IsoIndex) -> Option<Distro> {
 }
 
 fn ubuntu_layout(iso: &IsoIndex) -> Option<Distro> {
-    let (kernel, initrd) = first_pair(
-        iso,
-        &[
-            ("casper/vmlinuz", "casper/initrd"),
-            ("casper/vmlinuz", "casper/initrd.gz"),
-            ("casper/vmlinuz", "casper/initrd.lz"),
-            ("casper/hwe-vmlinuz", "casper/hwe-initrd"),
-        ],
-    )?;
+    let (kernel, initrd) = first_pair(iso, UBUNTU_PAIRS)?;
     let info = disk_info(iso);
-    let iso_file = iso
-        .path()
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .and_then(|n| clean(&n))
-        .unwrap_or_else(|| "image.iso".into());
+    let iso_file = iso.path().file_name().map(|n| n.to_string_lossy().into_owned()).and_then(|n| clean(&n)).unwrap_or_else(|| "image.iso".into());
     Some(Distro {
         family: Family::Ubuntu,
         name: info.as_ref().and_then(|i| i.name.clone()).unwrap_or_else(|| "Ubuntu".into()),
@@ -303,10 +288,7 @@ fn disk_info(iso: &IsoIndex) -> Option<DiskInfo> {
     let version_at = words.iter().position(|w| w.starts_with(|c: char| c.is_ascii_digit()));
     let name = version_at.map(|i| words[..i].join(" ")).filter(|n| !n.is_empty()).and_then(|n| clean(&n));
     let version = version_at.and_then(|i| clean(words[i]));
-    let arch = words
-        .iter()
-        .find(|w| ["amd64", "i386", "arm64", "ppc64el", "s390x", "riscv64"].contains(w))
-        .map(|w| w.to_string());
+    let arch = words.iter().find(|w| ["amd64", "i386", "arm64", "ppc64el", "s390x", "riscv64"].contains(w)).map(|w| w.to_string());
     Some(DiskInfo { name, version, arch })
 }
 
@@ -348,6 +330,14 @@ fn clean(text: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_no_kernel_message_names_every_place_looked_in() {
+        let message = DetectError::NoKernel { iso: "x.iso".into(), looked_in: looked_in() }.to_string();
+        for dir in [".treeinfo", "images/pxeboot/", "isolinux/", "install.amd/", "debian-installer/amd64/", "debian-installer/arm64/", "casper/"] {
+            assert!(message.contains(dir), "{dir} missing from: {message}");
+        }
+    }
 
     #[test]
     fn labels_split_into_name_and_version() {

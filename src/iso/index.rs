@@ -44,9 +44,7 @@ pub enum IsoError {
     Open { path: PathBuf, source: std::io::Error },
     #[error("{path} is not an ISO 9660 image ({detail}); pass an installer .iso file")]
     NotIso { path: PathBuf, detail: String },
-    #[error(
-        "{path} is truncated: its volume descriptor says {expected} bytes but the file has {actual}; download or build it again"
-    )]
+    #[error("{path} is truncated: its volume descriptor says {expected} bytes but the file has {actual}; download or build it again")]
     Truncated { path: PathBuf, expected: u64, actual: u64 },
     #[error("{path} has a corrupt directory tree ({detail}); build or download the ISO again")]
     Corrupt { path: PathBuf, detail: String },
@@ -118,10 +116,7 @@ impl IsoIndex {
         let file = File::open(path).map_err(open_err)?;
         let meta = file.metadata().map_err(open_err)?;
         if meta.is_dir() {
-            return Err(IsoError::NotIso {
-                path: path.to_owned(),
-                detail: "it is a directory".into(),
-            });
+            return Err(IsoError::NotIso { path: path.to_owned(), detail: "it is a directory".into() });
         }
         let size_bytes = meta.len();
         let not_iso = |detail: String| IsoError::NotIso { path: path.to_owned(), detail };
@@ -135,33 +130,23 @@ impl IsoIndex {
         }
 
         let reader = file.try_clone().map_err(open_err)?;
-        let image = IsoImage::open(BufReader::with_capacity(64 * 1024, reader))
-            .map_err(|e| not_iso(format!("{e:?}")))?;
+        let image = IsoImage::open(BufReader::with_capacity(64 * 1024, reader)).map_err(|e| not_iso(format!("{e:?}")))?;
         let pvd = image.read_pvd().map_err(|e| not_iso(format!("{e:?}")))?;
         let expected = u64::from(pvd.volume_space_size.read()) * SECTOR;
         if expected > size_bytes {
             return Err(IsoError::Truncated { path: path.to_owned(), expected, actual: size_bytes });
         }
-        let volume_id = String::from_utf8_lossy(bytemuck::bytes_of(&pvd.volume_identifier))
-            .trim_end_matches([' ', '\0'])
-            .to_string();
+        let volume_id = String::from_utf8_lossy(bytemuck::bytes_of(&pvd.volume_identifier)).trim_end_matches([' ', '\0']).to_string();
 
         let (root, names) = choose_root(&image);
         let mut walker = Walker {
             image: &image,
             names,
             size_bytes,
-            nodes: vec![Node {
-                name: String::new(),
-                parent: Self::ROOT,
-                mtime: None,
-                kind: NodeKind::Dir { children: BTreeMap::new() },
-            }],
+            nodes: vec![Node { name: String::new(), parent: Self::ROOT, mtime: None, kind: NodeKind::Dir { children: BTreeMap::new() } }],
             visited: HashSet::new(),
         };
-        walker
-            .walk(Self::ROOT, root.dir_ref(), 0)
-            .map_err(|detail| IsoError::Corrupt { path: path.to_owned(), detail })?;
+        walker.walk(Self::ROOT, root.dir_ref(), 0).map_err(|detail| IsoError::Corrupt { path: path.to_owned(), detail })?;
         let nodes = walker.nodes;
         Ok(IsoIndex { path: path.to_owned(), file, size_bytes, volume_id, names, nodes })
     }
@@ -324,11 +309,7 @@ impl<R: std::io::Read + std::io::Seek> Walker<'_, R> {
             // indexing it again would add nothing but risk.
             return Ok(());
         }
-        let entries = self
-            .image
-            .open_dir(dir_ref)
-            .read_entries()
-            .map_err(|e| format!("reading a directory at sector {}: {e:?}", dir_ref.extent.0))?;
+        let entries = self.image.open_dir(dir_ref).read_entries().map_err(|e| format!("reading a directory at sector {}: {e:?}", dir_ref.extent.0))?;
         for entry in entries {
             if entry.is_special() {
                 continue;
@@ -352,9 +333,7 @@ impl<R: std::io::Read + std::io::Seek> Walker<'_, R> {
                 children.entry(name).or_insert(id);
             }
             if is_dir {
-                let child_ref = entry
-                    .as_dir_ref(self.image)
-                    .map_err(|e| format!("following directory {:?}: {e:?}", self.nodes[id.0].name))?;
+                let child_ref = entry.as_dir_ref(self.image).map_err(|e| format!("following directory {:?}: {e:?}", self.nodes[id.0].name))?;
                 self.walk(id, child_ref, depth + 1)?;
             }
         }
@@ -408,15 +387,7 @@ fn plain_name(raw: &[u8]) -> String {
 /// Seconds since the epoch from Rock Ridge's modify time, else the record's own date.
 fn mtime_of(entry: &DirEntry) -> Option<i64> {
     if let Some(t) = entry.rrip.as_ref().and_then(|r| r.timestamps.as_ref()).and_then(|t| t.modify) {
-        return civil_to_unix(
-            i64::from(t.year),
-            t.month,
-            t.day,
-            t.hour,
-            t.minute,
-            t.second,
-            i64::from(t.gmt_offset),
-        );
+        return civil_to_unix(i64::from(t.year), t.month, t.day, t.hour, t.minute, t.second, i64::from(t.gmt_offset));
     }
     // ECMA-119 9.1.5: years since 1900, month, day, hour, minute, second, GMT offset (15 min).
     let raw = bytemuck::bytes_of(&entry.header().date_time);

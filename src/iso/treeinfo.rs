@@ -26,10 +26,7 @@ impl TreeInfo {
                 info.sections.entry(name.clone()).or_default();
                 current = Some(name);
             } else if let (Some(section), Some((key, value))) = (&current, line.split_once('=')) {
-                info.sections
-                    .get_mut(section)
-                    .expect("section inserted when its header was read")
-                    .insert(key.trim().to_string(), value.trim().to_string());
+                info.sections.get_mut(section).expect("section inserted when its header was read").insert(key.trim().to_string(), value.trim().to_string());
             }
         }
         info
@@ -82,7 +79,9 @@ mod tests {
 
     #[test]
     fn reads_the_old_general_format() {
-        let t = TreeInfo::parse("[general]\nfamily = CentOS\nversion = 7\narch = x86_64\n[images-x86_64]\nkernel = images/pxeboot/vmlinuz\ninitrd = images/pxeboot/initrd.img\n");
+        let t = TreeInfo::parse(
+            "[general]\nfamily = CentOS\nversion = 7\narch = x86_64\n[images-x86_64]\nkernel = images/pxeboot/vmlinuz\ninitrd = images/pxeboot/initrd.img\n",
+        );
         assert_eq!(t.first(&[("release", "name"), ("general", "family")]), Some("CentOS"));
         assert_eq!(t.kernel_initrd().0, Some("images/pxeboot/vmlinuz"));
     }

@@ -14,17 +14,40 @@ pub enum DhcpFormat {
     Libvirt,
 }
 
-/// The configuration text for `format`.
-pub fn dhcp_config(format: DhcpFormat, server: Option<&str>, subnet: Option<&str>, range: Option<&str>, file: &str) -> Result<String> {
+impl DhcpFormat {
+    /// How `--format` and the JSON name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            DhcpFormat::Isc => "isc",
+            DhcpFormat::Dnsmasq => "dnsmasq",
+            DhcpFormat::DnsmasqProxy => "dnsmasqproxy",
+            DhcpFormat::Windows => "windows",
+            DhcpFormat::Libvirt => "libvirt",
+        }
+    }
+}
+
+/// What `pxelab dhcp-config` was asked; `None`s are taken from the running lab.
+#[derive(Debug, Clone)]
+pub struct DhcpRequest {
+    pub format: DhcpFormat,
+    pub server: Option<String>,
+    pub subnet: Option<String>,
+    pub range: Option<String>,
+    pub file: String,
+}
+
+/// The configuration text for `request.format`.
+pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
     let lab = state_dir().ok().and_then(|dir| record::read(&dir).ok().flatten()).filter(|l| record::alive(l.pid));
-    let server = match (server, &lab) {
-        (Some(s), _) => s.to_string(),
+    let server = match (&request.server, &lab) {
+        (Some(s), _) => s.clone(),
         (None, Some(lab)) => lab.server_ip.clone(),
         (None, None) => return Err(Error::bad_input("no lab is running to take the server from; pass --server IP (the PXE server's address)")),
     };
-    let subnet = subnet.map(str::to_string).or_else(|| lab.as_ref().and_then(|l| l.subnet.clone()));
-    let params = DhcpParams::new(&server, subnet.as_deref(), range, file).map_err(Error::bad_input)?;
-    Ok(match format {
+    let subnet = request.subnet.clone().or_else(|| lab.as_ref().and_then(|l| l.subnet.clone()));
+    let params = DhcpParams::new(&server, subnet.as_deref(), request.range.as_deref(), &request.file).map_err(Error::bad_input)?;
+    Ok(match request.format {
         DhcpFormat::Isc => dhcp::isc(&params),
         DhcpFormat::Dnsmasq => dhcp::dnsmasq(&params),
         DhcpFormat::DnsmasqProxy => dhcp::dnsmasq_proxy(&params),

@@ -20,16 +20,18 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::record::LabRecord;
-use super::{parse_port_range, status, virt_error};
+use super::{parse_port_range, status};
+use crate::blocking;
 use crate::boot::syslinux;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::firewall;
 use crate::serve::ports::{self, Transport};
 use crate::serve::Limits;
 use crate::virt::accel::{self, Accel, HostKvm};
-use crate::virt::domain::{self, NetworkBoot};
-use crate::virt::netxml::{self, NetworkXml};
+use crate::virt::domain;
+use crate::virt::domxml::{self, NetworkBoot};
 use crate::virt::network::{self, NetworkState};
+use crate::virt::netxml::{self, NetworkXml};
 use crate::virt::{Libvirt, VirtError};
 
 /// How long a probe of the lab's servers waits for an answer.
@@ -109,11 +111,16 @@ struct Gathered {
     vm: Option<std::result::Result<(String, bool), VirtError>>,
 }
 
-/// `pxelab doctor`.
+/// `pxelab doctor`. Every check that reads the host or probes a port runs
+/// through `blocking::run`; libvirt is read in one `Libvirt::call`.
 pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
-    let mut f = Findings::default();
-    let lab = running_lab(&mut f);
-    host_checks(&mut f);
+    let (mut f, lab) = blocking::run(|| {
+        let mut f = Findings::default();
+        let lab = running_lab(&mut f);
+        host_checks(&mut f);
+        (f, lab)
+    })
+    .await;
 
     let libvirt = match Libvirt::connect(&request.uri).await {
         Ok(l) => {
@@ -121,7 +128,7 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
             l
         }
         Err(e) => {
-            f.fail("libvirt", format!("cannot connect to {}", request.uri), virt_error(e).to_string());
+            f.fail("libvirt", format!("cannot connect to {}", request.uri), Error::from(e).to_string());
             return Ok(report(request, None, None, f));
         }
     };
@@ -134,14 +141,10 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
         }
         None => None,
     };
-    let vm_network = vm.as_ref().and_then(|v| v.as_ref().ok()).and_then(|(xml, _)| domain::interfaces(xml).into_iter().find_map(|i| i.network));
-    let net_name = request
-        .network
-        .clone()
-        .or_else(|| lab.as_ref().map(|l| l.network.clone()))
-        .or(vm_network)
-        .unwrap_or_else(|| "default".into());
+    let vm_network = vm.as_ref().and_then(|v| v.as_ref().ok()).and_then(|(xml, _)| domxml::interfaces(xml).into_iter().find_map(|i| i.network));
+    let net_name = request.network.clone().or_else(|| lab.as_ref().map(|l| l.network.clone())).or(vm_network).unwrap_or_else(|| "default".into());
     let name = net_name.clone();
+    tracing::debug!("reading network {name}");
     let gathered = libvirt
         .call(move |c| {
             let network = network::read(c, &name);
@@ -151,39 +154,37 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
             };
             Ok(Gathered { network, live_xml, vm })
         })
-        .await
-        .map_err(virt_error)?;
+        .await?;
 
     // The lab counts only if it runs on the network being checked.
     let lab = lab.filter(|l| l.network == net_name);
-    let mut bridge = None;
-    match gathered.network {
-        Ok(state) => {
-            network_checks(&mut f, &state, gathered.live_xml.as_deref(), lab.as_ref());
-            bridge = state.parsed.bridge;
+    let lab_pid = lab.as_ref().map(|l| l.pid);
+    let checked = net_name.clone();
+    let f = blocking::run(move || {
+        let mut bridge = None;
+        match gathered.network {
+            Ok(state) => {
+                network_checks(&mut f, &state, gathered.live_xml.as_deref(), lab.as_ref());
+                bridge = state.parsed.bridge;
+            }
+            Err(VirtError::NoNetwork(_)) => f.fail(
+                "network",
+                format!("network {checked:?} does not exist"),
+                "pass --network NAME with one of `virsh net-list --all`, or create an isolated network (see README, \"A lab network\")",
+            ),
+            Err(e) => f.fail("network", format!("cannot read network {checked:?}"), Error::from(e).to_string()),
         }
-        Err(VirtError::NoNetwork(_)) => f.fail(
-            "network",
-            format!("network {net_name:?} does not exist"),
-            "pass --network NAME with one of `virsh net-list --all`, or create an isolated network (see README, \"A lab network\")",
-        ),
-        Err(e) => f.fail("network", format!("cannot read network {net_name:?}"), virt_error(e).to_string()),
-    }
-    if let (Some(name), Some(vm)) = (&vm_name, gathered.vm) {
-        vm_checks(&mut f, name, vm, &net_name, bridge.as_deref(), lab.as_ref());
-    }
-    Ok(report(request, Some(net_name), lab.map(|l| l.pid), f))
+        if let (Some(name), Some(vm)) = (&vm_name, gathered.vm) {
+            vm_checks(&mut f, name, vm, &checked, bridge.as_deref(), lab.as_ref());
+        }
+        f
+    })
+    .await;
+    Ok(report(request, Some(net_name), lab_pid, f))
 }
 
 fn report(request: DoctorRequest, network: Option<String>, lab_pid: Option<u32>, f: Findings) -> DoctorReport {
-    DoctorReport {
-        ok: f.0.iter().all(|c| c.status != Status::Fail),
-        uri: request.uri,
-        network,
-        vm: request.vm,
-        lab_pid,
-        checks: f.0,
-    }
+    DoctorReport { ok: f.0.iter().all(|c| c.status != Status::Fail), uri: request.uri, network, vm: request.vm, lab_pid, checks: f.0 }
 }
 
 /// The lab `pxelab status` sees, if its process runs.
@@ -234,6 +235,15 @@ fn host_checks(f: &mut Findings) {
 fn network_checks(f: &mut Findings, state: &NetworkState, live_xml: Option<&str>, lab: Option<&LabRecord>) {
     let name = &state.name;
     let has_lab = lab.is_some();
+    if state.persistent {
+        f.ok("network.persistent", format!("network {name} is defined (persistent)"));
+    } else {
+        f.fail(
+            "network.persistent",
+            format!("network {name} is transient (not defined): `pxelab up` and `pxelab net patch` refuse it"),
+            format!("define it: `virsh net-dumpxml {name} > {name}.xml && virsh net-define {name}.xml`"),
+        );
+    }
     if state.active {
         f.ok("network.active", format!("network {name} is active"));
     } else {
@@ -249,7 +259,9 @@ fn network_checks(f: &mut Findings, state: &NetworkState, live_xml: Option<&str>
         f.fail(
             "network.dhcp",
             format!("network {name} has no IPv4 <dhcp>: guests get no address and no boot file"),
-            format!("add <dhcp><range start=… end=…/></dhcp> to its IPv4 <ip> (`virsh net-edit {name}`), or run your own DHCP server with `pxelab dhcp-config`"),
+            format!(
+                "add <dhcp><range start=… end=…/></dhcp> to its IPv4 <ip> (`virsh net-edit {name}`), or run your own DHCP server with `pxelab dhcp-config`"
+            ),
         );
         return;
     };
@@ -354,18 +366,26 @@ fn port_check(f: &mut Findings, transport: Transport, addr: SocketAddr, lab: Opt
         Err(_) => {}
     }
     let owner = ports::owner(transport, addr);
-    let held_by_pxelab = owner.as_deref().is_some_and(|o| o.starts_with("pxelab "));
-    if !held_by_pxelab {
-        let who = owner.unwrap_or_else(|| "another process (run as root to name it)".into());
+    let Some(owner) = owner.clone().filter(|o| o.name == "pxelab") else {
+        let who = owner.map(|o| o.to_string()).unwrap_or_else(|| "another process (run as root to name it)".into());
         let fix = match transport {
             Transport::Udp if state.parsed.tftp_root().is_some() => format!("remove the network's <tftp> element (`virsh net-edit {}`)", state.name),
             _ => format!("stop {who} or make it listen elsewhere; pxelab needs {what}"),
         };
         f.fail(id, format!("{what} is held by {who}"), fix);
         return;
+    };
+    if lab.is_none_or(|l| l.pid != owner.pid) {
+        // Another pxelab (`serve`, or a lab on another state directory):
+        // `up` here would find the port taken.
+        f.fail(
+            id,
+            format!("{what} is held by {owner}, which is not the lab on this network: `pxelab up` would find it taken"),
+            format!("stop that pxelab (`kill {}`) before `pxelab up --network {}`", owner.pid, state.name),
+        );
+        return;
     }
-    let owner = owner.unwrap_or_default();
-    // pxelab holds it: ask it as a guest would.
+    // The lab holds it: ask it as a guest would.
     let probe = match transport {
         Transport::Udp => {
             let file = state.parsed.bootp().map(|b| b.file.clone()).unwrap_or_else(|| "pxelinux.0".into());
@@ -419,13 +439,11 @@ fn ftp_probe(server: SocketAddr) -> std::result::Result<String, String> {
 }
 
 fn firewall_check(f: &mut Findings, bridge: &str, lab: Option<&LabRecord>) {
-    let range = lab
-        .and_then(|l| l.passive_ports.as_deref())
-        .and_then(|p| parse_port_range(p).ok())
-        .unwrap_or_else(|| Limits::default().passive_ports);
+    let range = lab.and_then(|l| l.passive_ports.as_deref()).and_then(|p| parse_port_range(p).ok()).unwrap_or_else(|| Limits::default().passive_ports);
     let passive = format!("{}-{}", range.start(), range.end());
-    let rules = firewall::lab_rules(&range);
-    let ports = format!("69/udp, 21/tcp and {passive}/tcp");
+    let ftp_port = lab.and_then(|l| l.ftp.parse::<SocketAddr>().ok()).map(|a| a.port()).unwrap_or(21);
+    let rules = firewall::lab_rules(69, ftp_port, &range);
+    let ports = format!("69/udp, {ftp_port}/tcp and {passive}/tcp");
     let mut clear = true;
     if let Some(rule) = firewall::blocking_rule(bridge, &rules) {
         clear = false;
@@ -461,14 +479,7 @@ fn firewall_check(f: &mut Findings, bridge: &str, lab: Option<&LabRecord>) {
     }
 }
 
-fn vm_checks(
-    f: &mut Findings,
-    name: &str,
-    vm: std::result::Result<(String, bool), VirtError>,
-    network: &str,
-    bridge: Option<&str>,
-    lab: Option<&LabRecord>,
-) {
+fn vm_checks(f: &mut Findings, name: &str, vm: std::result::Result<(String, bool), VirtError>, network: &str, bridge: Option<&str>, lab: Option<&LabRecord>) {
     let (xml, running) = match vm {
         Ok(found) => found,
         Err(VirtError::NoDomain(_)) => {
@@ -476,17 +487,15 @@ fn vm_checks(
             return;
         }
         Err(e) => {
-            f.fail("vm", format!("cannot read domain {name:?}"), virt_error(e).to_string());
+            f.fail("vm", format!("cannot read domain {name:?}"), Error::from(e).to_string());
             return;
         }
     };
-    let interfaces = domain::interfaces(&xml);
+    let interfaces = domxml::interfaces(&xml);
     let on_network: Vec<_> = interfaces.iter().filter(|i| i.network.as_deref() == Some(network)).collect();
     if on_network.is_empty() {
-        let elsewhere: Vec<String> = interfaces
-            .iter()
-            .map(|i| i.network.clone().or_else(|| i.bridge.as_ref().map(|b| format!("bridge {b}"))).unwrap_or_else(|| "?".into()))
-            .collect();
+        let elsewhere: Vec<String> =
+            interfaces.iter().map(|i| i.network.clone().or_else(|| i.bridge.as_ref().map(|b| format!("bridge {b}"))).unwrap_or_else(|| "?".into())).collect();
         let detail = if elsewhere.is_empty() {
             format!("{name} has no network interface")
         } else {
@@ -501,7 +510,7 @@ fn vm_checks(
         f.ok("vm.network", format!("{name}'s NIC is on network {network}"));
     }
 
-    match domain::network_boot(&xml) {
+    match domxml::network_boot(&xml) {
         NetworkBoot::First => f.ok("vm.boot", format!("{name} boots from the network first")),
         NetworkBoot::Later => f.warn(
             "vm.boot",

@@ -1,14 +1,13 @@
 //! `pxelab iso inspect`: what an ISO holds and how pxelab would boot it.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{detect, open_iso};
 use crate::boot::{self, BootOptions, DefaultEntry, Ui};
-use crate::error::{Error, Result};
-use crate::iso::{Distro, NameSource, Overrides, SERVER_PLACEHOLDER};
+use crate::error::Result;
+use crate::iso::{self, Distro, IsoIndex, NameSource, Overrides};
 
 /// What `pxelab iso inspect` reports.
 #[derive(Debug, Serialize)]
@@ -60,24 +59,31 @@ impl Inspection {
     }
 }
 
+/// What `pxelab iso inspect` was asked.
+#[derive(Debug, Clone)]
+pub struct InspectRequest {
+    pub iso: PathBuf,
+    pub overrides: Overrides,
+    /// Also render the pxelinux menu.
+    pub menu: bool,
+    /// The server address to put in the kernel arguments (and the menu).
+    pub server: Option<IpAddr>,
+    pub default: DefaultEntry,
+}
+
 /// `pxelab iso inspect`.
-pub fn inspect(
-    path: &Path,
-    overrides: &Overrides,
-    with_menu: bool,
-    server: Option<IpAddr>,
-    default: DefaultEntry,
-) -> Result<Inspection> {
-    let iso = open_iso(path)?;
-    let distro = detect(&iso, overrides)?;
-    let menu = if with_menu {
-        let server = server.map(|s| s.to_string()).unwrap_or_else(|| SERVER_PLACEHOLDER.to_string());
-        let options = BootOptions { append: distro.kernel_args_for(&server), default, ui: Ui::Vesa };
-        Some(boot::menu_for(&distro, &options).map_err(|e| Error::bad_input(e.to_string()))?.render())
+pub fn inspect(request: &InspectRequest) -> Result<Inspection> {
+    let iso = IsoIndex::open(&request.iso)?;
+    let mut distro = iso::detect(&iso, &request.overrides)?;
+    if let Some(server) = request.server {
+        // The Args line (and JSON) shows what the menu says.
+        distro.kernel_args = distro.kernel_args_for(&server.to_string());
+    }
+    let menu = if request.menu {
+        let options = BootOptions { append: distro.kernel_args.clone(), default: request.default, ui: Ui::Vesa };
+        Some(boot::menu_for(&distro, &options)?.render())
     } else {
         None
     };
-    Ok(Inspection { files: iso.files().len(), names_from: iso.name_source(), path: path.display().to_string(), distro, menu })
+    Ok(Inspection { files: iso.files().len(), names_from: iso.name_source(), path: request.iso.display().to_string(), distro, menu })
 }
-
-

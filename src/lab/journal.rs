@@ -87,9 +87,9 @@ impl Journal {
 
     pub fn network(&self, uri: &str, network: &str) -> io::Result<Option<PatchedNetwork>> {
         match fs::read(self.network_path(uri, network)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
-                io::Error::new(io::ErrorKind::InvalidData, format!("journal entry for network {network:?} is corrupt: {e}"))
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("journal entry for network {network:?} is corrupt: {e}"))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -194,9 +194,7 @@ fn fnv1a(text: &str) -> u64 {
 
 /// A network name as a file-name part: safe bytes kept, others %XX.
 fn escape(name: &str) -> String {
-    name.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
+    name.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 
 #[cfg(test)]
@@ -204,15 +202,7 @@ mod tests {
     use super::*;
 
     fn patch(xml: &str) -> PatchedNetwork {
-        PatchedNetwork {
-            uri: "qemu:///system".into(),
-            network: "lab/1".into(),
-            original_xml: xml.into(),
-            was_active: true,
-            autostart: false,
-            pid: 1,
-            at: 2,
-        }
+        PatchedNetwork { uri: "qemu:///system".into(), network: "lab/1".into(), original_xml: xml.into(), was_active: true, autostart: false, pid: 1, at: 2 }
     }
 
     #[test]

@@ -2,38 +2,75 @@
 //! libvirt together for each verb. Data flows one way: the CLI calls the
 //! lab, the lab calls the parts, and the parts never call back up.
 //!
-//! This is also where a part's own error becomes a user-facing [`Error`]
-//! with its exit code, because only here is it known what the user was
-//! doing when it happened.
+//! One file per verb family: `up` (and `detach`, its background form),
+//! `down` (with `status`), `serve`, `vm`, `net`, `doctor`, `inspect`,
+//! `dhcp_config`. Every host change is recorded in `journal` before it is
+//! made and undone by `undo`; `record` is the running lab's report
+//! (`lab.json`) and `progress` the pure state machine of a VM's boot.
+//!
+//! A part's error becomes a user-facing [`Error`] through the `From` impls
+//! in `crate::error`, so the verbs use `?`. Blocking host work runs through
+//! `crate::blocking::run` and libvirt through `Libvirt::call`.
 
+mod detach;
 mod dhcp_config;
 mod doctor;
+mod down;
 mod inspect;
 pub mod journal;
 mod net;
 pub mod progress;
 pub mod record;
 mod serve;
+mod undo;
 mod up;
 mod vm;
 
+use std::io::{Read, Seek, SeekFrom};
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::{Error, Result};
-use crate::iso::{self, DetectError, Distro, IsoError, IsoIndex, Overrides};
-use crate::virt::VirtError;
+use tokio_util::sync::CancellationToken;
 
-pub use dhcp_config::{dhcp_config, DhcpFormat};
+use crate::boot::{BootOptions, BootTree, DefaultEntry, Ui};
+use crate::error::{Error, Result};
+use crate::iso::{self, Distro, IsoIndex, Overrides};
+use crate::serve::{ServeError, Transport};
+use crate::virt::accel::Accel;
+
+pub use detach::{detach, Detached};
+pub use dhcp_config::{dhcp_config, DhcpFormat, DhcpRequest};
 pub use doctor::{doctor, Check, DoctorReport, DoctorRequest, Status as CheckStatus};
-pub use inspect::{inspect, Inspection};
-pub use net::{net_patch, net_restore, NetPatchReport, NetPatchRequest, NetRestoreReport};
+pub use down::{down, status, DownReport, StatusReport};
+pub use inspect::{inspect, InspectRequest, Inspection};
+pub use net::{check_boot_file, net_patch, net_restore, NetPatchReport, NetPatchRequest, NetRestoreReport, NetRestoreRequest};
 pub use serve::{ftp_authority, parse_port_range, serve, Ready, ServeRequest};
-pub use up::{down, status, up, DownReport, LabEvent, StatusReport, UpRequest, VmSummary};
+pub use up::{up, LabEvent, UpRequest, VmSummary};
 pub use vm::{vm_console, vm_list, vm_new, vm_rm, VmNewReport, VmNewRequest};
 
 /// Overrides where pxelab keeps its state (journal, logs, disks of its own pool).
 pub const STATE_DIR_ENV: &str = "PXELAB_STATE_DIR";
+
+/// What each VM gets: the same flags on `up` and `vm new`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VmShape {
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub disk_gib: u64,
+    /// `None` for `--accel auto`.
+    pub accel: Option<Accel>,
+}
+
+impl VmShape {
+    /// A VM libvirt and an installer can start at all.
+    pub fn check(&self) -> Result<()> {
+        if self.memory_mib < 64 || self.vcpus == 0 || self.disk_gib == 0 {
+            return Err(Error::bad_input("--memory must be at least 64 (MiB), --vcpus and --disk-size at least 1"));
+        }
+        Ok(())
+    }
+}
 
 /// pxelab's state directory: `$PXELAB_STATE_DIR` when set, else
 /// `/var/lib/pxelab` for root, else `$XDG_STATE_HOME/pxelab` (or
@@ -48,23 +85,8 @@ pub fn state_dir() -> std::io::Result<PathBuf> {
     if let Some(xdg) = std::env::var_os("XDG_STATE_HOME").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(xdg).join("pxelab"));
     }
-    let home = std::env::var_os("HOME")
-        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "neither HOME nor XDG_STATE_HOME is set"))?;
+    let home = std::env::var_os("HOME").ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "neither HOME nor XDG_STATE_HOME is set"))?;
     Ok(PathBuf::from(home).join(".local/state/pxelab"))
-}
-
-/// Opens and indexes an ISO, mapping failures to exit code 3.
-pub fn open_iso(path: &Path) -> Result<Arc<IsoIndex>> {
-    IsoIndex::open(path).map(Arc::new).map_err(|e| match e {
-        IsoError::Open { .. } | IsoError::NotIso { .. } | IsoError::Truncated { .. } | IsoError::Corrupt { .. } => {
-            Error::bad_input(e.to_string())
-        }
-    })
-}
-
-/// Detects the distribution, mapping failures to exit code 3.
-pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro> {
-    iso::detect(iso, overrides).map_err(|e: DetectError| Error::bad_input(e.to_string()))
 }
 
 /// [`state_dir`], as a user-facing error (exit 4) when it cannot be found.
@@ -83,33 +105,104 @@ pub(crate) fn state_subdir(name: &str) -> Result<PathBuf> {
     ensure_dir(state_dir_or_err()?.join(name))
 }
 
-/// A libvirt failure as the user sees it, with its exit code.
-pub(crate) fn virt_error(e: VirtError) -> Error {
-    match e {
-        VirtError::NoNetwork(_) | VirtError::NoDomain(_) | VirtError::Refused(_) => Error::bad_input(e.to_string()),
-        VirtError::Xml(crate::virt::netxml::XmlError::NoIpv4Dhcp { .. })
-        | VirtError::Xml(crate::virt::netxml::XmlError::BadValue { .. }) => Error::bad_input(e.to_string()),
-        VirtError::Connect { .. } | VirtError::NotReady(_) | VirtError::Libvirt { .. } | VirtError::Xml(_) => {
-            Error::environment(e.to_string())
-        }
+/// An ISO read and understood, and the boot tree made from it: what `serve`
+/// and `up` both prepare before any server starts.
+pub(crate) struct Prepared {
+    pub iso: Arc<IsoIndex>,
+    pub distro: Distro,
+    pub tree: BootTree,
+    /// The kernel command line in the menu, `{server}` filled in.
+    pub kernel_args: String,
+}
+
+/// How the boot tree is to be made.
+pub(crate) struct BootPlan<'a> {
+    pub overrides: &'a Overrides,
+    /// What replaces `{server}` in the kernel arguments (see [`ftp_authority`]).
+    pub authority: &'a str,
+    pub default: DefaultEntry,
+    /// Add a serial console to the kernel arguments when they have none:
+    /// where `up` (and CI) watch the installer.
+    pub serial_console: bool,
+}
+
+/// Opens the ISO, detects its distribution and builds the boot tree.
+pub(crate) fn prepare(iso_path: &Path, plan: &BootPlan<'_>) -> Result<Prepared> {
+    let iso = Arc::new(IsoIndex::open(iso_path)?);
+    let distro = iso::detect(&iso, plan.overrides)?;
+    let mut kernel_args = distro.kernel_args_for(plan.authority);
+    if plan.serial_console && !kernel_args.split_whitespace().any(|w| w.starts_with("console=")) {
+        kernel_args = format!("{kernel_args} console=tty0 console=ttyS0,115200").trim().to_string();
     }
+    let options = BootOptions { append: kernel_args.clone(), default: plan.default, ui: Ui::Vesa };
+    let tree = BootTree::for_distro(iso.clone(), &distro, &options)?;
+    Ok(Prepared { iso, distro, tree, kernel_args })
+}
+
+/// What `path` gained since `offset` (serial logs: `up` watches them,
+/// `vm console -f` prints them); advances `offset`. Blocking: call it
+/// through `crate::blocking::run`.
+pub(crate) fn read_appended(path: &Path, offset: &mut u64) -> std::io::Result<Vec<u8>> {
+    let mut file = std::fs::File::open(path)?;
+    let len = file.metadata()?.len();
+    if len <= *offset {
+        return Ok(Vec::new());
+    }
+    file.seek(SeekFrom::Start(*offset))?;
+    let mut buf = Vec::with_capacity((len - *offset) as usize);
+    file.read_to_end(&mut buf)?;
+    *offset += buf.len() as u64;
+    Ok(buf)
+}
+
+/// The options a verb offers for where it serves, named in the fix when a
+/// server cannot start: every hint names an option the verb really has.
+pub(crate) struct ServeFlags {
+    /// `--bind` (serve) or `--server-ip` (up).
+    pub address: &'static str,
+    /// `None` where TFTP's port is not the user's to choose: a PXE client
+    /// asks for port 69 and no other.
+    pub tftp_port: Option<&'static str>,
+    pub ftp_port: &'static str,
+}
+
+/// A server that cannot start, as the user sees it, with the verb's fix.
+pub(crate) fn server_error(e: ServeError, flags: &ServeFlags) -> Error {
+    let fix = match &e {
+        ServeError::Tree { .. } => return Error::bad_input(e.to_string()),
+        ServeError::PortBusy { transport: Transport::Udp, .. } => match flags.tftp_port {
+            Some(flag) => format!("stop that process or choose another port with {flag}"),
+            None => "stop that process (`pxelab doctor` names it): PXE clients ask for TFTP on port 69 only".to_string(),
+        },
+        ServeError::PortBusy { transport: Transport::Tcp, .. } => {
+            format!("stop that process or choose another port with {}", flags.ftp_port)
+        }
+        ServeError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrNotAvailable => {
+            format!("pass one of this host's addresses with {}", flags.address)
+        }
+        ServeError::Bind { .. } => return Error::environment(e.to_string()),
+    };
+    Error::environment(format!("{e}; {fix}"))
+}
+
+/// An address a PXE server can be given: IPv4 (bootp and pxelinux know no other).
+pub(crate) fn ipv4_server(flag: &str, ip: IpAddr) -> Result<IpAddr> {
+    if !ip.is_ipv4() {
+        return Err(Error::bad_input(format!("{flag} {ip}: PXE needs an IPv4 address")));
+    }
+    Ok(ip)
 }
 
 /// Fault injection for tests of crash recovery: with `PXELAB_PAUSE_AT=STEP`,
-/// pxelab stops for a minute at that step, so a test can kill it there. A
-/// SIGTERM or SIGINT ends the pause early (the lab's own handler sees the
-/// same signal and tears down), so signal tests do not wait the minute out.
-pub(crate) async fn pause_point(step: &str) {
+/// pxelab stops for a minute at that step, so a test can kill it there.
+/// The verb's shutdown signal (SIGTERM, SIGINT) ends the pause early, so
+/// signal tests do not wait the minute out; the verb then tears down.
+pub(crate) async fn pause_point(step: &str, shutdown: &CancellationToken) {
     if std::env::var("PXELAB_PAUSE_AT").is_ok_and(|s| s == step) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
-            return;
-        };
         eprintln!("pxelab: paused at {step} (PXELAB_PAUSE_AT)");
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+            _ = shutdown.cancelled() => {}
         }
     }
 }

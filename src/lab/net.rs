@@ -10,12 +10,13 @@
 use std::net::IpAddr;
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
 use super::journal::{Journal, PatchedNetwork};
-use super::{pause_point, virt_error};
+use super::{pause_point, record, state_dir_or_err, undo};
 use crate::error::{Error, Result};
-use crate::virt::netxml::{self, Bootp};
 use crate::virt::network::{self, NetworkState};
+use crate::virt::netxml::{self, Bootp};
 use crate::virt::{Libvirt, VirtError};
 
 #[derive(Debug, Clone)]
@@ -44,6 +45,14 @@ pub struct NetPatchReport {
     pub journal: String,
 }
 
+#[derive(Debug, Clone)]
+pub struct NetRestoreRequest {
+    pub uri: String,
+    pub network: String,
+    /// Restore even though a running lab serves on the network.
+    pub force: bool,
+}
+
 #[derive(Debug, Serialize)]
 pub struct NetRestoreReport {
     pub network: String,
@@ -57,13 +66,19 @@ fn journal_error(journal_dir: &str, e: std::io::Error) -> Error {
     Error::environment(format!("cannot use the journal in {journal_dir}: {e}; nothing was changed"))
 }
 
+/// Checks a `--file` boot file name (one rule for `net patch` and `dhcp-config`).
+pub fn check_boot_file(file: &str) -> Result<()> {
+    crate::boot::check_boot_file(file).map_err(|e| Error::bad_input(format!("--file {e}")))
+}
+
 /// `pxelab net patch`.
 pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
+    check_boot_file(&request.file)?;
     let journal = Journal::open_default().map_err(|e| journal_error("the state directory", e))?;
     let journal_dir = journal.dir().display().to_string();
-    let libvirt = Libvirt::connect(&request.uri).await.map_err(virt_error)?;
+    let libvirt = Libvirt::connect(&request.uri).await?;
     let name = request.network.clone();
-    let state = libvirt.call(move |c| network::read(c, &name)).await.map_err(virt_error)?;
+    let state = libvirt.call(move |c| network::read(c, &name)).await?;
 
     let address = check_patchable(&state)?;
     let server = match request.server {
@@ -74,7 +89,7 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
         None => address.to_string(),
     };
     let bootp = Bootp { file: request.file.clone(), server: Some(server.clone()) };
-    let patched = netxml::set_bootp(&state.inactive_xml, &bootp).map_err(|e| virt_error(e.into()))?;
+    let patched = netxml::set_bootp(&state.inactive_xml, &bootp)?;
     let bridge = state.parsed.bridge.clone();
     let mut report = NetPatchReport {
         network: state.name.clone(),
@@ -90,7 +105,7 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
 
     let live_has_it = if state.active {
         let name = state.name.clone();
-        let live = libvirt.call(move |c| network::live_xml(c, &name)).await.map_err(virt_error)?;
+        let live = libvirt.call(move |c| network::live_xml(c, &name)).await?;
         netxml::bootp_of(&live) == Some(bootp.clone())
     } else {
         true
@@ -103,13 +118,15 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
 
     refuse_running_guests(&state, request.force)?;
 
-    let reattached = apply_patch(&libvirt, &journal, &request.uri, &state, patched, state.active).await?;
+    // Nothing cancels a `net patch`: SIGTERM and SIGINT keep their default,
+    // and the journal written first lets `net restore` undo a killed one.
+    let reattached = apply_patch(&libvirt, &journal, &state, patched, state.active, &CancellationToken::new()).await?;
     report.restarted = state.active;
     report.reattached = reattached;
 
     if state.active {
         let name = state.name.clone();
-        let live = libvirt.call(move |c| network::live_xml(c, &name)).await.map_err(virt_error)?;
+        let live = libvirt.call(move |c| network::live_xml(c, &name)).await?;
         if netxml::bootp_of(&live) != Some(bootp) {
             return Err(Error::environment(format!(
                 "network {:?} was redefined but its running configuration has no bootp; run `pxelab net restore --network {}`",
@@ -127,13 +144,13 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
 pub(crate) async fn apply_patch(
     libvirt: &Libvirt,
     journal: &Journal,
-    uri: &str,
     state: &NetworkState,
     patched: String,
     run: bool,
+    shutdown: &CancellationToken,
 ) -> Result<Vec<String>> {
     let entry = PatchedNetwork {
-        uri: uri.to_string(),
+        uri: libvirt.uri().to_string(),
         network: state.name.clone(),
         original_xml: state.inactive_xml.clone(),
         was_active: state.active,
@@ -142,7 +159,8 @@ pub(crate) async fn apply_patch(
         at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     };
     journal.record_network(&entry).map_err(|e| journal_error(&journal.dir().display().to_string(), e))?;
-    pause_point("after-journal").await;
+    pause_point("after-journal", shutdown).await;
+    tracing::debug!("defining the patched network {}{}", state.name, if run { " and restarting it" } else { "" });
 
     let (name, guests) = (state.name.clone(), state.guests.clone());
     let bridge = state.parsed.bridge.clone().unwrap_or_default();
@@ -156,7 +174,7 @@ pub(crate) async fn apply_patch(
             network::reattach(&guests, &bridge)
         })
         .await
-        .map_err(virt_error)
+        .map_err(Error::from)
 }
 
 /// What makes a network unpatchable, checked before anything changes.
@@ -174,10 +192,7 @@ pub(crate) fn check_patchable(state: &NetworkState) -> Result<IpAddr> {
             state.name, state.name
         )));
     }
-    let dhcp4 = state
-        .parsed
-        .dhcp4()
-        .ok_or_else(|| virt_error(VirtError::Xml(netxml::XmlError::NoIpv4Dhcp { network: state.name.clone() })))?;
+    let dhcp4 = state.parsed.dhcp4().ok_or_else(|| Error::from(VirtError::Xml(netxml::XmlError::NoIpv4Dhcp { network: state.name.clone() })))?;
     Ok(dhcp4.address)
 }
 
@@ -195,50 +210,27 @@ pub(crate) fn refuse_running_guests(state: &NetworkState, force: bool) -> Result
     Ok(())
 }
 
-/// `pxelab net restore`: idempotent; a network with no journal entry is left alone.
-pub async fn net_restore(uri: &str, network_name: &str) -> Result<NetRestoreReport> {
+/// `pxelab net restore`: idempotent; a network with no journal entry is
+/// left alone. A network a running lab serves on is refused unless `force`:
+/// removing its bootp would stop the lab's boots while `status` says ready.
+pub async fn net_restore(request: NetRestoreRequest) -> Result<NetRestoreReport> {
+    let (uri, network_name) = (request.uri.as_str(), request.network.as_str());
+    if !request.force {
+        let lab = record::read(&state_dir_or_err()?).ok().flatten();
+        if let Some(lab) = lab.filter(|l| record::alive(l.pid) && l.uri == uri && l.network == network_name) {
+            return Err(Error::environment(format!(
+                "a lab (pid {}) is serving on network {network_name:?}; stop it with `pxelab down`, which restores the network, or pass --force",
+                lab.pid
+            )));
+        }
+    }
     let journal = Journal::open_default().map_err(|e| journal_error("the state directory", e))?;
     let journal_dir = journal.dir().display().to_string();
     let Some(entry) = journal.network(uri, network_name).map_err(|e| journal_error(&journal_dir, e))? else {
         return Ok(NetRestoreReport { network: network_name.into(), restored: false, restarted: false, reattached: Vec::new() });
     };
-    let libvirt = Libvirt::connect(uri).await.map_err(virt_error)?;
-    let report = restore_entry(&libvirt, &entry).await?;
+    let libvirt = Libvirt::connect(uri).await?;
+    let restored = undo::restore_network(&libvirt, &entry).await?;
     journal.forget_network(uri, network_name).map_err(|e| journal_error(&journal_dir, e))?;
-    Ok(report)
-}
-
-/// Puts one journaled network back as it was.
-pub(crate) async fn restore_entry(libvirt: &Libvirt, entry: &PatchedNetwork) -> Result<NetRestoreReport> {
-    let entry = entry.clone();
-    let network_name = entry.network.clone();
-    let (restarted, reattached) = libvirt
-        .call(move |c| {
-            let now = match network::read(c, &entry.network) {
-                Ok(state) => Some(state),
-                Err(VirtError::NoNetwork(_)) => None,
-                Err(e) => return Err(e),
-            };
-            let definition_differs = now.as_ref().is_none_or(|s| s.inactive_xml != entry.original_xml);
-            if definition_differs {
-                network::define(c, &entry.original_xml)?;
-            }
-            let active = now.as_ref().is_some_and(|s| s.active);
-            // A running network keeps its patched dnsmasq until restarted.
-            let live_differs = active
-                && network::live_xml(c, &entry.network).ok().and_then(|x| netxml::bootp_of(&x))
-                    != netxml::bootp_of(&entry.original_xml);
-            let guests = now.as_ref().map(|s| s.guests.clone()).unwrap_or_default();
-            let restart = live_differs || active != entry.was_active;
-            if restart {
-                network::restart(c, &entry.network, entry.was_active)?;
-            }
-            network::set_autostart(c, &entry.network, entry.autostart)?;
-            let bridge = netxml::parse(&entry.original_xml).ok().and_then(|n| n.bridge).unwrap_or_default();
-            let reattached = if restart && entry.was_active { network::reattach(&guests, &bridge)? } else { Vec::new() };
-            Ok((restart, reattached))
-        })
-        .await
-        .map_err(virt_error)?;
-    Ok(NetRestoreReport { network: network_name, restored: true, restarted, reattached })
+    Ok(NetRestoreReport { network: network_name.into(), restored: true, restarted: restored.restarted, reattached: restored.reattached })
 }

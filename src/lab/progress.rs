@@ -218,7 +218,11 @@ impl Progress {
         if self.milestones.expect.as_ref().is_some_and(|re| re.is_match(&vm.partial_line)) {
             matched = true;
         }
-        if matched { advance(vm, Stage::Installer, now) } else { Vec::new() }
+        if matched {
+            advance(vm, Stage::Installer, now)
+        } else {
+            Vec::new()
+        }
     }
 }
 

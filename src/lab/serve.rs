@@ -1,4 +1,5 @@
-//! `pxelab serve`: the TFTP and FTP servers in the foreground.
+//! `pxelab serve`: the TFTP and FTP servers in the foreground, with no
+//! libvirt and no change to the host.
 
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -6,12 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
-use super::{detect, open_iso};
-use crate::boot::{self, BootOptions, BootTree, DefaultEntry, Ui};
+use super::{prepare, server_error, BootPlan, ServeFlags};
+use crate::boot::DefaultEntry;
 use crate::error::{Error, Result};
 use crate::iso::Overrides;
-use crate::serve::{AllowList, Cidr, FtpRoot, Limits, ServeConfig, ServeError, ServeEvent, Servers};
+use crate::serve::{AllowList, Cidr, FtpRoot, Limits, ServeConfig, ServeEvent, Servers};
 
 /// What `pxelab serve` was asked to do.
 #[derive(Debug, Clone)]
@@ -42,13 +44,10 @@ pub struct Ready {
     pub kernel_args: String,
 }
 
-/// `pxelab serve`: both servers in the foreground until Ctrl-C or SIGTERM.
-/// `on_ready` is called once both listen; `on_event` for every transfer and refusal.
-pub async fn serve(
-    request: ServeRequest,
-    on_ready: impl FnOnce(&Ready),
-    mut on_event: impl FnMut(&ServeEvent),
-) -> Result<()> {
+/// `pxelab serve`: both servers in the foreground until `shutdown` (Ctrl-C,
+/// SIGTERM, or the CLI's stdout closing). `on_ready` is called once both
+/// listen; `on_event` for every transfer and refusal.
+pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready: impl FnOnce(&Ready), mut on_event: impl FnMut(&ServeEvent)) -> Result<()> {
     if request.bind.is_unspecified() {
         return Err(Error::bad_input(format!(
             "--bind {} would serve on every interface; pass the address PXE clients reach (e.g. the bridge's, 192.168.122.1)",
@@ -56,28 +55,19 @@ pub async fn serve(
         )));
     }
     let passive = parse_port_range(&request.passive_ports)?;
-    let allow = request
-        .allow
-        .iter()
-        .map(|a| a.parse::<Cidr>().map_err(|e| Error::bad_input(format!("--allow {e}"))))
-        .collect::<Result<Vec<_>>>()?;
-    let iso = open_iso(&request.iso)?;
-    let distro = detect(&iso, &request.overrides)?;
+    let allow = request.allow.iter().map(|a| a.parse::<Cidr>().map_err(|e| Error::bad_input(format!("--allow {e}")))).collect::<Result<Vec<_>>>()?;
     // The installer is told where FTP is before the servers start, so an
     // "any free port" request (0) is resolved to a real port first.
     let ftp_port = match request.ftp_port {
-        0 => free_tcp_port(request.bind)?,
+        0 => free_tcp_port(request.bind, SERVE_FLAGS.address)?,
         port => port,
     };
-    let server = ftp_authority(request.bind, ftp_port);
-    let options = BootOptions { append: distro.kernel_args_for(&server), default: request.default, ui: Ui::Vesa };
-    let tree = BootTree::for_distro(iso.clone(), &distro, &options).map_err(|e| match e {
-        boot::BootError::Syslinux(e) => Error::environment(e.to_string()),
-        boot::BootError::Menu(e) => Error::bad_input(e.to_string()),
-    })?;
+    let authority = ftp_authority(request.bind, ftp_port);
+    let plan = BootPlan { overrides: &request.overrides, authority: &authority, default: request.default, serial_console: false };
+    let prepared = prepare(&request.iso, &plan)?;
     let ftp_root = match &request.tree {
         Some(dir) => FtpRoot::Dir(dir.clone()),
-        None => FtpRoot::Iso(iso.clone()),
+        None => FtpRoot::Iso(prepared.iso.clone()),
     };
     let config = ServeConfig {
         bind: request.bind,
@@ -93,27 +83,22 @@ pub async fn serve(
             ..Limits::default()
         },
     };
-    let servers = Servers::start(Arc::new(tree), config).await.map_err(|e| match e {
-        ServeError::Tree { .. } => Error::bad_input(e.to_string()),
-        ServeError::PortBusy { .. } | ServeError::Bind { .. } => Error::environment(e.to_string()),
-    })?;
+    tracing::debug!("starting the servers on {}", request.bind);
+    let servers = Servers::start(Arc::new(prepared.tree), config).await.map_err(|e| server_error(e, &SERVE_FLAGS))?;
     let mut events = servers.subscribe();
     on_ready(&Ready {
         event: "ready",
         tftp: servers.tftp_addr().to_string(),
         ftp: servers.ftp_addr().to_string(),
         iso: request.iso.display().to_string(),
-        kernel: distro.kernel.clone(),
-        initrd: distro.initrd.clone(),
-        kernel_args: options.append.clone(),
+        kernel: prepared.distro.kernel.clone(),
+        initrd: prepared.distro.initrd.clone(),
+        kernel_args: prepared.kernel_args.clone(),
     });
 
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .map_err(|e| Error::other(format!("cannot watch SIGTERM: {e}")))?;
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
-            _ = terminate.recv() => break,
+            _ = shutdown.cancelled() => break,
             event = events.recv() => match event {
                 Ok(event) => on_event(&event),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
@@ -128,6 +113,9 @@ pub async fn serve(
     Ok(())
 }
 
+/// `serve`'s own options, for the fixes of its errors.
+const SERVE_FLAGS: ServeFlags = ServeFlags { address: "--bind", tftp_port: Some("--tftp-port"), ftp_port: "--ftp-port" };
+
 /// What replaces `{server}` in kernel arguments: the address, with the FTP
 /// port when it is not the default (URLs such as `inst.repo=ftp://{server}/`).
 pub fn ftp_authority(ip: IpAddr, port: u16) -> String {
@@ -138,20 +126,18 @@ pub fn ftp_authority(ip: IpAddr, port: u16) -> String {
     }
 }
 
-fn free_tcp_port(ip: IpAddr) -> Result<u16> {
+/// A TCP port free on `ip` now (for `--ftp-port 0`); `address_flag` is the
+/// verb's option for the address, named in the fix.
+pub(crate) fn free_tcp_port(ip: IpAddr, address_flag: &str) -> Result<u16> {
     std::net::TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| Error::environment(format!("cannot bind TCP on {ip}: {e}; pass an address of this host with --bind")))
+        .map_err(|e| Error::environment(format!("cannot bind TCP on {ip}: {e}; pass one of this host's addresses with {address_flag}")))
 }
 
 /// `FIRST-LAST`, e.g. `50000-50100`.
 pub fn parse_port_range(text: &str) -> Result<RangeInclusive<u16>> {
-    let bad = || {
-        Error::bad_input(format!(
-            "--passive-ports {text:?} is not a port range; write FIRST-LAST with 1 <= FIRST <= LAST <= 65535, e.g. 50000-50100"
-        ))
-    };
+    let bad = || Error::bad_input(format!("--passive-ports {text:?} is not a port range; write FIRST-LAST with 1 <= FIRST <= LAST <= 65535, e.g. 50000-50100"));
     let (a, b) = text.split_once('-').ok_or_else(bad)?;
     let (a, b): (u16, u16) = (a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?);
     if a == 0 || a > b {

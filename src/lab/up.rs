@@ -1,41 +1,57 @@
-//! `pxelab up`, `down` and `status`: the whole lab, from ISO to a VM running
-//! its installer, and back to a host as it was.
+//! `pxelab up`: the whole lab, from ISO to a VM running its installer.
 //!
-//! `up` reads everything it needs before changing anything. Each change is
-//! journaled before it is made, and the teardown undoes from the journal,
-//! not from memory, so `down` after a crash, Ctrl-C, SIGTERM, a timeout and
-//! a normal exit all undo the same way: VMs (unless `--keep`), servers, the
-//! network's bootp patch. Signals only cancel; the current step finishes,
-//! so no libvirt call is abandoned half-way.
+//! Two phases. [`plan`] reads and checks everything (the ISO, the network,
+//! the flags) and changes nothing; a bad input stops `up` there. [`Lab::run`]
+//! then makes the changes, each journaled before it is made: servers,
+//! the network's bootp patch, a firewall opening if one is needed, the VMs.
+//! The teardown undoes from the journal, not from memory (`undo.rs`), so a
+//! normal exit, Ctrl-C, SIGTERM, a timeout, and `down` after a crash all
+//! undo the same way. The shutdown signal only cancels; the current step
+//! finishes, so no libvirt call is abandoned half-way.
+//!
+//! While the lab runs, [`Lab::watch`] turns what can be seen (server
+//! events, dnsmasq's leases, the VMs' serial logs) into boot stages through
+//! `progress.rs`, and reports them as [`LabEvent`]s.
 
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::net::IpAddr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
+use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::{CreatedVm, FirewallOpening, Journal};
-use super::net::{apply_patch, check_patchable, refuse_running_guests, restore_entry};
+use super::net::{apply_patch, check_patchable, refuse_running_guests};
 use super::progress::{Milestones, Progress, Stage, StageEvent, VmProgress};
 use super::record::{self, Counters, LabRecord};
-use super::{detect, ensure_dir, ftp_authority, open_iso, pause_point, state_dir_or_err, virt_error};
-use crate::boot::{self, BootOptions, BootTree, DefaultEntry, Ui};
+use super::serve::{free_tcp_port, ftp_authority};
+use super::undo::undo_journal;
+use super::{ensure_dir, ipv4_server, pause_point, prepare, server_error, state_dir_or_err, BootPlan, ServeFlags, VmShape};
+use crate::blocking;
+use crate::boot::{self, BootTree, DefaultEntry};
 use crate::error::{Error, Kind, Result};
 use crate::iso::Overrides;
-use crate::serve::{AllowList, FtpRoot, Limits, ServeConfig, ServeError, ServeEvent, Servers};
-use crate::virt::accel::{self, Accel, HostKvm};
-use crate::virt::domain::{self, VmSpec};
+use crate::serve::{AllowList, FtpRoot, Limits, Protocol, ServeConfig, ServeEvent, Servers, Transfer};
+use crate::virt::accel::{self, Accel, AccelChoice, HostKvm};
+use crate::virt::domain::{self, VmState};
+use crate::virt::domxml::{self, VmSpec};
+use crate::virt::network::{self, NetworkState};
 use crate::virt::netxml::{self, Bootp};
-use crate::virt::{network, Libvirt, VirtError};
+use crate::virt::Libvirt;
 
-/// How often leases, serial logs and new VMs are looked at.
+/// How often leases, serial logs and `lab.json` are looked at.
 const POLL: Duration = Duration::from_millis(200);
-/// How long `down` waits for a running lab to clean up after SIGTERM.
-const DOWN_WAIT: Duration = Duration::from_secs(120);
+/// Every this many polls, VMs made with `pxelab vm new` are looked for.
+const ADOPT_EVERY: u64 = 10;
+/// The TFTP port: a PXE client asks for this one and no other.
+const TFTP_PORT: u16 = 69;
+
+/// `up`'s own options, for the fixes of its errors.
+const UP_FLAGS: ServeFlags = ServeFlags { address: "--server-ip", tftp_port: None, ftp_port: "--ftp-port" };
 
 #[derive(Debug, Clone)]
 pub struct UpRequest {
@@ -45,19 +61,16 @@ pub struct UpRequest {
     pub network: String,
     pub server_ip: Option<IpAddr>,
     pub vms: u32,
-    pub accel: Option<Accel>,
-    pub memory_mib: u64,
-    pub vcpus: u32,
-    pub disk_gib: u64,
+    pub shape: VmShape,
     pub wait_for: Option<Stage>,
     pub expect: Option<String>,
     pub timeout: Option<Duration>,
     pub keep: bool,
     pub force: bool,
     pub default_entry: DefaultEntry,
-    pub tftp_port: u16,
+    /// 0: any free port.
     pub ftp_port: u16,
-    pub passive_ports: std::ops::RangeInclusive<u16>,
+    pub passive_ports: RangeInclusive<u16>,
 }
 
 /// What `up` reports as it goes (one JSON object per line with `--json`).
@@ -65,16 +78,49 @@ pub struct UpRequest {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum LabEvent {
     /// A step of the set-up, for people watching.
-    Step { message: String },
-    Ready { network: String, server_ip: String, tftp: String, ftp: String, kernel_args: String, vms: Vec<String>, accel: Option<String>, accel_reason: Option<String> },
+    Step {
+        message: String,
+    },
+    Ready {
+        network: String,
+        server_ip: String,
+        tftp: String,
+        ftp: String,
+        kernel_args: String,
+        vms: Vec<String>,
+        accel: Option<Accel>,
+        accel_reason: Option<String>,
+    },
     Stage(StageEvent),
-    Transfer { vm: Option<String>, protocol: String, path: String, bytes: u64, seconds: f64, complete: bool },
+    Transfer {
+        vm: Option<String>,
+        protocol: Protocol,
+        path: String,
+        bytes: u64,
+        seconds: f64,
+        complete: bool,
+    },
     /// A transfer to a VM still going (every 2 MiB): for progress bars.
-    Progress { vm: String, protocol: String, path: String, bytes: u64, size: u64 },
+    Progress {
+        vm: String,
+        protocol: Protocol,
+        path: String,
+        bytes: u64,
+        size: u64,
+    },
     /// Every VM reached `--wait-for`.
-    Reached { stage: Stage, seconds: f64, vms: Vec<VmSummary> },
-    TimedOut { seconds: f64, vms: Vec<VmSummary> },
-    Teardown { message: String },
+    Reached {
+        stage: Stage,
+        seconds: f64,
+        vms: Vec<VmSummary>,
+    },
+    TimedOut {
+        seconds: f64,
+        vms: Vec<VmSummary>,
+    },
+    Teardown {
+        message: String,
+    },
 }
 
 /// A VM's stage and the last lines of its serial console, when the lab ends.
@@ -85,107 +131,37 @@ pub struct VmSummary {
     pub serial_tail: Vec<String>,
 }
 
+/// Where `up`'s events go.
+pub type Report<'a> = &'a mut (dyn FnMut(&LabEvent) + Send);
+
 /// `pxelab up`. Returns when the lab stopped and the host is restored.
-pub async fn up(request: UpRequest, cancel: CancellationToken, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
+pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<'_>) -> Result<()> {
+    let expect = check_flags(&request)?;
     let state = ensure_dir(state_dir_or_err()?)?;
     let journal = Journal::open(&state).map_err(|e| Error::environment(format!("cannot open the journal in {}: {e}", state.display())))?;
     refuse_if_lab_exists(&state, &journal)?;
-
-    // Everything is read and checked before the first change.
-    let iso = open_iso(&request.iso)?;
-    let distro = detect(&iso, &request.overrides)?;
-    let expect = match &request.expect {
-        Some(re) => Some(regex::Regex::new(re).map_err(|e| Error::bad_input(format!("--expect {re:?} is not a regular expression: {e}")))?),
-        None => None,
-    };
-    if request.wait_for.is_some() && request.vms == 0 {
-        return Err(Error::bad_input("--wait-for needs a VM to wait for; drop --no-vm or --vms 0"));
-    }
-    let libvirt = Libvirt::connect(&request.uri).await.map_err(virt_error)?;
-    let name = request.network.clone();
-    let net = libvirt.call(move |c| network::read(c, &name)).await.map_err(virt_error)?;
-    let address = check_patchable(&net)?;
-    let server_ip = request.server_ip.unwrap_or(address);
-    if !server_ip.is_ipv4() {
-        return Err(Error::bad_input(format!("--server-ip {server_ip}: PXE needs an IPv4 address")));
-    }
-    refuse_running_guests(&net, request.force)?;
-    let authority = ftp_authority(server_ip, request.ftp_port);
-    let mut kernel_args = distro.kernel_args_for(&authority);
-    if !kernel_args.split_whitespace().any(|w| w.starts_with("console=")) {
-        // The serial console is where pxelab (and CI) watch the installer.
-        kernel_args = format!("{kernel_args} console=tty0 console=ttyS0,115200").trim().to_string();
-    }
-    let options = BootOptions { append: kernel_args.clone(), default: request.default_entry, ui: Ui::Vesa };
-    let tree = BootTree::for_distro(iso.clone(), &distro, &options).map_err(|e| match e {
-        boot::BootError::Syslinux(e) => Error::environment(e.to_string()),
-        boot::BootError::Menu(e) => Error::bad_input(e.to_string()),
-    })?;
-    let choice = accel::choose(request.accel, &HostKvm::probe());
-    let mut installer_files = vec!["/.treeinfo".to_string()];
-    installer_files.extend(distro.stage2.iter().map(|s| format!("/{s}")));
-    let milestones = Milestones {
-        bootloader: "pxelinux.0".into(),
-        kernel: format!("{}/{}", boot::ISO_DIR, distro.kernel),
-        initrd: format!("{}/{}", boot::ISO_DIR, distro.initrd),
-        installer_files,
-        expect,
-    };
+    let libvirt = Libvirt::connect(&request.uri).await?;
+    let plan = plan(&request, expect, &libvirt).await?;
 
     let mut lab = Lab {
         libvirt,
         journal,
         state,
-        uri: request.uri.clone(),
         keep: request.keep,
         servers: None,
-        record: LabRecord {
-            pid: std::process::id(),
-            uri: request.uri.clone(),
-            iso: request.iso.display().to_string(),
-            distro: match &distro.version {
-                Some(v) => format!("{} {v}", distro.name),
-                None => distro.name.clone(),
-            },
-            network: net.name.clone(),
-            bridge: net.parsed.bridge.clone(),
-            server_ip: server_ip.to_string(),
-            subnet: net
-                .parsed
-                .dhcp4()
-                .and_then(|ip| match (ip.address, ip.prefix) {
-                    (IpAddr::V4(a), Some(p)) => Some(crate::dhcp::Subnet::containing(a, p).to_string()),
-                    _ => None,
-                }),
-            tftp: String::new(),
-            ftp: String::new(),
-            passive_ports: Some(format!("{}-{}", request.passive_ports.start(), request.passive_ports.end())),
-            kernel_args: kernel_args.clone(),
-            started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            keep: request.keep,
-            ready: false,
-            vms: Vec::new(),
-            transfers: Counters::default(),
-        },
-        progress: Progress::new(milestones),
+        progress: Progress::new(plan.milestones.clone()),
+        record: plan.record.clone(),
+        serial_offsets: HashMap::new(),
         started: Instant::now(),
     };
-    let config = ServeConfig {
-        bind: server_ip,
-        tftp_port: request.tftp_port,
-        ftp_port: request.ftp_port,
-        ftp_root: FtpRoot::Iso(iso.clone()),
-        allow: AllowList::default(),
-        limits: Limits { passive_ports: request.passive_ports.clone(), ..Limits::default() },
-    };
-    let bootp = Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) };
-    let result = lab.run(&request, net, bootp, Arc::new(tree), config, &choice, &cancel, report).await;
+    let result = lab.run(&request, plan, &shutdown, report).await;
     let teardown = lab.teardown(report).await;
     result.and(teardown)
 }
 
-/// A second lab, or the leftovers of a crashed one, stop `up` before it changes anything.
-fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()> {
+/// A second lab, or the leftovers of a crashed one, stop `up` before it
+/// changes anything. `detach` asks the same before it touches the log.
+pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()> {
     match record::read(state) {
         Ok(Some(lab)) if record::alive(lab.pid) => {
             return Err(Error::environment(format!(
@@ -194,17 +170,13 @@ fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()> {
             )));
         }
         Ok(Some(lab)) => {
-            return Err(Error::environment(format!(
-                "a lab (pid {}) ended without cleaning up; run `pxelab down` to restore the host first",
-                lab.pid
-            )));
+            return Err(Error::environment(format!("a lab (pid {}) ended without cleaning up; run `pxelab down` to restore the host first", lab.pid)));
         }
         Ok(None) => {}
         Err(e) => return Err(Error::environment(format!("{e}; remove it after checking `pxelab down`"))),
     }
-    let leftovers = journal.networks().map(|n| n.len()).unwrap_or(0)
-        + journal.vms().map(|v| v.len()).unwrap_or(0)
-        + journal.firewalls().map(|f| f.len()).unwrap_or(0);
+    let leftovers =
+        journal.networks().map(|n| n.len()).unwrap_or(0) + journal.vms().map(|v| v.len()).unwrap_or(0) + journal.firewalls().map(|f| f.len()).unwrap_or(0);
     if leftovers > 0 {
         return Err(Error::environment(format!(
             "the journal in {} has {leftovers} change(s) not undone yet; run `pxelab down` (or `pxelab net restore`) first",
@@ -214,19 +186,139 @@ fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()> {
     Ok(())
 }
 
+/// What `up` read and decided before its first change.
+struct Plan {
+    net: NetworkState,
+    bootp: Bootp,
+    tree: Arc<BootTree>,
+    config: ServeConfig,
+    accel: AccelChoice,
+    milestones: Milestones,
+    record: LabRecord,
+}
+
+/// The flags that contradict each other, before anything else is read.
+/// Returns the compiled `--expect`.
+fn check_flags(request: &UpRequest) -> Result<Option<regex::Regex>> {
+    let expect = match &request.expect {
+        Some(re) => Some(regex::Regex::new(re).map_err(|e| Error::bad_input(format!("--expect {re:?} is not a regular expression: {e}")))?),
+        None => None,
+    };
+    if request.wait_for.is_some() && request.vms == 0 {
+        return Err(Error::bad_input("--wait-for needs a VM to wait for; drop --no-vm or --vms 0"));
+    }
+    if request.timeout.is_some() && request.vms == 0 {
+        return Err(Error::usage("--timeout needs a VM to wait for; drop --no-vm or --vms 0, or drop --timeout"));
+    }
+    if request.vms > 0 {
+        request.shape.check()?;
+    }
+    Ok(expect)
+}
+
+/// Reads and checks everything `up` needs; changes nothing.
+async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvirt) -> Result<Plan> {
+    let iso_path = std::path::absolute(&request.iso).map_err(|e| Error::bad_input(format!("cannot use --iso {}: {e}", request.iso.display())))?;
+
+    let name = request.network.clone();
+    tracing::debug!("reading network {name}");
+    let net = libvirt.call(move |c| network::read(c, &name)).await?;
+    let address = check_patchable(&net)?;
+    let server_ip = ipv4_server("--server-ip", request.server_ip.unwrap_or(address))?;
+    refuse_running_guests(&net, request.force)?;
+    let ftp_port = match request.ftp_port {
+        0 => free_tcp_port(server_ip, UP_FLAGS.address)?,
+        port => port,
+    };
+
+    let authority = ftp_authority(server_ip, ftp_port);
+    // Indexing the ISO reads its directory records: off the runtime.
+    let prepared = blocking::run({
+        let iso_path = iso_path.clone();
+        let overrides = request.overrides.clone();
+        let (authority, default) = (authority.clone(), request.default_entry);
+        move || {
+            let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true };
+            prepare(&iso_path, &plan)
+        }
+    })
+    .await?;
+    let distro = &prepared.distro;
+    tracing::debug!("{} detected: kernel {}, initrd {}", distro.name, distro.kernel, distro.initrd);
+    let accel = blocking::run({
+        let forced = request.shape.accel;
+        move || accel::choose(forced, &HostKvm::probe())
+    })
+    .await;
+
+    let mut installer_files = vec!["/.treeinfo".to_string()];
+    installer_files.extend(distro.stage2.iter().map(|s| format!("/{s}")));
+    let milestones = Milestones {
+        bootloader: "pxelinux.0".into(),
+        kernel: format!("{}/{}", boot::ISO_DIR, distro.kernel),
+        initrd: format!("{}/{}", boot::ISO_DIR, distro.initrd),
+        installer_files,
+        expect,
+    };
+    let record = LabRecord {
+        pid: std::process::id(),
+        uri: request.uri.clone(),
+        iso: iso_path.display().to_string(),
+        distro: match &distro.version {
+            Some(v) => format!("{} {v}", distro.name),
+            None => distro.name.clone(),
+        },
+        network: net.name.clone(),
+        bridge: net.parsed.bridge.clone(),
+        server_ip: server_ip.to_string(),
+        subnet: net.parsed.dhcp4().and_then(|ip| match (ip.address, ip.prefix) {
+            (IpAddr::V4(a), Some(p)) => Some(crate::dhcp::Subnet::containing(a, p).to_string()),
+            _ => None,
+        }),
+        tftp: String::new(),
+        ftp: String::new(),
+        passive_ports: Some(format!("{}-{}", request.passive_ports.start(), request.passive_ports.end())),
+        kernel_args: prepared.kernel_args.clone(),
+        started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        keep: request.keep,
+        ready: false,
+        vms: Vec::new(),
+        transfers: Counters::default(),
+    };
+    let config = ServeConfig {
+        bind: server_ip,
+        tftp_port: TFTP_PORT,
+        ftp_port,
+        ftp_root: FtpRoot::Iso(prepared.iso.clone()),
+        allow: AllowList::default(),
+        limits: Limits { passive_ports: request.passive_ports.clone(), ..Limits::default() },
+    };
+    Ok(Plan {
+        net,
+        bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
+        tree: Arc::new(prepared.tree),
+        config,
+        accel,
+        milestones,
+        record,
+    })
+}
+
 /// A lab being set up, running, or torn down.
 struct Lab {
     libvirt: Libvirt,
     journal: Journal,
     state: PathBuf,
-    uri: String,
     keep: bool,
     servers: Option<Servers>,
     record: LabRecord,
     progress: Progress,
+    /// How far each VM's serial log has been read.
+    serial_offsets: HashMap<String, u64>,
     started: Instant,
 }
 
+/// Why the watch ended without an error.
 enum Ended {
     Cancelled,
     Reached,
@@ -237,49 +329,40 @@ impl Lab {
         self.started.elapsed().as_secs_f64()
     }
 
-    fn save(&mut self) {
+    /// Rewrites `lab.json` (off the runtime: a rename and, on a full disk, a cleanup).
+    async fn save(&mut self) {
         self.record.vms = self.progress.vms().to_vec();
-        if let Err(e) = record::write(&self.state, &self.record) {
+        let (state, record) = (self.state.clone(), self.record.clone());
+        if let Err(e) = blocking::run(move || record::write(&state, &record)).await {
             tracing::warn!("cannot update {}: {e}", record::path(&self.state).display());
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn run(
-        &mut self,
-        request: &UpRequest,
-        net: network::NetworkState,
-        bootp: Bootp,
-        tree: Arc<BootTree>,
-        config: ServeConfig,
-        choice: &accel::AccelChoice,
-        cancel: &CancellationToken,
-        report: &mut (dyn FnMut(&LabEvent) + Send),
-    ) -> Result<()> {
-        self.save();
+    async fn run(&mut self, request: &UpRequest, plan: Plan, shutdown: &CancellationToken, report: Report<'_>) -> Result<()> {
+        self.save().await;
         // On a running network the servers bind first: a busy port then
         // stops `up` before the network is touched.
-        if net.active {
-            self.start_servers(tree.clone(), config.clone(), report).await?;
+        if plan.net.active {
+            self.start_servers(plan.tree.clone(), plan.config.clone(), report).await?;
         }
-        if cancel.is_cancelled() {
+        if shutdown.is_cancelled() {
             return Ok(());
         }
-        self.patch_network(&net, &bootp, report).await?;
-        self.open_firewall(&request.passive_ports, report)?;
+        self.patch_network(&plan.net, &plan.bootp, shutdown, report).await?;
+        self.open_firewall(&plan.config, report).await?;
         if self.servers.is_none() {
-            self.start_servers(tree, config, report).await?;
+            self.start_servers(plan.tree, plan.config, report).await?;
         }
-        pause_point("after-patch").await;
+        pause_point("after-patch", shutdown).await;
 
         for _ in 0..request.vms {
-            if cancel.is_cancelled() {
+            if shutdown.is_cancelled() {
                 return Ok(());
             }
-            self.create_vm(request, choice, report).await?;
+            self.create_vm(request.shape, &plan.accel, report).await?;
         }
         self.record.ready = true;
-        self.save();
+        self.save().await;
         report(&LabEvent::Ready {
             network: self.record.network.clone(),
             server_ip: self.record.server_ip.clone(),
@@ -287,32 +370,30 @@ impl Lab {
             ftp: self.record.ftp.clone(),
             kernel_args: self.record.kernel_args.clone(),
             vms: self.progress.vms().iter().map(|v| v.name.clone()).collect(),
-            accel: (request.vms > 0).then(|| format!("{:?}", choice.accel).to_lowercase()),
-            accel_reason: (request.vms > 0).then(|| choice.reason.clone()),
+            accel: (request.vms > 0).then_some(plan.accel.accel),
+            accel_reason: (request.vms > 0).then(|| plan.accel.reason.clone()),
         });
-        pause_point("ready").await;
+        pause_point("ready", shutdown).await;
 
-        match self.watch(request, cancel, report).await? {
+        match self.watch(request, shutdown, report).await? {
             Ended::Cancelled | Ended::Reached => Ok(()),
         }
     }
 
-    async fn start_servers(&mut self, tree: Arc<BootTree>, config: ServeConfig, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
-        let servers = Servers::start(tree, config).await.map_err(|e| match e {
-            ServeError::Tree { .. } => Error::bad_input(e.to_string()),
-            ServeError::PortBusy { .. } | ServeError::Bind { .. } => Error::environment(e.to_string()),
-        })?;
+    async fn start_servers(&mut self, tree: Arc<BootTree>, config: ServeConfig, report: Report<'_>) -> Result<()> {
+        tracing::debug!("starting the servers on {}", config.bind);
+        let servers = Servers::start(tree, config).await.map_err(|e| server_error(e, &UP_FLAGS))?;
         self.record.tftp = servers.tftp_addr().to_string();
         self.record.ftp = servers.ftp_addr().to_string();
         report(&LabEvent::Step { message: format!("serving TFTP on {} and FTP on {}", self.record.tftp, self.record.ftp) });
         self.servers = Some(servers);
-        self.save();
+        self.save().await;
         Ok(())
     }
 
-    async fn patch_network(&mut self, net: &network::NetworkState, bootp: &Bootp, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
-        let patched = netxml::set_bootp(&net.inactive_xml, bootp).map_err(|e| virt_error(e.into()))?;
-        let reattached = apply_patch(&self.libvirt, &self.journal, &self.uri, net, patched, true).await?;
+    async fn patch_network(&mut self, net: &NetworkState, bootp: &Bootp, shutdown: &CancellationToken, report: Report<'_>) -> Result<()> {
+        let patched = netxml::set_bootp(&net.inactive_xml, bootp)?;
+        let reattached = apply_patch(&self.libvirt, &self.journal, net, patched, true, shutdown).await?;
         let mut message = format!("network {} now boots {} from {}", net.name, bootp.file, bootp.server.as_deref().unwrap_or("?"));
         if !reattached.is_empty() {
             message.push_str(&format!(" (guests re-attached: {})", reattached.join(", ")));
@@ -322,76 +403,76 @@ impl Lab {
     }
 
     /// Lets the bridge's guests reach TFTP and FTP, if the host's firewall would stop them.
-    fn open_firewall(&mut self, passive: &std::ops::RangeInclusive<u16>, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
+    async fn open_firewall(&mut self, config: &ServeConfig, report: Report<'_>) -> Result<()> {
         let Some(bridge) = self.record.bridge.clone() else { return Ok(()) };
-        let rules = crate::firewall::lab_rules(passive);
-        let Some(blocker) = crate::firewall::blocking_rule(&bridge, &rules) else { return Ok(()) };
+        let rules = crate::firewall::lab_rules(config.tftp_port, config.ftp_port, &config.limits.passive_ports);
+        let blocker = blocking::run({
+            let (bridge, rules) = (bridge.clone(), rules.clone());
+            move || crate::firewall::blocking_rule(&bridge, &rules)
+        })
+        .await;
+        let Some(blocker) = blocker else { return Ok(()) };
         self.journal
             .record_firewall(&FirewallOpening { bridge: bridge.clone(), rules: rules.clone() })
             .map_err(|e| Error::environment(format!("cannot write the journal: {e}")))?;
-        crate::firewall::open(&bridge, &rules).map_err(Error::environment)?;
+        tracing::debug!("opening the firewall on {bridge}: `{blocker}` would block the guests");
+        blocking::run({
+            let (bridge, rules) = (bridge.clone(), rules.clone());
+            move || crate::firewall::open(&bridge, &rules)
+        })
+        .await
+        .map_err(Error::environment)?;
+        let ports: Vec<String> = rules.iter().map(|r| format!("{}/{}", r.protocol, r.port)).collect();
         report(&LabEvent::Step {
-            message: format!(
-                "the firewall rule `{blocker}` would stop the guests; accepted udp/69, tcp/21 and tcp/{} from {bridge} until the lab stops",
-                rules[2].port
-            ),
+            message: format!("the firewall rule `{blocker}` would stop the guests; accepted {} from {bridge} until the lab stops", ports.join(", ")),
         });
         Ok(())
     }
 
-    async fn create_vm(&mut self, request: &UpRequest, choice: &accel::AccelChoice, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
-        let taken = self.libvirt.call(domain::names).await.map_err(virt_error)?;
+    async fn create_vm(&mut self, shape: VmShape, choice: &AccelChoice, report: Report<'_>) -> Result<()> {
+        let taken = self.libvirt.call(domain::names).await?;
         let name = super::vm::generate_name(&taken);
         let logs = ensure_dir(self.state.join("logs"))?;
         let spec = VmSpec {
             name: name.clone(),
             network: self.record.network.clone(),
-            memory_mib: request.memory_mib,
-            vcpus: request.vcpus,
-            disk_gib: request.disk_gib,
+            memory_mib: shape.memory_mib,
+            vcpus: shape.vcpus,
+            disk_gib: shape.disk_gib,
             accel: choice.accel,
             serial_log: logs.join(format!("{name}.serial.log")),
             pxe: true,
         };
         self.journal
-            .record_vm(&CreatedVm { uri: self.uri.clone(), name: name.clone() })
+            .record_vm(&CreatedVm { uri: self.libvirt.uri().to_string(), name: name.clone() })
             .map_err(|e| Error::environment(format!("cannot write the journal: {e}")))?;
         let pool_dir = super::vm::images_dir()?;
-        let info = self.libvirt.call(move |c| domain::create(c, &spec, &pool_dir)).await.map_err(virt_error)?;
+        tracing::debug!("creating VM {name} ({:?}, {} MiB, {} vCPUs)", choice.accel, shape.memory_mib, shape.vcpus);
+        let info = super::vm::create(&self.libvirt, spec, pool_dir).await?;
         self.track(&info.name, &info.meta.serial_log).await?;
-        report(&LabEvent::Step { message: format!("created VM {} ({}: {})", info.name, info.accel, choice.reason) });
+        report(&LabEvent::Step { message: format!("created VM {} ({}: {})", info.name, info.accel.name(), choice.reason) });
         Ok(())
     }
 
     /// Starts following a VM's boot.
     async fn track(&mut self, name: &str, serial_log: &str) -> Result<()> {
         let owned = name.to_string();
-        let xml = self
-            .libvirt
-            .call(move |c| {
-                let dom = virt::domain::Domain::lookup_by_name(c, &owned).map_err(|e| VirtError::libvirt("looking up the VM", e))?;
-                dom.get_xml_desc(0).map_err(|e| VirtError::libvirt("reading the VM", e))
-            })
-            .await
-            .map_err(virt_error)?;
-        let mac = domain::interfaces(&xml)
-            .into_iter()
-            .find(|i| i.network.as_deref() == Some(self.record.network.as_str()))
-            .and_then(|i| i.mac)
-            .unwrap_or_default();
+        let xml = self.libvirt.call(move |c| domain::xml(c, &owned)).await?;
+        let mac =
+            domxml::interfaces(&xml).into_iter().find(|i| i.network.as_deref() == Some(self.record.network.as_str())).and_then(|i| i.mac).unwrap_or_default();
         let now = self.now();
         self.progress.add_vm(VmProgress::new(name, &mac, serial_log, now));
-        self.save();
+        self.save().await;
         Ok(())
     }
 
     /// Follows the boots until cancelled, `--wait-for` is reached, or `--timeout`.
-    async fn watch(&mut self, request: &UpRequest, cancel: &CancellationToken, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<Ended> {
+    async fn watch(&mut self, request: &UpRequest, shutdown: &CancellationToken, report: Report<'_>) -> Result<Ended> {
         let mut events = self.servers.as_ref().expect("servers run before the watch").subscribe();
         let deadline = request.timeout.map(|t| Instant::now() + t);
-        let mut serial_offsets: HashMap<String, u64> = HashMap::new();
         let mut tick = tokio::time::interval(POLL);
         let mut ticks = 0u64;
+        let mut dirty = false;
         loop {
             if let (Some(stage), Some(slowest)) = (request.wait_for, self.progress.slowest()) {
                 if slowest >= stage {
@@ -404,82 +485,119 @@ impl Lab {
                 let waited = request.timeout.unwrap_or_default().as_secs();
                 let reached = self.progress.slowest().map(Stage::name).unwrap_or("none");
                 let wanted = request.wait_for.map(Stage::name).unwrap_or("the end");
-                return Err(Error::new(
-                    Kind::Timeout,
-                    format!("timed out after {waited} s waiting for {wanted}: the slowest VM reached {reached}"),
-                ));
+                return Err(Error::new(Kind::Timeout, format!("timed out after {waited} s waiting for {wanted}: the slowest VM reached {reached}")));
             }
             tokio::select! {
-                _ = cancel.cancelled() => return Ok(Ended::Cancelled),
+                _ = shutdown.cancelled() => return Ok(Ended::Cancelled),
                 event = events.recv() => match event {
-                    Ok(ServeEvent::Transfer(t)) => {
-                        let counters = &mut self.record.transfers;
-                        match t.protocol {
-                            crate::serve::Protocol::Tftp => { counters.tftp_files += 1; counters.tftp_bytes += t.bytes; }
-                            crate::serve::Protocol::Ftp => { counters.ftp_files += 1; counters.ftp_bytes += t.bytes; }
-                        }
-                        let vm = self.progress.vms().iter().find(|v| v.ip == Some(t.client.ip())).map(|v| v.name.clone());
-                        report(&LabEvent::Transfer {
-                            vm,
-                            protocol: format!("{:?}", t.protocol).to_lowercase(),
-                            path: t.path.clone(),
-                            bytes: t.bytes,
-                            seconds: t.duration.as_secs_f64(),
-                            complete: t.complete,
-                        });
-                        let now = self.now();
-                        for e in self.progress.on_transfer(&t, now) {
-                            report(&LabEvent::Stage(e));
-                        }
-                        self.save();
-                    }
-                    Ok(ServeEvent::Progress { protocol, client, path, bytes, size }) => {
-                        if let Some(vm) = self.progress.vms().iter().find(|v| v.ip == Some(client.ip())) {
-                            report(&LabEvent::Progress {
-                                vm: vm.name.clone(),
-                                protocol: format!("{protocol:?}").to_lowercase(),
-                                path,
-                                bytes,
-                                size,
-                            });
-                        }
-                    }
-                    Ok(ServeEvent::Refused { .. }) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => tracing::warn!("{n} server events missed"),
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
-                        return Err(Error::other("the servers stopped unexpectedly"));
-                    }
+                    Ok(event) => dirty |= self.on_server_event(event, report),
+                    Err(RecvError::Lagged(n)) => tracing::warn!("{n} server events missed"),
+                    Err(RecvError::Closed) => return Err(Error::other("the servers stopped unexpectedly")),
                 },
                 _ = tick.tick() => {
                     ticks += 1;
-                    let mut changed = false;
-                    let now = self.now();
-                    for (mac, ip) in network::leases(self.record.bridge.as_deref().unwrap_or_default()) {
-                        for e in self.progress.on_lease(&mac, ip, now) {
-                            report(&LabEvent::Stage(e));
-                            changed = true;
-                        }
-                    }
-                    let logs: Vec<(String, String)> = self.progress.vms().iter().map(|v| (v.name.clone(), v.serial_log.clone())).collect();
-                    for (name, log) in logs {
-                        let offset = serial_offsets.entry(name.clone()).or_insert(0);
-                        if let Some(text) = read_from(Path::new(&log), offset) {
-                            for e in self.progress.on_serial(&name, &text, now) {
-                                report(&LabEvent::Stage(e));
-                                changed = true;
-                            }
-                        }
-                    }
-                    // VMs made with `pxelab vm new` while the lab runs join it.
-                    if ticks.is_multiple_of(10) {
-                        changed |= self.adopt_new_vms(report).await;
-                    }
-                    if changed {
-                        self.save();
+                    dirty |= self.on_tick(ticks, report).await;
+                    // lab.json is rewritten at most once a poll, not per event.
+                    if std::mem::take(&mut dirty) {
+                        self.save().await;
                     }
                 }
             }
         }
+    }
+
+    /// A transfer, its progress, or a refusal. Returns whether `lab.json` changed.
+    fn on_server_event(&mut self, event: ServeEvent, report: Report<'_>) -> bool {
+        match event {
+            ServeEvent::Transfer(t) => {
+                self.count(&t);
+                let vm = self.vm_at(t.client.ip());
+                report(&LabEvent::Transfer {
+                    vm,
+                    protocol: t.protocol,
+                    path: t.path.clone(),
+                    bytes: t.bytes,
+                    seconds: t.duration.as_secs_f64(),
+                    complete: t.complete,
+                });
+                let now = self.now();
+                for e in self.progress.on_transfer(&t, now) {
+                    report(&LabEvent::Stage(e));
+                }
+                true
+            }
+            ServeEvent::Progress { protocol, client, path, bytes, size } => {
+                if let Some(vm) = self.vm_at(client.ip()) {
+                    report(&LabEvent::Progress { vm, protocol, path, bytes, size });
+                }
+                false
+            }
+            ServeEvent::Refused { .. } => false,
+        }
+    }
+
+    fn count(&mut self, t: &Transfer) {
+        let counters = &mut self.record.transfers;
+        match t.protocol {
+            Protocol::Tftp => {
+                counters.tftp_files += 1;
+                counters.tftp_bytes += t.bytes;
+            }
+            Protocol::Ftp => {
+                counters.ftp_files += 1;
+                counters.ftp_bytes += t.bytes;
+            }
+        }
+    }
+
+    /// The lab VM that has `ip`, once its lease is seen.
+    fn vm_at(&self, ip: IpAddr) -> Option<String> {
+        self.progress.vms().iter().find(|v| v.ip == Some(ip)).map(|v| v.name.clone())
+    }
+
+    /// A poll: new leases, new serial output, VMs that joined. Returns
+    /// whether `lab.json` changed.
+    async fn on_tick(&mut self, ticks: u64, report: Report<'_>) -> bool {
+        let mut changed = false;
+        let bridge = self.record.bridge.clone().unwrap_or_default();
+        let logs: Vec<(String, PathBuf, u64)> = self
+            .progress
+            .vms()
+            .iter()
+            .map(|v| (v.name.clone(), PathBuf::from(&v.serial_log), self.serial_offsets.get(&v.name).copied().unwrap_or(0)))
+            .collect();
+        let (leases, serial) = blocking::run(move || {
+            let serial: Vec<(String, u64, Vec<u8>)> = logs
+                .into_iter()
+                .map(|(name, path, mut offset)| {
+                    let text = super::read_appended(&path, &mut offset).unwrap_or_default();
+                    (name, offset, text)
+                })
+                .collect();
+            (network::leases(&bridge), serial)
+        })
+        .await;
+        let now = self.now();
+        for (mac, ip) in leases {
+            for e in self.progress.on_lease(&mac, ip, now) {
+                report(&LabEvent::Stage(e));
+                changed = true;
+            }
+        }
+        for (name, offset, text) in serial {
+            self.serial_offsets.insert(name.clone(), offset);
+            if text.is_empty() {
+                continue;
+            }
+            for e in self.progress.on_serial(&name, &String::from_utf8_lossy(&text), now) {
+                report(&LabEvent::Stage(e));
+                changed = true;
+            }
+        }
+        if ticks.is_multiple_of(ADOPT_EVERY) {
+            changed |= self.adopt_new_vms(report).await;
+        }
+        changed
     }
 
     fn summaries(&self) -> Vec<VmSummary> {
@@ -490,11 +608,13 @@ impl Lab {
             .collect()
     }
 
-    async fn adopt_new_vms(&mut self, report: &mut (dyn FnMut(&LabEvent) + Send)) -> bool {
+    /// VMs made with `pxelab vm new` while the lab runs join it (they are
+    /// in the journal: `vm new` records a VM that joins a lab).
+    async fn adopt_new_vms(&mut self, report: Report<'_>) -> bool {
         let Ok(vms) = self.libvirt.call(domain::list).await else { return false };
         let mut adopted = false;
         for vm in vms {
-            if vm.networks.contains(&self.record.network) && !self.progress.tracks(&vm.name) && vm.state == "running" {
+            if vm.networks.contains(&self.record.network) && !self.progress.tracks(&vm.name) && vm.state == VmState::Running {
                 let known = self.journal.vms().unwrap_or_default().iter().any(|j| j.name == vm.name);
                 if known && self.track(&vm.name, &vm.meta.serial_log).await.is_ok() {
                     report(&LabEvent::Step { message: format!("VM {} joined the lab", vm.name) });
@@ -506,157 +626,15 @@ impl Lab {
     }
 
     /// Undoes everything in the journal for this URI; always runs.
-    async fn teardown(&mut self, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<()> {
+    async fn teardown(&mut self, report: Report<'_>) -> Result<()> {
         if let Some(servers) = self.servers.take() {
             servers.stop().await;
             report(&LabEvent::Teardown { message: "servers stopped".into() });
         }
-        let result = undo_journal(&self.libvirt, &self.journal, &self.uri, self.keep, report).await;
+        let result = undo_journal(&self.libvirt, &self.journal, self.keep, report).await;
         if let Err(e) = record::remove(&self.state) {
             tracing::warn!("cannot remove {}: {e}", record::path(&self.state).display());
         }
-        result
+        result.map(|_| ())
     }
-}
-
-/// Removes the journal's VMs (or forgets them, with `keep`) and restores its
-/// networks, in that order: VMs leave the network before it changes.
-async fn undo_journal(
-    libvirt: &Libvirt,
-    journal: &Journal,
-    uri: &str,
-    keep: bool,
-    report: &mut (dyn FnMut(&LabEvent) + Send),
-) -> Result<()> {
-    let mut first_error: Option<Error> = None;
-    let journal_err = |e: std::io::Error| Error::environment(format!("cannot read the journal in {}: {e}", journal.dir().display()));
-    for vm in journal.vms().map_err(journal_err)?.into_iter().filter(|v| v.uri == uri) {
-        if !keep {
-            let name = vm.name.clone();
-            match libvirt.call(move |c| domain::remove(c, &name)).await {
-                Ok(_) | Err(VirtError::NoDomain(_)) => report(&LabEvent::Teardown { message: format!("removed VM {}", vm.name) }),
-                Err(e) => {
-                    first_error.get_or_insert(virt_error(e));
-                    continue;
-                }
-            }
-        } else {
-            report(&LabEvent::Teardown { message: format!("kept VM {} (remove it with `pxelab vm rm {}`)", vm.name, vm.name) });
-        }
-        if let Err(e) = journal.forget_vm(uri, &vm.name) {
-            first_error.get_or_insert(journal_err(e));
-        }
-    }
-    for opening in journal.firewalls().map_err(journal_err)? {
-        match crate::firewall::close(&opening.bridge, &opening.rules) {
-            Ok(()) => {
-                report(&LabEvent::Teardown { message: format!("firewall rules for {} removed", opening.bridge) });
-                if let Err(e) = journal.forget_firewall(&opening.bridge) {
-                    first_error.get_or_insert(journal_err(e));
-                }
-            }
-            Err(e) => {
-                first_error.get_or_insert(Error::environment(e));
-            }
-        }
-    }
-    for patch in journal.networks().map_err(journal_err)?.into_iter().filter(|n| n.uri == uri) {
-        match restore_entry(libvirt, &patch).await {
-            Ok(_) => {
-                report(&LabEvent::Teardown { message: format!("network {} restored", patch.network) });
-                if let Err(e) = journal.forget_network(uri, &patch.network) {
-                    first_error.get_or_insert(journal_err(e));
-                }
-            }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(()),
-    }
-}
-
-/// Leases libvirt's dnsmasq handed out on `bridge` (its lease helper's file,
-/// the same that `virsh net-dhcp-leases` reads).
-/// What was appended to `path` since `offset`.
-fn read_from(path: &Path, offset: &mut u64) -> Option<String> {
-    let mut file = std::fs::File::open(path).ok()?;
-    let len = file.metadata().ok()?.len();
-    if len <= *offset {
-        return None;
-    }
-    file.seek(SeekFrom::Start(*offset)).ok()?;
-    let mut buf = Vec::with_capacity((len - *offset) as usize);
-    file.read_to_end(&mut buf).ok()?;
-    *offset += buf.len() as u64;
-    Some(String::from_utf8_lossy(&buf).into_owned())
-}
-
-/// What `pxelab down` did.
-#[derive(Debug, Serialize)]
-pub struct DownReport {
-    /// A running lab was asked to stop (SIGTERM) and did.
-    pub stopped_pid: Option<u32>,
-    /// Changes undone from the journal (a lab that had crashed).
-    pub recovered: bool,
-    pub nothing_to_do: bool,
-}
-
-/// `pxelab down`: stops the running lab, or undoes what a crashed one left.
-pub async fn down(uri: &str, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<DownReport> {
-    let state = state_dir_or_err()?;
-    let lab = record::read(&state).map_err(|e| Error::environment(e.to_string()))?;
-    let mut out = DownReport { stopped_pid: None, recovered: false, nothing_to_do: false };
-    if let Some(lab) = &lab {
-        if record::alive(lab.pid) {
-            unsafe { libc::kill(lab.pid as i32, libc::SIGTERM) };
-            let until = Instant::now() + DOWN_WAIT;
-            while record::alive(lab.pid) {
-                if Instant::now() >= until {
-                    return Err(Error::environment(format!(
-                        "the lab (pid {}) did not stop within {} s of SIGTERM; see its log, or kill it and run `pxelab down` again",
-                        lab.pid,
-                        DOWN_WAIT.as_secs()
-                    )));
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            out.stopped_pid = Some(lab.pid);
-        }
-    }
-    let journal = Journal::open(&state).map_err(|e| Error::environment(e.to_string()))?;
-    let uri = lab.as_ref().map(|l| l.uri.clone()).unwrap_or_else(|| uri.to_string());
-    let pending = journal.networks().unwrap_or_default().iter().any(|n| n.uri == uri)
-        || journal.vms().unwrap_or_default().iter().any(|v| v.uri == uri)
-        || !journal.firewalls().unwrap_or_default().is_empty();
-    if pending {
-        let libvirt = Libvirt::connect(&uri).await.map_err(virt_error)?;
-        let keep = lab.as_ref().is_some_and(|l| l.keep);
-        undo_journal(&libvirt, &journal, &uri, keep, report).await?;
-        out.recovered = true;
-    }
-    record::remove(&state).map_err(|e| Error::environment(e.to_string()))?;
-    out.nothing_to_do = lab.is_none() && !pending;
-    Ok(out)
-}
-
-/// What `pxelab status` shows.
-#[derive(Debug, Serialize)]
-pub struct StatusReport {
-    pub running: bool,
-    /// The lab process is gone but left changes: run `pxelab down`.
-    pub crashed: bool,
-    #[serde(flatten)]
-    pub lab: Option<LabRecord>,
-}
-
-/// `pxelab status`.
-pub fn status() -> Result<StatusReport> {
-    let state = state_dir_or_err()?;
-    let lab = record::read(&state).map_err(|e| Error::environment(e.to_string()))?;
-    let running = lab.as_ref().is_some_and(|l| record::alive(l.pid));
-    Ok(StatusReport { running, crashed: lab.is_some() && !running, lab })
 }

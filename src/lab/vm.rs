@@ -1,19 +1,28 @@
 //! `pxelab vm new|list|rm|console`: pxelab's VMs.
+//!
+//! A VM made while a lab runs on its network joins that lab: it is recorded
+//! in the lab's journal (so `down` removes it) and the lab follows its boot.
 
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 
-use super::{state_dir_or_err, state_subdir, virt_error};
+use super::{read_appended, state_dir_or_err, state_subdir, VmShape};
+use crate::blocking;
 use crate::error::{Error, Result};
-use crate::virt::accel::{self, Accel, HostKvm};
-use crate::virt::domain::{self, VmInfo, VmSpec};
+use crate::virt::accel::{self, HostKvm};
+use crate::virt::domain::{self, VmInfo};
+use crate::virt::domxml::{self, VmMeta, VmSpec};
 use crate::virt::{network, Libvirt};
 
 /// Words for generated names: short, distinct, easy to type.
 const NAME_WORDS: [&str; 8] = ["oak", "elm", "ash", "fir", "yew", "bay", "fig", "ivy"];
+
+/// How often `vm console -f` looks for more output.
+const FOLLOW_POLL: Duration = Duration::from_millis(250);
 
 #[derive(Debug, Clone)]
 pub struct VmNewRequest {
@@ -21,11 +30,7 @@ pub struct VmNewRequest {
     pub name: Option<String>,
     /// `None`: the running lab's network, else `default`.
     pub network: Option<String>,
-    pub memory_mib: u64,
-    pub vcpus: u32,
-    pub disk_gib: u64,
-    /// `None` for `--accel auto`.
-    pub accel: Option<Accel>,
+    pub shape: VmShape,
     pub serial_log: Option<PathBuf>,
     pub pxe: bool,
 }
@@ -61,16 +66,13 @@ pub(crate) fn images_dir() -> Result<PathBuf> {
 /// `pxelab vm new`.
 pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     if let Some(name) = &request.name {
-        if !domain::valid_name(name) {
-            return Err(Error::bad_input(format!(
-                "--name {name:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.'"
-            )));
+        if !domxml::valid_name(name) {
+            return Err(Error::bad_input(format!("--name {name:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '-' or '.'")));
         }
     }
-    if request.memory_mib < 64 || request.vcpus == 0 || request.disk_gib == 0 {
-        return Err(Error::bad_input("--memory must be at least 64 (MiB), --vcpus and --disk-size at least 1"));
-    }
-    let choice = accel::choose(request.accel, &HostKvm::probe());
+    request.shape.check()?;
+    let forced = request.shape.accel;
+    let choice = blocking::run(move || accel::choose(forced, &HostKvm::probe())).await;
     // A VM made while a lab runs joins it: its network, its journal (so
     // `down` removes it) and its progress report.
     let state = state_dir_or_err()?;
@@ -81,16 +83,13 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         (None, None) => "default".to_string(),
     };
     let joins_lab = lab.as_ref().is_some_and(|l| l.network == network_name);
-    let libvirt = Libvirt::connect(&request.uri).await.map_err(virt_error)?;
+    let libvirt = Libvirt::connect(&request.uri).await?;
     let net = network_name.clone();
-    libvirt.call(move |c| network::read(c, &net)).await.map_err(virt_error)?;
+    libvirt.call(move |c| network::read(c, &net)).await?;
 
     let name = match request.name.clone() {
         Some(name) => name,
-        None => {
-            let taken = libvirt.call(domain::names).await.map_err(virt_error)?;
-            generate_name(&taken)
-        }
+        None => generate_name(&libvirt.call(domain::names).await?),
     };
     let serial_log = match request.serial_log.clone() {
         Some(path) => path,
@@ -105,56 +104,78 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     let spec = VmSpec {
         name,
         network: network_name,
-        memory_mib: request.memory_mib,
-        vcpus: request.vcpus,
-        disk_gib: request.disk_gib,
+        memory_mib: request.shape.memory_mib,
+        vcpus: request.shape.vcpus,
+        disk_gib: request.shape.disk_gib,
         accel: choice.accel,
         serial_log,
         pxe: request.pxe,
     };
-    let vm = libvirt.call(move |c| domain::create(c, &spec, &pool_dir)).await.map_err(virt_error)?;
+    tracing::debug!("creating VM {} on {} ({:?})", spec.name, spec.network, spec.accel);
+    let vm = create(&libvirt, spec, pool_dir).await?;
     Ok(VmNewReport { vm, accel_reason: choice.reason, joined_lab: joins_lab })
+}
+
+/// Creates and starts a VM; a VM that fails to start leaves no serial log
+/// behind (libvirt opens it before QEMU runs).
+pub(crate) async fn create(libvirt: &Libvirt, spec: VmSpec, pool_dir: PathBuf) -> Result<VmInfo> {
+    let log = spec.serial_log.clone();
+    let log_existed = log.exists();
+    match libvirt.call(move |c| domain::create(c, &spec, &pool_dir)).await {
+        Ok(vm) => Ok(vm),
+        Err(e) => {
+            if !log_existed {
+                let _ = std::fs::remove_file(&log);
+            }
+            Err(e.into())
+        }
+    }
 }
 
 /// `pxelab-<word>-<n>`, the first one not taken.
 pub(crate) fn generate_name(taken: &[String]) -> String {
     let word = NAME_WORDS[std::process::id() as usize % NAME_WORDS.len()];
-    (1..)
-        .map(|n| format!("pxelab-{word}-{n}"))
-        .find(|candidate| !taken.contains(candidate))
-        .expect("an unbounded range has a free name")
+    (1..).map(|n| format!("pxelab-{word}-{n}")).find(|candidate| !taken.contains(candidate)).expect("an unbounded range has a free name")
 }
 
 /// `pxelab vm list`.
 pub async fn vm_list(uri: &str) -> Result<Vec<VmInfo>> {
-    let libvirt = Libvirt::connect(uri).await.map_err(virt_error)?;
-    libvirt.call(domain::list).await.map_err(virt_error)
+    let libvirt = Libvirt::connect(uri).await?;
+    Ok(libvirt.call(domain::list).await?)
 }
 
 /// `pxelab vm rm`.
-pub async fn vm_rm(uri: &str, name: &str) -> Result<domain::VmMeta> {
-    let libvirt = Libvirt::connect(uri).await.map_err(virt_error)?;
+pub async fn vm_rm(uri: &str, name: &str) -> Result<VmMeta> {
+    let libvirt = Libvirt::connect(uri).await?;
     let name = name.to_string();
-    libvirt.call(move |c| domain::remove(c, &name)).await.map_err(virt_error)
+    tracing::debug!("removing VM {name}");
+    Ok(libvirt.call(move |c| domain::remove(c, &name)).await?)
 }
 
-/// `pxelab vm console`: prints the serial log; with `follow`, keeps printing
-/// what the guest writes until the VM stops or Ctrl-C.
-pub async fn vm_console(uri: &str, name: &str, follow: bool) -> Result<()> {
-    let libvirt = Libvirt::connect(uri).await.map_err(virt_error)?;
+/// `pxelab vm console`: writes the serial log to `out`; with `follow`, keeps
+/// writing what the guest writes until the VM stops or `shutdown`.
+pub async fn vm_console(uri: &str, name: &str, follow: bool, shutdown: CancellationToken, out: &mut (dyn Write + Send)) -> Result<()> {
+    let libvirt = Libvirt::connect(uri).await?;
     let owned = name.to_string();
-    let info = libvirt.call(move |c| domain::info(c, &owned)).await.map_err(virt_error)?;
+    let info = libvirt.call(move |c| domain::info(c, &owned)).await?;
     let path = PathBuf::from(&info.meta.serial_log);
     let mut offset = 0u64;
-    let mut out = std::io::stdout();
     loop {
-        match std::fs::File::open(&path) {
-            Ok(mut file) => {
-                file.seek(SeekFrom::Start(offset)).map_err(|e| Error::other(e.to_string()))?;
-                let mut buf = Vec::new();
-                file.read_to_end(&mut buf).map_err(|e| Error::other(e.to_string()))?;
-                offset += buf.len() as u64;
-                out.write_all(&buf).and_then(|_| out.flush()).map_err(|e| Error::other(e.to_string()))?;
+        let (read, at) = blocking::run({
+            let path = path.clone();
+            move || {
+                let read = read_appended(&path, &mut offset);
+                (read, offset)
+            }
+        })
+        .await;
+        offset = at;
+        match read {
+            Ok(bytes) => {
+                // A reader that went away (`| head`) ends the console quietly.
+                if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
+                    return Ok(());
+                }
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
             Err(e) => return Err(Error::environment(format!("cannot read serial log {}: {e}", path.display()))),
@@ -163,13 +184,12 @@ pub async fn vm_console(uri: &str, name: &str, follow: bool) -> Result<()> {
             return Ok(());
         }
         let owned = name.to_string();
-        let state = libvirt.call(move |c| domain::info(c, &owned)).await.map_err(virt_error)?.state;
-        if state != "running" && state != "paused" {
+        if !libvirt.call(move |c| domain::info(c, &owned)).await?.state.is_live() {
             return Ok(());
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+            _ = shutdown.cancelled() => return Ok(()),
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
         }
     }
 }
@@ -184,6 +204,6 @@ mod tests {
         assert!(first.starts_with("pxelab-") && first.ends_with("-1"), "{first}");
         let second = generate_name(std::slice::from_ref(&first));
         assert_ne!(first, second);
-        assert!(domain::valid_name(&second));
+        assert!(domxml::valid_name(&second));
     }
 }

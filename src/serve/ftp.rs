@@ -147,11 +147,7 @@ read_only_backend!(IsoStorage, IsoMeta, {
         Ok(self.meta(self.resolve(path.as_ref())?))
     }
 
-    async fn list<P: AsRef<Path> + Send + Debug>(
-        &self,
-        _user: &U,
-        path: P,
-    ) -> storage::Result<Vec<Fileinfo<PathBuf, IsoMeta>>> {
+    async fn list<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<Vec<Fileinfo<PathBuf, IsoMeta>>> {
         let id = self.resolve(path.as_ref())?;
         let node = self.iso.node(id);
         let NodeKind::Dir { children } = &node.kind else {
@@ -226,12 +222,7 @@ pub struct ReadOnly {
 
 impl ReadOnly {
     pub fn new(root: &Path, events: Events) -> std::io::Result<Self> {
-        Ok(ReadOnly {
-            inner: Arc::new(unftp_sbe_fs::Filesystem::new(root)?),
-            root: Arc::new(root.canonicalize()?),
-            events,
-            client: None,
-        })
+        Ok(ReadOnly { inner: Arc::new(unftp_sbe_fs::Filesystem::new(root)?), root: Arc::new(root.canonicalize()?), events, client: None })
     }
 
     /// Where a symlink at tree path `path` leads, as a tree path, or `None`
@@ -271,11 +262,7 @@ read_only_backend!(ReadOnly, unftp_sbe_fs::Meta, {
         }
     }
 
-    async fn list<P: AsRef<Path> + Send + Debug>(
-        &self,
-        user: &U,
-        path: P,
-    ) -> storage::Result<Vec<Fileinfo<PathBuf, Self::Metadata>>> {
+    async fn list<P: AsRef<Path> + Send + Debug>(&self, user: &U, path: P) -> storage::Result<Vec<Fileinfo<PathBuf, Self::Metadata>>> {
         let dir = path.as_ref().to_path_buf();
         let mut out = Vec::new();
         // Links are listed as what they lead to; links out of the tree not at all.

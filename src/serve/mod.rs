@@ -97,12 +97,14 @@ pub struct ServeConfig {
     pub limits: Limits,
 }
 
+/// Why a server could not start. The messages say what is wrong; the verb
+/// adds the fix, since only it knows its own options (`--bind`, `--server-ip`).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{transport} port {port} on {ip} is already in use{by}; stop that process or choose another port with --{flag}-port")]
-    PortBusy { transport: &'static str, ip: IpAddr, port: u16, by: String, flag: &'static str },
+    #[error("{transport} port {port} on {ip} is already in use{by}")]
+    PortBusy { transport: Transport, ip: IpAddr, port: u16, by: String },
     #[error("cannot bind {transport} to {addr}: {source}{hint}")]
-    Bind { transport: &'static str, addr: SocketAddr, source: std::io::Error, hint: &'static str },
+    Bind { transport: Transport, addr: SocketAddr, source: std::io::Error, hint: &'static str },
     #[error("cannot serve --tree {path}: {source}")]
     Tree { path: PathBuf, source: std::io::Error },
 }
@@ -125,9 +127,7 @@ impl Servers {
         let ftp_at = SocketAddr::new(config.bind, config.ftp_port);
 
         let (tftp_run, tftp_addr) =
-            tftp::start(tftp_at, tree, config.allow.clone(), events.clone(), &config.limits)
-                .await
-                .map_err(|e| bind_error(Transport::Udp, tftp_at, e))?;
+            tftp::start(tftp_at, tree, config.allow.clone(), events.clone(), &config.limits).await.map_err(|e| bind_error(Transport::Udp, tftp_at, e))?;
         let (ftp_run, ftp_addr) = match &config.ftp_root {
             FtpRoot::Iso(iso) => {
                 let storage = ftp::IsoStorage::new(iso.clone(), events.clone());
@@ -137,8 +137,7 @@ impl Servers {
                 (tokio::spawn(run), addr)
             }
             FtpRoot::Dir(path) => {
-                let storage = ftp::ReadOnly::new(path, events.clone())
-                    .map_err(|source| ServeError::Tree { path: path.clone(), source })?;
+                let storage = ftp::ReadOnly::new(path, events.clone()).map_err(|source| ServeError::Tree { path: path.clone(), source })?;
                 let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits)
                     .await
                     .map_err(|e| bind_error(Transport::Tcp, ftp_at, e))?;
@@ -172,30 +171,15 @@ impl Servers {
 }
 
 fn bind_error(transport: Transport, addr: SocketAddr, source: std::io::Error) -> ServeError {
-    let (name, flag) = match transport {
-        Transport::Udp => ("UDP", "tftp"),
-        Transport::Tcp => ("TCP", "ftp"),
-    };
     match source.kind() {
         std::io::ErrorKind::AddrInUse => ServeError::PortBusy {
-            transport: name,
+            transport,
             ip: addr.ip(),
             port: addr.port(),
             by: port_owner(transport, addr).map(|o| format!(" (held by {o})")).unwrap_or_default(),
-            flag,
         },
-        std::io::ErrorKind::AddrNotAvailable => ServeError::Bind {
-            transport: name,
-            addr,
-            source,
-            hint: "; that address is not on this host: pass one of its addresses with --bind",
-        },
-        std::io::ErrorKind::PermissionDenied => ServeError::Bind {
-            transport: name,
-            addr,
-            source,
-            hint: "; ports below 1024 need root or CAP_NET_BIND_SERVICE",
-        },
-        _ => ServeError::Bind { transport: name, addr, source, hint: "" },
+        std::io::ErrorKind::AddrNotAvailable => ServeError::Bind { transport, addr, source, hint: "; that address is not one of this host's" },
+        std::io::ErrorKind::PermissionDenied => ServeError::Bind { transport, addr, source, hint: "; ports below 1024 need root or CAP_NET_BIND_SERVICE" },
+        _ => ServeError::Bind { transport, addr, source, hint: "" },
     }
 }

@@ -11,8 +11,31 @@ pub enum Transport {
     Tcp,
 }
 
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        })
+    }
+}
+
+/// A process that holds a socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortOwner {
+    /// Its command name (`/proc/PID/comm`).
+    pub name: String,
+    pub pid: u32,
+}
+
+impl std::fmt::Display for PortOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (pid {})", self.name, self.pid)
+    }
+}
+
 /// The process holding a socket bound to `addr` (that address, or any address, on its port).
-pub fn owner(transport: Transport, addr: SocketAddr) -> Option<String> {
+pub fn owner(transport: Transport, addr: SocketAddr) -> Option<PortOwner> {
     let tables: &[&str] = match transport {
         Transport::Udp => &["/proc/net/udp", "/proc/net/udp6"],
         Transport::Tcp => &["/proc/net/tcp", "/proc/net/tcp6"],
@@ -39,14 +62,14 @@ pub fn owner(transport: Transport, addr: SocketAddr) -> Option<String> {
     }
     for proc_entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let pid = proc_entry.file_name();
-        let Some(pid) = pid.to_str().filter(|p| p.bytes().all(|b| b.is_ascii_digit())) else { continue };
+        let Some(pid) = pid.to_str().and_then(|p| p.parse::<u32>().ok()) else { continue };
         let Ok(fds) = std::fs::read_dir(proc_entry.path().join("fd")) else { continue };
         for fd in fds.flatten() {
             let Ok(target) = std::fs::read_link(fd.path()) else { continue };
             let target = target.to_string_lossy();
             if inodes.iter().any(|i| target == format!("socket:[{i}]")) {
                 let comm = std::fs::read_to_string(proc_entry.path().join("comm")).unwrap_or_default();
-                return Some(format!("{} (pid {pid})", comm.trim()));
+                return Some(PortOwner { name: comm.trim().to_string(), pid });
             }
         }
     }
@@ -83,7 +106,8 @@ mod tests {
     fn finds_our_own_listener() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let owner = owner(Transport::Tcp, listener.local_addr().unwrap()).expect("own socket found");
-        assert!(owner.contains(&format!("pid {}", std::process::id())), "{owner}");
+        assert_eq!(owner.pid, std::process::id(), "{owner}");
+        assert!(owner.to_string().ends_with(&format!("(pid {})", std::process::id())), "{owner}");
         let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         assert!(super::owner(Transport::Udp, udp.local_addr().unwrap()).is_some());
     }

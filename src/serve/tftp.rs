@@ -45,11 +45,7 @@ impl Handler for TftpHandler {
     type Reader = FileReader;
     type Writer = futures::io::Sink;
 
-    async fn read_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-    ) -> Result<(FileReader, Option<u64>), packet::Error> {
+    async fn read_req_open(&mut self, client: &SocketAddr, path: &Path) -> Result<(FileReader, Option<u64>), packet::Error> {
         // async-tftp parsed the name as UTF-8, so this conversion cannot fail.
         let request = path.to_string_lossy();
         let refuse = |reason: &str, error: packet::Error| {
@@ -72,12 +68,7 @@ impl Handler for TftpHandler {
         Ok((FileReader::new(file, 0, record), Some(size)))
     }
 
-    async fn write_req_open(
-        &mut self,
-        client: &SocketAddr,
-        path: &Path,
-        _size: Option<u64>,
-    ) -> Result<futures::io::Sink, packet::Error> {
+    async fn write_req_open(&mut self, client: &SocketAddr, path: &Path, _size: Option<u64>) -> Result<futures::io::Sink, packet::Error> {
         self.events.refused(Protocol::Tftp, *client, &path.to_string_lossy(), "read-only server (WRQ)");
         Err(packet::Error::PermissionDenied)
     }
@@ -113,22 +104,10 @@ impl Drop for TftpServer {
 }
 
 /// Binds `addr`, starts serving on a thread of its own, and returns the bound address.
-pub async fn start(
-    addr: SocketAddr,
-    tree: Arc<BootTree>,
-    allow: AllowList,
-    events: Events,
-    limits: &Limits,
-) -> std::io::Result<(TftpServer, SocketAddr)> {
+pub async fn start(addr: SocketAddr, tree: Arc<BootTree>, allow: AllowList, events: Events, limits: &Limits) -> std::io::Result<(TftpServer, SocketAddr)> {
     // Bind here, not inside async-tftp, so a busy port is an error now.
     let socket = UdpSocket::bind(addr)?;
-    let handler = TftpHandler {
-        tree,
-        allow,
-        events,
-        active: Arc::new(AtomicUsize::new(0)),
-        max_transfers: limits.max_tftp_transfers,
-    };
+    let handler = TftpHandler { tree, allow, events, active: Arc::new(AtomicUsize::new(0)), max_transfers: limits.max_tftp_transfers };
     let server = TftpServerBuilder::with_handler(handler)
         .std_socket(socket)
         .map_err(std::io::Error::other)?

@@ -9,6 +9,7 @@
 //! positioned reads: one `pread` feeds many TFTP blocks or FTP writes, and
 //! any number of readers share one open ISO without a lock.
 
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -36,6 +37,16 @@ pub enum Protocol {
     Ftp,
 }
 
+impl Protocol {
+    /// How the JSON and people name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Tftp => "tftp",
+            Protocol::Ftp => "ftp",
+        }
+    }
+}
+
 /// One file sent, whole or in part.
 #[derive(Debug, Clone, Serialize)]
 pub struct Transfer {
@@ -59,10 +70,21 @@ pub struct Transfer {
 pub enum ServeEvent {
     Transfer(Transfer),
     /// A transfer still going: bytes sent so far (every 2 MiB).
-    Progress { protocol: Protocol, client: SocketAddr, path: String, bytes: u64, size: u64 },
+    Progress {
+        protocol: Protocol,
+        client: SocketAddr,
+        path: String,
+        bytes: u64,
+        size: u64,
+    },
     /// A request refused: a path outside the tree, a write, a client not
     /// allowed, a limit reached.
-    Refused { protocol: Protocol, client: SocketAddr, request: String, reason: String },
+    Refused {
+        protocol: Protocol,
+        client: SocketAddr,
+        request: String,
+        reason: String,
+    },
 }
 
 mod duration_secs {
@@ -95,12 +117,7 @@ impl Events {
             tracing::warn!(?protocol, %client, request, reason, "refused");
         }
         // No subscriber is fine: the log line above is the record.
-        let _ = self.0.send(ServeEvent::Refused {
-            protocol,
-            client,
-            request: request.chars().take(256).collect(),
-            reason: reason.into(),
-        });
+        let _ = self.0.send(ServeEvent::Refused { protocol, client, request: request.chars().take(256).collect(), reason: reason.into() });
     }
 
     fn progress(&self, record: &TransferRecord) {
@@ -137,10 +154,7 @@ pub struct Slot(Arc<AtomicUsize>);
 impl Slot {
     /// Takes a slot if fewer than `max` are taken.
     pub fn take(counter: &Arc<AtomicUsize>, max: usize) -> Option<Slot> {
-        counter
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1))
-            .ok()
-            .map(|_| Slot(counter.clone()))
+        counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < max).then_some(n + 1)).ok().map(|_| Slot(counter.clone()))
     }
 }
 
@@ -166,17 +180,7 @@ pub struct TransferRecord {
 
 impl TransferRecord {
     pub fn new(events: &Events, protocol: Protocol, client: SocketAddr, path: &str, size: u64, start: u64) -> Self {
-        TransferRecord {
-            events: events.clone(),
-            protocol,
-            client,
-            path: path.to_string(),
-            size,
-            start,
-            bytes: 0,
-            started: Instant::now(),
-            _slot: None,
-        }
+        TransferRecord { events: events.clone(), protocol, client, path: path.to_string(), size, start, bytes: 0, started: Instant::now(), _slot: None }
     }
 
     /// Counts `n` more bytes sent, reporting progress at each step.
@@ -211,6 +215,11 @@ impl Drop for TransferRecord {
 }
 
 /// Reads a [`BootFile`] from an offset, for either server's async runtime.
+///
+/// The two runtimes refill the buffer differently (see `crate::blocking`):
+/// TFTP has a thread of its own and reads inline; FTP runs on tokio's
+/// workers, so each refill of an ISO file runs on the blocking pool, one
+/// hop per 256 KiB chunk.
 #[derive(Debug)]
 pub struct FileReader {
     file: BootFile,
@@ -218,32 +227,50 @@ pub struct FileReader {
     buf: Vec<u8>,
     buf_start: u64,
     buf_len: usize,
+    /// A refill running on the blocking pool (FTP): the buffer travels with it.
+    refill: Option<tokio::task::JoinHandle<(Vec<u8>, io::Result<usize>)>>,
     record: TransferRecord,
 }
 
 impl FileReader {
     pub fn new(file: BootFile, start: u64, record: TransferRecord) -> FileReader {
         let chunk = (file.size().saturating_sub(start)).min(READ_CHUNK as u64) as usize;
-        FileReader { file, pos: start, buf: vec![0; chunk.max(1)], buf_start: start, buf_len: 0, record }
+        FileReader { file, pos: start, buf: vec![0; chunk.max(1)], buf_start: start, buf_len: 0, refill: None, record }
     }
 
-    fn read_some(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos >= self.buf_start + self.buf_len as u64 {
-            // A file that shrank under us (the ISO replaced while serving)
-            // ends the transfer with an error rather than short data.
-            let n = self.file.read_at(self.pos, &mut self.buf)?;
-            self.buf_start = self.pos;
-            self.buf_len = n;
-            if n == 0 {
-                return Ok(0);
-            }
-        }
+    fn buffered(&self) -> bool {
+        self.pos < self.buf_start + self.buf_len as u64
+    }
+
+    /// Hands out what the buffer holds at `pos`.
+    fn take(&mut self, out: &mut [u8]) -> usize {
         let offset = (self.pos - self.buf_start) as usize;
         let n = out.len().min(self.buf_len - offset);
         out[..n].copy_from_slice(&self.buf[offset..offset + n]);
         self.pos += n as u64;
         self.record.add(n as u64);
-        Ok(n)
+        n
+    }
+
+    /// A refill's outcome: `Ok(false)` at the end of the file.
+    fn refilled(&mut self, read: io::Result<usize>) -> io::Result<bool> {
+        // A file that shrank under us (the ISO replaced while serving)
+        // ends the transfer with an error rather than short data.
+        let n = read?;
+        self.buf_start = self.pos;
+        self.buf_len = n;
+        Ok(n > 0)
+    }
+
+    /// Inline read, for the TFTP server's own thread.
+    fn read_some(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if !self.buffered() {
+            let read = self.file.read_at(self.pos, &mut self.buf);
+            if !self.refilled(read)? {
+                return Ok(0);
+            }
+        }
+        Ok(self.take(out))
     }
 }
 
@@ -254,15 +281,38 @@ impl futures::io::AsyncRead for FileReader {
 }
 
 impl tokio::io::AsyncRead for FileReader {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        out: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut tokio::io::ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let n = this.read_some(out.initialize_unfilled())?;
-        out.advance(n);
-        Poll::Ready(Ok(()))
+        loop {
+            if this.buffered() {
+                let n = this.take(out.initialize_unfilled());
+                out.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            if let BootFile::Memory(_) = this.file {
+                // Bytes in memory: nothing to wait for.
+                let n = this.read_some(out.initialize_unfilled())?;
+                out.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            let refill = this.refill.get_or_insert_with(|| {
+                let (file, pos, mut buf) = (this.file.clone(), this.pos, std::mem::take(&mut this.buf));
+                tokio::task::spawn_blocking(move || {
+                    let read = file.read_at(pos, &mut buf);
+                    (buf, read)
+                })
+            });
+            let (buf, read) = match Pin::new(refill).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(done)) => done,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(io::Error::other(e))),
+            };
+            this.refill = None;
+            this.buf = buf;
+            if !this.refilled(read)? {
+                return Poll::Ready(Ok(()));
+            }
+        }
     }
 }
 
@@ -279,11 +329,7 @@ impl<R> Counted<R> {
 }
 
 impl<R: tokio::io::AsyncRead + Unpin> tokio::io::AsyncRead for Counted<R> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        out: &mut tokio::io::ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, out: &mut tokio::io::ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
         let before = out.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, out);

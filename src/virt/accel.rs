@@ -20,6 +20,14 @@ pub enum Accel {
 }
 
 impl Accel {
+    /// How people and the JSON name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Accel::Kvm => "kvm",
+            Accel::Tcg => "tcg",
+        }
+    }
+
     /// The libvirt domain type.
     pub fn domain_type(self) -> &'static str {
         match self {
@@ -50,11 +58,7 @@ pub struct HostKvm {
 impl HostKvm {
     pub fn probe() -> HostKvm {
         let dev_kvm_usable = OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok();
-        let backends = ["kvm_intel", "kvm_amd", "kvm_pvm"]
-            .iter()
-            .filter(|m| Path::new("/sys/module").join(m).exists())
-            .map(|m| m.to_string())
-            .collect();
+        let backends = ["kvm_intel", "kvm_amd", "kvm_pvm"].iter().filter(|m| Path::new("/sys/module").join(m).exists()).map(|m| m.to_string()).collect();
         let hw_virt = std::fs::read_to_string("/proc/cpuinfo")
             .map(|c| c.lines().filter(|l| l.starts_with("flags")).any(|l| l.split_whitespace().any(|f| f == "vmx" || f == "svm")))
             .unwrap_or(false);

@@ -8,8 +8,9 @@
 
 pub mod accel;
 pub mod domain;
-pub mod netxml;
+pub mod domxml;
 pub mod network;
+pub mod netxml;
 
 use std::sync::Arc;
 
@@ -73,6 +74,7 @@ impl std::fmt::Debug for Libvirt {
 impl Libvirt {
     /// Connects to `uri` (on the blocking pool).
     pub async fn connect(uri: &str) -> Result<Libvirt, VirtError> {
+        tracing::debug!("connecting to libvirt at {uri}");
         let owned = uri.to_string();
         let conn = tokio::task::spawn_blocking(move || {
             // libvirt prints every error to stderr by default; pxelab reports them itself.
@@ -89,15 +91,32 @@ impl Libvirt {
         &self.uri
     }
 
-    /// Runs `f` with the connection on the blocking pool: the one way pxelab calls libvirt.
-    pub async fn call<T, F>(&self, f: F) -> Result<T, VirtError>
+    /// Runs `f` with the connection on the blocking pool: the one way pxelab
+    /// calls libvirt. Each call is traced (`-vv`) with where it was made and
+    /// how long it took.
+    #[track_caller]
+    pub fn call<T, F>(&self, f: F) -> impl std::future::Future<Output = Result<T, VirtError>> + Send + 'static
     where
         T: Send + 'static,
         F: FnOnce(&Connect) -> Result<T, VirtError> + Send + 'static,
     {
+        let at = std::panic::Location::caller();
         let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || f(&conn.0))
-            .await
-            .map_err(|e| VirtError::Libvirt { what: "libvirt call".into(), message: e.to_string(), code: -1 })?
+        async move {
+            let started = std::time::Instant::now();
+            let result = tokio::task::spawn_blocking(move || f(&conn.0)).await.map_err(|e| VirtError::Libvirt {
+                what: "libvirt call".into(),
+                message: e.to_string(),
+                code: -1,
+            })?;
+            tracing::trace!(
+                "libvirt call at {}:{}: {} in {:.1} ms",
+                at.file(),
+                at.line(),
+                if result.is_ok() { "ok" } else { "failed" },
+                started.elapsed().as_secs_f64() * 1e3
+            );
+            result
+        }
     }
 }

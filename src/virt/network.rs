@@ -11,7 +11,7 @@ use std::path::Path;
 use virt::connect::Connect;
 use virt::network::Network;
 
-use super::domain::interfaces;
+use super::domxml::interfaces;
 use super::netxml::{self, NetworkXml};
 use super::VirtError;
 
@@ -51,8 +51,7 @@ fn lookup(conn: &Connect, name: &str) -> Result<Network, VirtError> {
 pub fn read(conn: &Connect, name: &str) -> Result<NetworkState, VirtError> {
     let net = lookup(conn, name)?;
     let what = |op: &str| format!("{op} of network {name:?}");
-    let inactive_xml =
-        net.get_xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE).map_err(|e| VirtError::libvirt(what("reading the XML"), e))?;
+    let inactive_xml = net.get_xml_desc(virt::sys::VIR_NETWORK_XML_INACTIVE).map_err(|e| VirtError::libvirt(what("reading the XML"), e))?;
     let parsed = netxml::parse(&inactive_xml)?;
     let active = net.is_active().map_err(|e| VirtError::libvirt(what("reading the state"), e))?;
     let autostart = net.get_autostart().map_err(|e| VirtError::libvirt(what("reading autostart"), e))?;
@@ -68,9 +67,7 @@ pub fn live_xml(conn: &Connect, name: &str) -> Result<String, VirtError> {
 
 /// Running guests with an interface on network `name`.
 pub fn guests_on(conn: &Connect, name: &str) -> Result<Vec<Guest>, VirtError> {
-    let domains = conn
-        .list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
-        .map_err(|e| VirtError::libvirt("listing running domains", e))?;
+    let domains = conn.list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE).map_err(|e| VirtError::libvirt("listing running domains", e))?;
     let mut guests = Vec::new();
     for dom in domains {
         let Ok(xml) = dom.get_xml_desc(0) else { continue };

@@ -106,9 +106,7 @@ pub fn parse(xml: &str) -> Result<NetworkXml, XmlError> {
     let mut in_name = false;
     loop {
         let start = reader.buffer_position() as usize;
-        let event = reader
-            .read_event()
-            .map_err(|e| XmlError::Malformed { at: reader.error_position(), what: e.to_string() })?;
+        let event = reader.read_event().map_err(|e| XmlError::Malformed { at: reader.error_position(), what: e.to_string() })?;
         let end = reader.buffer_position() as usize;
         match event {
             Event::Start(e) => {
@@ -146,8 +144,7 @@ pub fn parse(xml: &str) -> Result<NetworkXml, XmlError> {
             }
             Event::Text(t) if in_name => {
                 let text = t.xml10_content();
-                let text = quick_xml::escape::unescape(&text)
-                    .map_err(|e| XmlError::Malformed { at: start as u64, what: e.to_string() })?;
+                let text = quick_xml::escape::unescape(&text).map_err(|e| XmlError::Malformed { at: start as u64, what: e.to_string() })?;
                 net.name.push_str(&text);
             }
             Event::Eof => break,
@@ -173,14 +170,7 @@ fn attr(e: &BytesStart, key: &str) -> Result<Option<String>, XmlError> {
 }
 
 /// Records one start or empty element found under `stack`.
-fn element(
-    net: &mut NetworkXml,
-    stack: &[String],
-    e: &BytesStart,
-    start: usize,
-    end: usize,
-    empty: bool,
-) -> Result<(), XmlError> {
+fn element(net: &mut NetworkXml, stack: &[String], e: &BytesStart, start: usize, end: usize, empty: bool) -> Result<(), XmlError> {
     let name = e.name();
     let name = name.as_ref();
     let path: Vec<&str> = stack.iter().map(String::as_str).collect();
@@ -288,14 +278,22 @@ pub fn remove_bootp(xml: &str) -> Result<String, XmlError> {
 
 fn check_value(what: &'static str, value: &str) -> Result<(), XmlError> {
     let ok = !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-/:+".contains(&b));
-    if ok { Ok(()) } else { Err(XmlError::BadValue { what, value: value.chars().take(64).collect() }) }
+    if ok {
+        Ok(())
+    } else {
+        Err(XmlError::BadValue { what, value: value.chars().take(64).collect() })
+    }
 }
 
 /// The spaces before `pos` on its line, if only spaces precede it there.
 fn indent_at(xml: &str, pos: usize) -> &str {
     let line_start = xml[..pos].rfind('\n').map(|i| i + 1).unwrap_or(0);
     let before = &xml[line_start..pos];
-    if before.chars().all(|c| c == ' ' || c == '\t') { before } else { "" }
+    if before.chars().all(|c| c == ' ' || c == '\t') {
+        before
+    } else {
+        ""
+    }
 }
 
 #[cfg(test)]
@@ -324,10 +322,7 @@ mod tests {
     #[test]
     fn patches_the_default_network_touching_nothing_else() {
         let patched = set_bootp(DEFAULT, &bootp("192.168.122.1")).unwrap();
-        let want = DEFAULT.replace(
-            "    </dhcp>",
-            "      <bootp file='pxelinux.0' server='192.168.122.1'/>\n    </dhcp>",
-        );
+        let want = DEFAULT.replace("    </dhcp>", "      <bootp file='pxelinux.0' server='192.168.122.1'/>\n    </dhcp>");
         assert_eq!(patched, want);
         assert_eq!(parse(&patched).unwrap().dhcp4().unwrap().dhcp.as_ref().unwrap().bootp, Some(bootp("192.168.122.1")));
         assert_eq!(remove_bootp(&patched).unwrap(), DEFAULT);

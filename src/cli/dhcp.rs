@@ -1,0 +1,56 @@
+//! `pxelab dhcp-config`.
+
+use clap::{Args, ValueEnum};
+
+use super::output::{self, Outcome};
+use super::Globals;
+use crate::error::{Error, Result};
+use crate::lab;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DhcpFormat {
+    Isc,
+    Dnsmasq,
+    Windows,
+    Libvirt,
+}
+
+#[derive(Debug, Args)]
+pub struct DhcpConfigArgs {
+    #[arg(long, value_enum)]
+    pub format: DhcpFormat,
+    /// The PXE (TFTP) server (default: the running lab's).
+    #[arg(long, value_name = "IP")]
+    pub server: Option<String>,
+    /// The clients' network (default: the running lab's, else the server's /24).
+    #[arg(long, value_name = "CIDR")]
+    pub subnet: Option<String>,
+    /// The address pool, as FIRST-LAST (default: the half of the subnet without the server).
+    #[arg(long, value_name = "RANGE")]
+    pub range: Option<String>,
+    /// The boot file, a path in the boot tree.
+    #[arg(long, default_value = "pxelinux.0")]
+    pub file: String,
+    /// With --format dnsmasq: proxy DHCP beside a DHCP server you do not control.
+    #[arg(long)]
+    pub proxy: bool,
+}
+
+pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
+    let format = match (args.format, args.proxy) {
+        (DhcpFormat::Dnsmasq, true) => lab::DhcpFormat::DnsmasqProxy,
+        (_, true) => return Err(Error::bad_input("--proxy goes with --format dnsmasq")),
+        (DhcpFormat::Isc, _) => lab::DhcpFormat::Isc,
+        (DhcpFormat::Dnsmasq, _) => lab::DhcpFormat::Dnsmasq,
+        (DhcpFormat::Windows, _) => lab::DhcpFormat::Windows,
+        (DhcpFormat::Libvirt, _) => lab::DhcpFormat::Libvirt,
+    };
+    let request = lab::DhcpRequest { format, server: args.server, subnet: args.subnet, range: args.range, file: args.file };
+    let text = lab::dhcp_config(&request)?;
+    if globals.json {
+        output::json(&serde_json::json!({ "format": format.name(), "config": text }));
+    } else {
+        output::text(&text);
+    }
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,89 @@
+//! `pxelab serve`: the servers alone, in the foreground.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use super::output::{self, Outcome};
+use super::{runtime, shutdown_on_signals, Globals, IsoOverrideArgs};
+use crate::boot::DefaultEntry;
+use crate::error::Result;
+use crate::lab;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The installer ISO to serve.
+    #[arg(long, value_name = "ISO")]
+    pub iso: PathBuf,
+    /// The address both servers listen on.
+    #[arg(long, value_name = "ADDR")]
+    pub bind: IpAddr,
+    #[arg(long, default_value_t = 69, value_name = "PORT")]
+    pub tftp_port: u16,
+    #[arg(long, default_value_t = 21, value_name = "PORT")]
+    pub ftp_port: u16,
+    /// FTP passive data ports, as FIRST-LAST.
+    #[arg(long, default_value = "50000-50100", value_name = "RANGE")]
+    pub passive_ports: String,
+    /// Serve this directory over FTP instead of the ISO's tree.
+    #[arg(long, value_name = "DIR")]
+    pub tree: Option<PathBuf>,
+    /// Concurrent TFTP transfers; more are refused with a TFTP error.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_transfers: u32,
+    /// Concurrent FTP sessions; more are refused with 421.
+    #[arg(long, default_value_t = 64, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_sessions: u32,
+    /// Microseconds a lone TFTP transfer busy-polls for each ACK before
+    /// sleeping (faster on a quick link; stops by itself for slow clients); 0: never.
+    #[arg(long, default_value_t = 100, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    pub tftp_spin_us: u32,
+    /// Answer only clients in this range (repeatable).
+    #[arg(long, value_name = "CIDR")]
+    pub allow: Vec<String>,
+    #[command(flatten)]
+    pub iso_overrides: IsoOverrideArgs,
+    /// Make the menu boot the local disk by default instead of the installer.
+    #[arg(long)]
+    pub local_boot_default: bool,
+}
+
+/// `pxelab serve`: runs until Ctrl-C, SIGTERM, or its stdout closes.
+pub fn run(args: ServeArgs, globals: &Globals) -> Result<Outcome> {
+    let request = lab::ServeRequest {
+        iso: args.iso,
+        overrides: args.iso_overrides.overrides(),
+        bind: args.bind,
+        tftp_port: args.tftp_port,
+        ftp_port: args.ftp_port,
+        passive_ports: args.passive_ports,
+        tree: args.tree,
+        allow: args.allow,
+        max_transfers: args.max_transfers as usize,
+        max_sessions: args.max_sessions as usize,
+        tftp_ack_spin: Duration::from_micros(args.tftp_spin_us.into()),
+        default: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
+    };
+    let json = globals.json;
+    runtime()?.block_on(async move {
+        let shutdown = shutdown_on_signals()?;
+        // Nobody reads the events any more: stop serving, as `| head` expects.
+        let stop = shutdown.clone();
+        let stop_if_closed = move |written: bool| {
+            if !written {
+                tracing::debug!("stdout closed: stopping");
+                stop.cancel();
+            }
+        };
+        let on_ready = |ready: &lab::Ready| stop_if_closed(if json { output::json_line(ready) } else { output::text(&output::serve_ready_text(ready)) });
+        let on_event = |event: &crate::serve::ServeEvent| {
+            if json {
+                stop_if_closed(output::json_line(event));
+            }
+        };
+        lab::serve(request, shutdown.clone(), on_ready, on_event).await
+    })?;
+    Ok(Outcome::Done)
+}

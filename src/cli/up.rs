@@ -1,0 +1,136 @@
+//! `pxelab up`: the lab in the foreground (events as lines, bars or JSON),
+//! or with `--detach` in the background.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use super::output::{self, LabDisplay, Outcome};
+use super::{runtime, shutdown_on_signals, Globals, IsoOverrideArgs, VmShapeArgs};
+use crate::boot::DefaultEntry;
+use crate::error::{Error, Result};
+use crate::lab::{self, progress};
+
+/// A point in a PXE boot that pxelab can see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Stage {
+    Dhcp,
+    Bootloader,
+    Kernel,
+    Installer,
+}
+
+impl From<Stage> for progress::Stage {
+    fn from(stage: Stage) -> progress::Stage {
+        match stage {
+            Stage::Dhcp => progress::Stage::Dhcp,
+            Stage::Bootloader => progress::Stage::Bootloader,
+            Stage::Kernel => progress::Stage::Kernel,
+            Stage::Installer => progress::Stage::Installer,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// The installer ISO to serve.
+    #[arg(long, value_name = "ISO")]
+    pub iso: PathBuf,
+    /// The libvirt network whose DHCP will point at pxelab.
+    #[arg(long, default_value = "default")]
+    pub network: String,
+    /// The address to serve on (default: the network's own IPv4 address).
+    #[arg(long, value_name = "IP")]
+    pub server_ip: Option<IpAddr>,
+    /// Create a VM that boots from the network (the default).
+    #[arg(long, overrides_with = "no_vm")]
+    pub vm: bool,
+    /// Only serve and patch the network; create no VM.
+    #[arg(long)]
+    pub no_vm: bool,
+    /// How many VMs to create.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub vms: u32,
+    #[command(flatten)]
+    pub iso_overrides: IsoOverrideArgs,
+    /// Exit 0 once every VM reached this stage (CI mode).
+    #[arg(long, value_enum, value_name = "STAGE")]
+    pub wait_for: Option<Stage>,
+    /// The `installer` stage is reached when the serial console matches this
+    /// (implies --wait-for installer).
+    #[arg(long, value_name = "REGEX")]
+    pub expect: Option<String>,
+    /// Give up after this many seconds (exit 5).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<u64>,
+    /// Run the lab in the background; stop it with `pxelab down`.
+    #[arg(long, conflicts_with_all = ["wait_for", "timeout", "expect"])]
+    pub detach: bool,
+    /// Leave the VMs alive when the lab stops.
+    #[arg(long)]
+    pub keep: bool,
+    /// Make the menu boot the local disk by default instead of the installer.
+    #[arg(long)]
+    pub local_boot_default: bool,
+    /// Restart the network even though running guests are attached (they are plugged back in).
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub shape: VmShapeArgs,
+    /// The FTP port the installer is pointed at (0: any free port). TFTP is
+    /// always port 69: PXE clients ask for no other.
+    #[arg(long, default_value_t = 21, value_name = "PORT")]
+    pub ftp_port: u16,
+    /// FTP passive data ports, as FIRST-LAST.
+    #[arg(long, default_value = "50000-50100", value_name = "RANGE")]
+    pub passive_ports: String,
+}
+
+/// `pxelab up`, in the foreground or (`--detach`) as a background process.
+pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
+    if args.detach {
+        let child_args = std::env::args_os().skip(1).filter(|a| a != "--detach").collect();
+        let detached = lab::detach(child_args)?;
+        if globals.json {
+            output::json_line(&serde_json::json!({ "event": "detached", "pid": detached.pid, "log": detached.log, "lab": detached.lab }));
+        } else {
+            output::text(&output::detached_text(&detached));
+        }
+        return Ok(Outcome::Done);
+    }
+    let wait_for = match (args.wait_for, &args.expect) {
+        (None, Some(_)) => Some(progress::Stage::Installer),
+        (Some(stage), Some(_)) if stage != Stage::Installer => {
+            return Err(Error::usage("--expect matches the installer's console: use it with --wait-for installer (or without --wait-for)"));
+        }
+        (stage, _) => stage.map(Into::into),
+    };
+    let request = lab::UpRequest {
+        uri: globals.uri.clone(),
+        iso: args.iso,
+        overrides: args.iso_overrides.overrides(),
+        network: args.network,
+        server_ip: args.server_ip,
+        vms: if args.no_vm && !args.vm { 0 } else { args.vms },
+        shape: args.shape.shape(),
+        wait_for,
+        expect: args.expect,
+        timeout: args.timeout.map(Duration::from_secs),
+        keep: args.keep,
+        force: args.force,
+        default_entry: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
+        ftp_port: args.ftp_port,
+        passive_ports: lab::parse_port_range(&args.passive_ports)?,
+    };
+    let json = globals.json;
+    runtime()?.block_on(async move {
+        let shutdown = shutdown_on_signals()?;
+        // A closed stdout only silences the display: the lab runs on and
+        // tears down as it would have (see output.rs).
+        let mut display = LabDisplay::new(json);
+        lab::up(request, shutdown, &mut |event: &lab::LabEvent| display.show(event)).await
+    })?;
+    Ok(Outcome::Done)
+}

@@ -1,0 +1,91 @@
+//! `pxelab vm new|list|rm|console`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::output::{self, Outcome};
+use super::{runtime, shutdown_on_signals, Globals, VmShapeArgs};
+use crate::error::{Error, Result};
+use crate::lab;
+
+#[derive(Debug, Subcommand)]
+pub enum VmCommand {
+    /// Create and start a VM.
+    New(VmNewArgs),
+    /// List pxelab's VMs.
+    List,
+    /// Destroy a pxelab VM and delete its disk and log.
+    Rm { name: String },
+    /// Print a VM's serial console log (raw text: --json does not apply).
+    Console {
+        name: String,
+        /// Keep printing what the guest writes until it stops (or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct VmNewArgs {
+    /// Boot from the network first (then from the disk).
+    #[arg(long)]
+    pub pxe: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// The network (default: the running lab's, else `default`).
+    #[arg(long)]
+    pub network: Option<String>,
+    #[command(flatten)]
+    pub shape: VmShapeArgs,
+    /// Where the serial console is logged.
+    #[arg(long, value_name = "PATH")]
+    pub serial_log: Option<PathBuf>,
+}
+
+pub fn run(command: VmCommand, globals: &Globals) -> Result<Outcome> {
+    match command {
+        VmCommand::New(args) => {
+            let request = lab::VmNewRequest {
+                uri: globals.uri.clone(),
+                name: args.name,
+                network: args.network,
+                shape: args.shape.shape(),
+                serial_log: args.serial_log,
+                pxe: args.pxe,
+            };
+            let report = runtime()?.block_on(lab::vm_new(request))?;
+            if globals.json {
+                output::json(&report);
+            } else {
+                output::text(&output::vm_new_text(&report));
+            }
+        }
+        VmCommand::List => {
+            let vms = runtime()?.block_on(lab::vm_list(&globals.uri))?;
+            if globals.json {
+                output::json(&vms);
+            } else {
+                output::text(&output::vm_list_text(&vms));
+            }
+        }
+        VmCommand::Rm { name } => {
+            let meta = runtime()?.block_on(lab::vm_rm(&globals.uri, &name))?;
+            if globals.json {
+                output::json(&serde_json::json!({ "removed": name, "volume": meta.volume, "serial_log": meta.serial_log }));
+            } else {
+                output::line(format!("removed {name}, its disk {} and its serial log", meta.volume));
+            }
+        }
+        VmCommand::Console { name, follow } => {
+            if globals.json {
+                return Err(Error::usage("--json does not apply to `vm console`: the console is the guest's raw text; drop --json"));
+            }
+            runtime()?.block_on(async {
+                let shutdown = shutdown_on_signals()?;
+                lab::vm_console(&globals.uri, &name, follow, shutdown, &mut std::io::stdout()).await
+            })?;
+        }
+    }
+    Ok(Outcome::Done)
+}

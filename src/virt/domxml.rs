@@ -1,0 +1,380 @@
+//! Domain XML, built and read without libvirt: the XML of a PXE-booting VM,
+//! pxelab's metadata in it, its interfaces, its boot order and its
+//! accelerator. Pure functions over strings, so each is tested on real-world
+//! XML without a daemon; the calls that send XML to libvirt are in
+//! [`super::domain`] (the same split as `netxml.rs` / `network.rs`).
+//!
+//! Every domain pxelab creates carries a `<metadata>` element in pxelab's
+//! own namespace ([`NAMESPACE`]), naming its disk volume and serial log.
+//! `vm list`, `vm rm` and `down` act only on domains that carry it, so
+//! pxelab never touches a VM it did not make.
+
+use std::path::PathBuf;
+
+use quick_xml::escape::escape;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use serde::Serialize;
+
+use super::accel::Accel;
+
+/// pxelab's metadata namespace (`.invalid` never resolves: it names, it is not fetched).
+pub const NAMESPACE: &str = "http://pxelab.invalid/xmlns/vm/1";
+
+/// What a new VM looks like.
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub name: String,
+    pub network: String,
+    pub memory_mib: u64,
+    pub vcpus: u32,
+    pub disk_gib: u64,
+    pub accel: Accel,
+    pub serial_log: PathBuf,
+    /// Boot from the network first (then from the disk).
+    pub pxe: bool,
+}
+
+/// pxelab's record inside a domain's `<metadata>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VmMeta {
+    pub pool: String,
+    pub volume: String,
+    pub serial_log: String,
+}
+
+/// A domain's network interface, as its live XML shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Interface {
+    /// `<source network=…>` for `type='network'` interfaces.
+    pub network: Option<String>,
+    /// `<source bridge=…>`.
+    pub bridge: Option<String>,
+    /// `<target dev=…>`: the host's tap device while the domain runs.
+    pub tap: Option<String>,
+    pub mac: Option<String>,
+}
+
+/// Where the network sits in a domain's boot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NetworkBoot {
+    /// The network is tried before anything else.
+    First,
+    /// After another device (a disk that boots skips PXE).
+    Later,
+    /// Not at all.
+    Never,
+}
+
+/// A name libvirt, file names and shells all take as it is.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && !name.starts_with(['.', '-'])
+}
+
+/// An attribute's value, unescaped as far as quick-xml does; `None` when absent.
+fn attr(e: &BytesStart<'_>, key: &str) -> Option<String> {
+    e.attributes().flatten().find(|a| a.key.as_ref() == key).map(|a| a.value.into_owned())
+}
+
+/// The domain XML for `spec`, with its disk in `pool`/`volume`.
+pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
+    let e = |s: &str| escape(s).into_owned();
+    let log = spec.serial_log.to_string_lossy();
+    let (net_boot, disk_boot) = if spec.pxe { (1, 2) } else { (2, 1) };
+    // host-passthrough needs real virtualisation; TCG emulates a generic CPU.
+    let cpu = match spec.accel {
+        Accel::Kvm => "  <cpu mode='host-passthrough'/>\n",
+        Accel::Tcg => "",
+    };
+    format!(
+        "<domain type='{domain_type}'>
+  <name>{name}</name>
+  <metadata>
+    <pxelab:vm xmlns:pxelab='{NAMESPACE}'>
+      <pxelab:disk pool='{pool}' volume='{volume}'/>
+      <pxelab:serial-log path='{log}'/>
+    </pxelab:vm>
+  </metadata>
+  <memory unit='MiB'>{memory}</memory>
+  <vcpu>{vcpus}</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <bios useserial='yes'/>
+  </os>
+  <features>
+    <acpi/>
+    <apic/>
+  </features>
+{cpu}  <clock offset='utc'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>restart</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <disk type='volume' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source pool='{pool}' volume='{volume}'/>
+      <target dev='vda' bus='virtio'/>
+      <boot order='{disk_boot}'/>
+    </disk>
+    <interface type='network'>
+      <source network='{network}'/>
+      <model type='virtio'/>
+      <boot order='{net_boot}'/>
+    </interface>
+    <serial type='pty'>
+      <log file='{log}' append='on'/>
+      <target port='0'/>
+    </serial>
+    <console type='pty'>
+      <target type='serial' port='0'/>
+    </console>
+    <graphics type='vnc' autoport='yes'>
+      <listen type='address' address='127.0.0.1'/>
+    </graphics>
+    <video>
+      <model type='vga'/>
+    </video>
+    <rng model='virtio'>
+      <backend model='random'>/dev/urandom</backend>
+    </rng>
+  </devices>
+</domain>
+",
+        domain_type = spec.accel.domain_type(),
+        name = e(&spec.name),
+        pool = e(pool),
+        volume = e(volume),
+        log = e(&log),
+        memory = spec.memory_mib,
+        vcpus = spec.vcpus,
+        network = e(&spec.network),
+    )
+}
+
+/// pxelab's metadata in a domain XML, or `None` for a domain pxelab did not create.
+pub fn meta_of(xml: &str) -> Option<VmMeta> {
+    let mut reader = Reader::from_str(xml);
+    let mut in_ours = false;
+    let (mut pool, mut volume, mut log) = (None, None, None);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                let name = e.name().as_ref().to_string();
+                let local = name.rsplit(':').next().unwrap_or_default();
+                if local == "vm" && e.attributes().flatten().any(|a| a.value == NAMESPACE) {
+                    in_ours = true;
+                } else if in_ours && local == "disk" {
+                    pool = attr(&e, "pool");
+                    volume = attr(&e, "volume");
+                } else if in_ours && local == "serial-log" {
+                    log = attr(&e, "path");
+                }
+            }
+            Ok(Event::End(e)) if e.name().as_ref().ends_with("vm") => in_ours = false,
+            Ok(Event::Eof) | Err(_) => break,
+            _ => {}
+        }
+    }
+    Some(VmMeta { pool: pool?, volume: volume?, serial_log: log? })
+}
+
+/// The accelerator a domain XML runs under: libvirt's `type='kvm'` is KVM,
+/// every other type (`qemu`) is TCG. `None` when the root is not a domain.
+pub fn accel_of(xml: &str) -> Option<Accel> {
+    let mut reader = Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
+                if e.name().as_ref() != "domain" {
+                    return None;
+                }
+                return Some(if attr(&e, "type").as_deref() == Some("kvm") { Accel::Kvm } else { Accel::Tcg });
+            }
+            Ok(Event::Eof) | Err(_) => return None,
+            _ => {}
+        }
+    }
+}
+
+/// Every `<devices><interface>` of a domain XML. Unparseable XML gives none:
+/// this is used to find guests, and a domain we cannot read is not ours to touch.
+pub fn interfaces(xml: &str) -> Vec<Interface> {
+    let mut reader = Reader::from_str(xml);
+    let mut depth = 0usize;
+    let mut current: Option<(usize, Interface)> = None;
+    let mut out = Vec::new();
+    loop {
+        let (e, empty) = match reader.read_event() {
+            Ok(Event::Start(e)) => (e, false),
+            Ok(Event::Empty(e)) => (e, true),
+            Ok(Event::End(_)) => {
+                depth = depth.saturating_sub(1);
+                if current.as_ref().is_some_and(|(d, _)| *d == depth) {
+                    out.push(current.take().expect("checked above").1);
+                }
+                continue;
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => continue,
+        };
+        match (&mut current, e.name().as_ref()) {
+            (None, "interface") if depth == 2 => {
+                if empty {
+                    out.push(Interface::default());
+                } else {
+                    current = Some((depth, Interface::default()));
+                }
+            }
+            (Some((_, iface)), "source") => {
+                iface.network = attr(&e, "network").or(iface.network.take());
+                iface.bridge = attr(&e, "bridge").or(iface.bridge.take());
+            }
+            (Some((_, iface)), "target") => iface.tap = attr(&e, "dev"),
+            (Some((_, iface)), "mac") => iface.mac = attr(&e, "address"),
+            _ => {}
+        }
+        if !empty {
+            depth += 1;
+        }
+    }
+    out
+}
+
+/// Reads the boot order of a domain XML: per-device `<boot order='N'/>`
+/// when any device has one (libvirt then ignores `<os><boot dev>`), else
+/// the `<os><boot dev='…'/>` list, whose default is the disk alone.
+pub fn network_boot(xml: &str) -> NetworkBoot {
+    let mut reader = Reader::from_str(xml);
+    let mut path: Vec<String> = Vec::new();
+    let mut device_orders: Vec<(bool, u32)> = Vec::new();
+    let mut os_devs: Vec<String> = Vec::new();
+    loop {
+        let (e, empty) = match reader.read_event() {
+            Ok(Event::Start(e)) => (e, false),
+            Ok(Event::Empty(e)) => (e, true),
+            Ok(Event::End(_)) => {
+                path.pop();
+                continue;
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => continue,
+        };
+        if e.name().as_ref() == "boot" {
+            match (path.len(), path.last().map(String::as_str)) {
+                (2, Some("os")) => os_devs.extend(attr(&e, "dev")),
+                (3, Some(device)) => {
+                    if let Some(order) = attr(&e, "order").and_then(|o| o.parse().ok()) {
+                        device_orders.push((device == "interface", order));
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !empty {
+            path.push(e.name().as_ref().to_string());
+        }
+    }
+    if !device_orders.is_empty() {
+        device_orders.sort_by_key(|(_, order)| *order);
+        return match device_orders.iter().position(|(is_net, _)| *is_net) {
+            Some(0) => NetworkBoot::First,
+            Some(_) => NetworkBoot::Later,
+            None => NetworkBoot::Never,
+        };
+    }
+    match os_devs.iter().position(|d| d == "network") {
+        Some(0) => NetworkBoot::First,
+        Some(_) => NetworkBoot::Later,
+        None => NetworkBoot::Never,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(pxe: bool) -> VmSpec {
+        VmSpec {
+            name: "pxelab-oak-1".into(),
+            network: "lab".into(),
+            memory_mib: 1024,
+            vcpus: 1,
+            disk_gib: 4,
+            accel: Accel::Tcg,
+            serial_log: "/var/lib/pxelab/logs/pxelab-oak-1.serial.log".into(),
+            pxe,
+        }
+    }
+
+    #[test]
+    fn the_domain_boots_from_the_network_first_and_carries_our_metadata() {
+        let xml = domain_xml(&spec(true), "default", "pxelab-oak-1.qcow2");
+        assert!(xml.starts_with("<domain type='qemu'>"), "tcg is libvirt's type 'qemu'");
+        let net = xml.find("<interface type='network'>").unwrap();
+        assert!(xml[net..].find("<boot order='1'/>").unwrap() < xml[net..].find("</interface>").unwrap());
+        let disk = xml.find("<disk type='volume'").unwrap();
+        assert!(xml[disk..].find("<boot order='2'/>").unwrap() < xml[disk..].find("</disk>").unwrap());
+        assert!(xml.contains("<listen type='address' address='127.0.0.1'/>"));
+        assert!(!xml.contains("host-passthrough"));
+        assert_eq!(
+            meta_of(&xml),
+            Some(VmMeta { pool: "default".into(), volume: "pxelab-oak-1.qcow2".into(), serial_log: "/var/lib/pxelab/logs/pxelab-oak-1.serial.log".into() })
+        );
+        let kvm = domain_xml(&VmSpec { accel: Accel::Kvm, ..spec(true) }, "p", "v");
+        assert!(kvm.starts_with("<domain type='kvm'>") && kvm.contains("host-passthrough"));
+    }
+
+    #[test]
+    fn the_accelerator_is_read_from_the_domain_type() {
+        assert_eq!(accel_of(&domain_xml(&spec(true), "p", "v")), Some(Accel::Tcg));
+        assert_eq!(accel_of(&domain_xml(&VmSpec { accel: Accel::Kvm, ..spec(true) }, "p", "v")), Some(Accel::Kvm));
+        // libvirt's own output: double quotes, an id, another attribute order.
+        assert_eq!(accel_of("<domain id=\"3\" type=\"kvm\"><name>x</name></domain>"), Some(Accel::Kvm));
+        assert_eq!(accel_of("<?xml version='1.0'?>\n<domain type=\"qemu\" id=\"1\"/>"), Some(Accel::Tcg));
+        assert_eq!(accel_of("<network/>"), None);
+        assert_eq!(accel_of("not xml"), None);
+    }
+
+    #[test]
+    fn foreign_domains_have_no_metadata() {
+        assert_eq!(meta_of("<domain type='kvm'><name>x</name><metadata><other:vm xmlns:other='http://example.com/vm'><other:disk pool='a' volume='b'/></other:vm></metadata></domain>"), None);
+        assert_eq!(meta_of("<domain><name>x</name></domain>"), None);
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert!(valid_name("pxelab-oak-1") && valid_name("a.b_c"));
+        for bad in ["", "-x", ".x", "a b", "a/b", "a'b", &"x".repeat(65)] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn finds_network_interfaces_and_their_taps() {
+        let xml = "<domain type='qemu'><name>g</name><devices>\n<disk type='file'><target dev='vda'/></disk>\n<interface type='network'><mac address='52:54:00:aa:bb:cc'/><source network='lab' portid='x' bridge='virbr7'/><target dev='vnet4'/><model type='virtio'/></interface>\n<interface type='bridge'><source bridge='br0'/><target dev='vnet5'/></interface>\n</devices></domain>";
+        let found = interfaces(xml);
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].network.as_deref(), Some("lab"));
+        assert_eq!(found[0].bridge.as_deref(), Some("virbr7"));
+        assert_eq!(found[0].tap.as_deref(), Some("vnet4"), "the disk's <target dev='vda'/> must not be taken");
+        assert_eq!(found[0].mac.as_deref(), Some("52:54:00:aa:bb:cc"));
+        assert_eq!(found[1].network, None);
+        assert_eq!(found[1].tap.as_deref(), Some("vnet5"));
+        assert!(interfaces("not xml <<<").is_empty());
+    }
+
+    #[test]
+    fn network_boot_order() {
+        assert_eq!(network_boot(&domain_xml(&spec(true), "p", "v")), NetworkBoot::First);
+        assert_eq!(network_boot(&domain_xml(&spec(false), "p", "v")), NetworkBoot::Later);
+        let os = |devs: &str| format!("<domain><os><type>hvm</type>{devs}</os><devices><interface type='network'/></devices></domain>");
+        assert_eq!(network_boot(&os("<boot dev='network'/><boot dev='hd'/>")), NetworkBoot::First);
+        assert_eq!(network_boot(&os("<boot dev='hd'/><boot dev='network'/>")), NetworkBoot::Later);
+        assert_eq!(network_boot(&os("<boot dev='hd'/>")), NetworkBoot::Never);
+        assert_eq!(network_boot(&os("")), NetworkBoot::Never);
+        // A disk with an order and an interface without one: libvirt boots the disk only.
+        let disk_only = "<domain><os/><devices><disk><boot order='1'/></disk><interface/></devices></domain>";
+        assert_eq!(network_boot(disk_only), NetworkBoot::Never);
+    }
+}
