@@ -75,10 +75,28 @@ fn bad_values_exit_3_with_one_line() {
         &["--format", "dnsmasq", "--server", "10.0.0.1", "--range", "10.1.0.2-10.1.0.9"],
         &["--format", "isc"],
         &["--format", "windows", "--proxy", "--server", "10.0.0.1"],
+        // The subnet's network and broadcast addresses are no host's.
+        &["--format", "isc", "--server", "10.0.0.0"],
+        &["--format", "isc", "--server", "10.0.0.255"],
+        &["--format", "isc", "--server", "10.0.0.1", "--range", "10.0.0.200-10.0.0.255"],
+        &["--format", "dnsmasq", "--server", "10.0.0.1", "--range", "10.0.0.0-10.0.0.50"],
+        // Boot files stay in the boot tree, as for `net patch`.
+        &["--format", "libvirt", "--server", "10.0.0.1", "--file", "../etc/passwd"],
     ] {
         let out = pxelab().arg("dhcp-config").args(args).env("PXELAB_STATE_DIR", tempfile::tempdir().unwrap().path()).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
+}
+
+/// A server in the upper half of its subnet gets the lower half as the pool,
+/// and dhcpd takes the result.
+#[test]
+fn the_default_range_leaves_the_server_out() {
+    let text = config(&["--format", "isc", "--server", "10.0.0.200"]);
+    assert!(text.contains("range 10.0.0.1 10.0.0.127;"), "{text}");
+    assert!(dhcpd_accepts(&text), "{text}");
+    let text = config(&["--format", "isc", "--server", "10.0.0.1"]);
+    assert!(text.contains("range 10.0.0.128 10.0.0.254;"), "{text}");
 }
