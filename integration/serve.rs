@@ -253,8 +253,11 @@ fn tree_serves_a_directory_read_only() {
 fn a_busy_port_is_named_and_exits_4() {
     let holder = UdpSocket::bind("127.0.0.1:0").unwrap();
     let port = holder.local_addr().unwrap().port().to_string();
-    let out =
-        pxelab().args(["serve", "--bind", "127.0.0.1", "--tftp-port", &port, "--ftp-port", "0", "--iso"]).arg(fixture("centos-busybox.iso")).output().unwrap();
+    let out = pxelab()
+        .args(["serve", "--bind", "127.0.0.1", "--tftp-port", &port, "--ftp-port", "0", "--http-port", "0", "--iso"])
+        .arg(fixture("centos-busybox.iso"))
+        .output()
+        .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains(&format!("UDP port {port} on 127.0.0.1 is already in use")), "{stderr}");
@@ -270,7 +273,7 @@ fn bad_serve_arguments_exit_3() {
         (&["--bind", "127.0.0.1", "--passive-ports", "9-1"], "is not a port range"),
         (&["--bind", "127.0.0.1", "--tree", "/nonexistent/tree"], "cannot serve --tree"),
     ] {
-        let out = pxelab().args(["serve", "--tftp-port", "0", "--ftp-port", "0", "--iso"]).arg(&iso).args(args).output().unwrap();
+        let out = pxelab().args(["serve", "--tftp-port", "0", "--ftp-port", "0", "--http-port", "0", "--iso"]).arg(&iso).args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert!(stderr.contains(says), "{args:?}: {stderr}");

@@ -263,7 +263,7 @@ fn up_survives_a_reader_that_closes_the_pipe() {
 #[test]
 fn serve_stops_quietly_when_its_reader_goes_away() {
     let mut child = pxelab()
-        .args(["--json", "serve", "--iso", &busybox(), "--bind", "127.0.0.1", "--tftp-port", "0", "--ftp-port", "0"])
+        .args(["--json", "serve", "--iso", &busybox(), "--bind", "127.0.0.1", "--tftp-port", "0", "--ftp-port", "0", "--http-port", "0"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -25,13 +25,16 @@ pub struct Rule {
     pub port: String,
 }
 
-/// The rules a lab on `bridge` needs: TFTP, FTP control, FTP passive data.
-pub fn lab_rules(tftp: u16, ftp: u16, passive: &std::ops::RangeInclusive<u16>) -> Vec<Rule> {
-    vec![
+/// The rules a lab on `bridge` needs: TFTP, FTP control, FTP passive data,
+/// and HTTP when it serves HTTP.
+pub fn lab_rules(tftp: u16, ftp: u16, http: Option<u16>, passive: &std::ops::RangeInclusive<u16>) -> Vec<Rule> {
+    let mut rules = vec![
         Rule { protocol: "udp".into(), port: tftp.to_string() },
         Rule { protocol: "tcp".into(), port: ftp.to_string() },
         Rule { protocol: "tcp".into(), port: format!("{}:{}", passive.start(), passive.end()) },
-    ]
+    ];
+    rules.extend(http.map(|port| Rule { protocol: "tcp".into(), port: port.to_string() }));
+    rules
 }
 
 fn rule_args(bridge: &str, rule: &Rule) -> Vec<String> {
@@ -219,7 +222,7 @@ mod tests {
     use super::*;
 
     fn rules() -> Vec<Rule> {
-        lab_rules(69, 21, &(50000..=50100))
+        lab_rules(69, 21, None, &(50000..=50100))
     }
 
     #[test]

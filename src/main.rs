@@ -23,6 +23,7 @@ fn main() -> ExitCode {
         Err(e) => return fail(&usage_error(&e), json_asked),
     };
     init_logging(cli.verbose, cli.command.reports_itself());
+    raise_open_file_limit();
     let json = cli.json;
     match cli::run(cli) {
         // A reader that closed stdout early (`| head`) is not a failure.
@@ -71,6 +72,18 @@ fn usage_error(e: &clap::Error) -> Error {
         parts.push(e.kind().to_string());
     }
     Error::usage(format!("{}; see `{command} --help`", parts.join("; ")))
+}
+
+/// Servers hold a descriptor per connection and per open transfer: take
+/// the hard limit the host allows, not the 1024 a shell starts with.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 fn init_logging(verbose: u8, quiet: bool) {

@@ -16,6 +16,7 @@ pub struct Served {
     pub child: Child,
     pub tftp: SocketAddr,
     pub ftp: SocketAddr,
+    pub http: SocketAddr,
     pub ready_after: Duration,
     pub events: Arc<Mutex<Vec<serde_json::Value>>>,
 }
@@ -24,7 +25,7 @@ impl Served {
     pub fn start(iso: &Path, passive: &str, extra: &[&str]) -> Served {
         let started = Instant::now();
         let mut child = pxelab()
-            .args(["serve", "--json", "--bind", "127.0.0.1", "--tftp-port", "0", "--ftp-port", "0"])
+            .args(["serve", "--json", "--bind", "127.0.0.1", "--tftp-port", "0", "--ftp-port", "0", "--http-port", "0"])
             .args(["--passive-ports", passive, "--iso"])
             .arg(iso)
             .args(extra)
@@ -55,7 +56,8 @@ impl Served {
         // Drain stderr so the server never blocks on a full pipe.
         let mut stderr = child.stderr.take().unwrap();
         std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Served { child, tftp: ready["tftp"].as_str().unwrap().parse().unwrap(), ftp: ready["ftp"].as_str().unwrap().parse().unwrap(), ready_after, events }
+        let addr = |key: &str| ready[key].as_str().unwrap_or_else(|| panic!("no {key} in {ready}")).parse().unwrap();
+        Served { child, tftp: addr("tftp"), ftp: addr("ftp"), http: addr("http"), ready_after, events }
     }
 
     /// The server process still runs (not exited, not a zombie).
@@ -66,6 +68,10 @@ impl Served {
 
     pub fn tftp_url(&self, path: &str) -> String {
         format!("tftp://{}/{path}", self.tftp)
+    }
+
+    pub fn http_url(&self, path: &str) -> String {
+        format!("http://{}/{path}", self.http)
     }
 
     pub fn ftp_url(&self, path: &str) -> String {

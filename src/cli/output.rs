@@ -242,14 +242,16 @@ pub fn status_text(report: &lab::StatusReport) -> String {
     out.push_str(&format!("lab        pid {} ({state})\n", lab.pid));
     out.push_str(&format!("iso        {} ({})\n", lab.iso, lab.distro));
     out.push_str(&format!("network    {} (bridge {}, server {})\n", lab.network, lab.bridge.as_deref().unwrap_or("?"), lab.server_ip));
-    out.push_str(&format!("tftp       {}   ftp {}\n", lab.tftp, lab.ftp));
+    out.push_str(&format!("tftp       {}   ftp {}   http {}\n", lab.tftp, lab.ftp, lab.http.as_deref().unwrap_or("-")));
     out.push_str(&format!("kernel     {}\n", lab.kernel_args));
     out.push_str(&format!(
-        "transfers  TFTP {} files {:.1} MB, FTP {} files {:.1} MB\n",
+        "transfers  TFTP {} files {:.1} MB, FTP {} files {:.1} MB, HTTP {} files {:.1} MB\n",
         lab.transfers.tftp_files,
         lab.transfers.tftp_bytes as f64 / 1e6,
         lab.transfers.ftp_files,
-        lab.transfers.ftp_bytes as f64 / 1e6
+        lab.transfers.ftp_bytes as f64 / 1e6,
+        lab.transfers.http_files,
+        lab.transfers.http_bytes as f64 / 1e6
     ));
     for vm in &lab.vms {
         out.push_str(&format!("vm         {} {} stage {}\n", vm.name, vm.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()), vm.stage.name()));

@@ -24,6 +24,9 @@ pub struct ServeArgs {
     pub tftp_port: u16,
     #[arg(long, default_value_t = 21, value_name = "PORT")]
     pub ftp_port: u16,
+    /// HTTP (the boot tree at /, the ISO itself at /<ISO file name>); 0 picks a free port, `none` serves no HTTP.
+    #[arg(long, default_value = "80", value_name = "PORT", value_parser = parse_http_port)]
+    pub http_port: HttpPort,
     /// FTP passive data ports, as FIRST-LAST.
     #[arg(long, default_value = "50000-50100", value_name = "RANGE")]
     pub passive_ports: String,
@@ -40,6 +43,10 @@ pub struct ServeArgs {
     /// sleeping (faster on a quick link; stops by itself for slow clients); 0: never.
     #[arg(long, default_value_t = 100, value_name = "US", value_parser = clap::value_parser!(u32).range(0..=10_000))]
     pub tftp_spin_us: u32,
+    /// Seconds an HTTP connection may take to send a request head, or stay
+    /// idle between requests, before it is closed.
+    #[arg(long, default_value_t = 30, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_header_timeout: u64,
     /// Answer only clients in this range (repeatable).
     #[arg(long, value_name = "CIDR")]
     pub allow: Vec<String>,
@@ -50,6 +57,17 @@ pub struct ServeArgs {
     pub local_boot_default: bool,
 }
 
+/// `--http-port`: a port, or `none`.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpPort(pub Option<u16>);
+
+pub fn parse_http_port(text: &str) -> Result<HttpPort, String> {
+    match text {
+        "none" => Ok(HttpPort(None)),
+        port => port.parse::<u16>().map(|p| HttpPort(Some(p))).map_err(|_| "a port number (0: any free port), or `none`".to_string()),
+    }
+}
+
 /// `pxelab serve`: runs until Ctrl-C, SIGTERM, or its stdout closes.
 pub fn run(args: ServeArgs, globals: &Globals) -> Result<Outcome> {
     let request = lab::ServeRequest {
@@ -58,12 +76,14 @@ pub fn run(args: ServeArgs, globals: &Globals) -> Result<Outcome> {
         bind: args.bind,
         tftp_port: args.tftp_port,
         ftp_port: args.ftp_port,
+        http_port: args.http_port.0,
         passive_ports: args.passive_ports,
         tree: args.tree,
         allow: args.allow,
         max_transfers: args.max_transfers as usize,
         max_sessions: args.max_sessions as usize,
         tftp_ack_spin: Duration::from_micros(args.tftp_spin_us.into()),
+        http_header_timeout: Duration::from_secs(args.http_header_timeout),
         default: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
     };
     let json = globals.json;

@@ -240,6 +240,11 @@ impl IsoIndex {
         }
     }
 
+    /// The whole image as one file (served as `/<ISO name>` over HTTP).
+    pub fn whole_image(&self) -> IsoFile {
+        IsoFile { size: self.size_bytes, extents: vec![Extent { offset: 0, len: self.size_bytes }] }
+    }
+
     /// Reads up to `buf.len()` bytes of `file` starting at `offset`; returns
     /// how many were read (0 at end of file). Safe to call from many threads.
     pub fn read_at(&self, file: &IsoFile, mut offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {

@@ -442,8 +442,12 @@ fn firewall_check(f: &mut Findings, bridge: &str, lab: Option<&LabRecord>) {
     let range = lab.and_then(|l| l.passive_ports.as_deref()).and_then(|p| parse_port_range(p).ok()).unwrap_or_else(|| Limits::default().passive_ports);
     let passive = format!("{}-{}", range.start(), range.end());
     let ftp_port = lab.and_then(|l| l.ftp.parse::<SocketAddr>().ok()).map(|a| a.port()).unwrap_or(21);
-    let rules = firewall::lab_rules(69, ftp_port, &range);
-    let ports = format!("69/udp, {ftp_port}/tcp and {passive}/tcp");
+    let http_port = lab.and_then(|l| l.http.as_deref()).and_then(|a| a.parse::<SocketAddr>().ok()).map(|a| a.port());
+    let rules = firewall::lab_rules(69, ftp_port, http_port, &range);
+    let ports = match http_port {
+        Some(http) => format!("69/udp, {ftp_port}/tcp, {http}/tcp and {passive}/tcp"),
+        None => format!("69/udp, {ftp_port}/tcp and {passive}/tcp"),
+    };
     let mut clear = true;
     if let Some(rule) = firewall::blocking_rule(bridge, &rules) {
         clear = false;

@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use crate::boot::{BootOptions, BootTree, DefaultEntry, Ui};
 use crate::error::{Error, Result};
 use crate::iso::{self, Distro, IsoIndex, Overrides};
-use crate::serve::{ServeError, Transport};
+use crate::serve::{Protocol, ServeError};
 use crate::virt::accel::Accel;
 
 pub use detach::{detach, Detached};
@@ -164,19 +164,19 @@ pub(crate) struct ServeFlags {
     /// asks for port 69 and no other.
     pub tftp_port: Option<&'static str>,
     pub ftp_port: &'static str,
+    pub http_port: &'static str,
 }
 
 /// A server that cannot start, as the user sees it, with the verb's fix.
 pub(crate) fn server_error(e: ServeError, flags: &ServeFlags) -> Error {
     let fix = match &e {
         ServeError::Tree { .. } => return Error::bad_input(e.to_string()),
-        ServeError::PortBusy { transport: Transport::Udp, .. } => match flags.tftp_port {
+        ServeError::PortBusy { protocol: Protocol::Tftp, .. } => match flags.tftp_port {
             Some(flag) => format!("stop that process or choose another port with {flag}"),
             None => "stop that process (`pxelab doctor` names it): PXE clients ask for TFTP on port 69 only".to_string(),
         },
-        ServeError::PortBusy { transport: Transport::Tcp, .. } => {
-            format!("stop that process or choose another port with {}", flags.ftp_port)
-        }
+        ServeError::PortBusy { protocol: Protocol::Ftp, .. } => format!("stop that process or choose another port with {}", flags.ftp_port),
+        ServeError::PortBusy { protocol: Protocol::Http, .. } => format!("stop that process or choose another port with {}", flags.http_port),
         ServeError::Bind { source, .. } if source.kind() == std::io::ErrorKind::AddrNotAvailable => {
             format!("pass one of this host's addresses with {}", flags.address)
         }

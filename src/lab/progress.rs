@@ -174,25 +174,37 @@ impl Progress {
     fn apply(&mut self, i: usize, t: &Transfer, now: f64) -> Vec<StageEvent> {
         let m = &self.milestones;
         let vm = &mut self.vms[i];
-        match t.protocol {
-            Protocol::Tftp => {
-                let path = boot::normalize(&t.path).unwrap_or_default();
-                if path == m.bootloader {
-                    return advance(vm, Stage::Bootloader, now);
-                }
-                vm.kernel_sent |= path == m.kernel;
-                vm.initrd_sent |= path == m.initrd;
-                if vm.kernel_sent && vm.initrd_sent {
-                    return advance(vm, Stage::Kernel, now);
-                }
-                Vec::new()
+        let boot_file = |vm: &mut VmProgress, path: &str| {
+            if path == m.bootloader {
+                return advance(vm, Stage::Bootloader, now);
             }
-            Protocol::Ftp => {
-                // With --expect, the console is the judge of the installer stage.
-                if m.expect.is_none() && m.installer_files.contains(&t.path) {
-                    return advance(vm, Stage::Installer, now);
+            vm.kernel_sent |= path == m.kernel;
+            vm.initrd_sent |= path == m.initrd;
+            if vm.kernel_sent && vm.initrd_sent {
+                return advance(vm, Stage::Kernel, now);
+            }
+            Vec::new()
+        };
+        // With --expect, the console is the judge of the installer stage.
+        let installer_file = |vm: &mut VmProgress, path: &str| {
+            if m.expect.is_none() && m.installer_files.iter().any(|f| f == path) {
+                return advance(vm, Stage::Installer, now);
+            }
+            Vec::new()
+        };
+        match t.protocol {
+            Protocol::Tftp => boot_file(vm, &boot::normalize(&t.path).unwrap_or_default()),
+            Protocol::Ftp => installer_file(vm, &t.path),
+            // HTTP serves the boot tree, so the ISO's tree is under iso/:
+            // `/iso/.treeinfo` is the installer's, `/iso/…/vmlinuz` the kernel.
+            Protocol::Http => {
+                let path = boot::normalize(&t.path).unwrap_or_default();
+                let mut events = boot_file(vm, &path);
+                if t.complete {
+                    let in_iso = path.strip_prefix(boot::ISO_DIR).and_then(|p| p.strip_prefix('/')).map(|p| format!("/{p}"));
+                    events.extend(installer_file(vm, in_iso.as_deref().unwrap_or(&t.path)));
                 }
-                Vec::new()
+                events
             }
         }
     }

@@ -19,6 +19,10 @@ pub struct Counters {
     pub tftp_bytes: u64,
     pub ftp_files: u64,
     pub ftp_bytes: u64,
+    #[serde(default)]
+    pub http_files: u64,
+    #[serde(default)]
+    pub http_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,6 +39,9 @@ pub struct LabRecord {
     pub subnet: Option<String>,
     pub tftp: String,
     pub ftp: String,
+    /// Where HTTP listens, when the lab serves it.
+    #[serde(default)]
+    pub http: Option<String>,
     /// The FTP passive range (`50000-50100`), for `doctor`'s firewall check.
     #[serde(default)]
     pub passive_ports: Option<String>,

@@ -23,12 +23,15 @@ pub struct ServeRequest {
     pub bind: IpAddr,
     pub tftp_port: u16,
     pub ftp_port: u16,
+    /// `None`: no HTTP server; `Some(0)`: any free port.
+    pub http_port: Option<u16>,
     pub passive_ports: String,
     pub tree: Option<PathBuf>,
     pub allow: Vec<String>,
     pub max_transfers: usize,
     pub max_sessions: usize,
     pub tftp_ack_spin: std::time::Duration,
+    pub http_header_timeout: std::time::Duration,
     pub default: DefaultEntry,
 }
 
@@ -38,6 +41,8 @@ pub struct Ready {
     pub event: &'static str,
     pub tftp: String,
     pub ftp: String,
+    /// Where HTTP listens; `null` with `--http-port none`.
+    pub http: Option<String>,
     pub iso: String,
     pub kernel: String,
     pub initrd: String,
@@ -73,6 +78,7 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
         bind: request.bind,
         tftp_port: request.tftp_port,
         ftp_port,
+        http_port: request.http_port,
         ftp_root,
         allow: AllowList::new(allow),
         limits: Limits {
@@ -80,6 +86,7 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
             max_tftp_transfers: request.max_transfers,
             max_ftp_sessions: request.max_sessions,
             tftp_ack_spin: request.tftp_ack_spin,
+            http_header_timeout: request.http_header_timeout,
             ..Limits::default()
         },
     };
@@ -90,6 +97,7 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
         event: "ready",
         tftp: servers.tftp_addr().to_string(),
         ftp: servers.ftp_addr().to_string(),
+        http: servers.http_addr().map(|a| a.to_string()),
         iso: request.iso.display().to_string(),
         kernel: prepared.distro.kernel.clone(),
         initrd: prepared.distro.initrd.clone(),
@@ -114,7 +122,7 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
 }
 
 /// `serve`'s own options, for the fixes of its errors.
-const SERVE_FLAGS: ServeFlags = ServeFlags { address: "--bind", tftp_port: Some("--tftp-port"), ftp_port: "--ftp-port" };
+const SERVE_FLAGS: ServeFlags = ServeFlags { address: "--bind", tftp_port: Some("--tftp-port"), ftp_port: "--ftp-port", http_port: "--http-port" };
 
 /// What replaces `{server}` in kernel arguments: the address, with the FTP
 /// port when it is not the default (URLs such as `inst.repo=ftp://{server}/`).

@@ -51,7 +51,7 @@ const ADOPT_EVERY: u64 = 10;
 const TFTP_PORT: u16 = 69;
 
 /// `up`'s own options, for the fixes of its errors.
-const UP_FLAGS: ServeFlags = ServeFlags { address: "--server-ip", tftp_port: None, ftp_port: "--ftp-port" };
+const UP_FLAGS: ServeFlags = ServeFlags { address: "--server-ip", tftp_port: None, ftp_port: "--ftp-port", http_port: "--http-port" };
 
 #[derive(Debug, Clone)]
 pub struct UpRequest {
@@ -70,6 +70,8 @@ pub struct UpRequest {
     pub default_entry: DefaultEntry,
     /// 0: any free port.
     pub ftp_port: u16,
+    /// `None`: no HTTP server; `Some(0)`: any free port.
+    pub http_port: Option<u16>,
     pub passive_ports: RangeInclusive<u16>,
 }
 
@@ -86,6 +88,7 @@ pub enum LabEvent {
         server_ip: String,
         tftp: String,
         ftp: String,
+        http: Option<String>,
         kernel_args: String,
         vms: Vec<String>,
         accel: Option<Accel>,
@@ -277,6 +280,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         }),
         tftp: String::new(),
         ftp: String::new(),
+        http: None,
         passive_ports: Some(format!("{}-{}", request.passive_ports.start(), request.passive_ports.end())),
         kernel_args: prepared.kernel_args.clone(),
         started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -289,6 +293,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         bind: server_ip,
         tftp_port: TFTP_PORT,
         ftp_port,
+        http_port: request.http_port,
         ftp_root: FtpRoot::Iso(prepared.iso.clone()),
         allow: AllowList::default(),
         limits: Limits { passive_ports: request.passive_ports.clone(), ..Limits::default() },
@@ -349,10 +354,11 @@ impl Lab {
             return Ok(());
         }
         self.patch_network(&plan.net, &plan.bootp, shutdown, report).await?;
-        self.open_firewall(&plan.config, report).await?;
         if self.servers.is_none() {
-            self.start_servers(plan.tree, plan.config, report).await?;
+            self.start_servers(plan.tree, plan.config.clone(), report).await?;
         }
+        // After the servers: a port chosen by the system (`0`) is known by now.
+        self.open_firewall(&plan.config, report).await?;
         pause_point("after-patch", shutdown).await;
 
         for _ in 0..request.vms {
@@ -368,6 +374,7 @@ impl Lab {
             server_ip: self.record.server_ip.clone(),
             tftp: self.record.tftp.clone(),
             ftp: self.record.ftp.clone(),
+            http: self.record.http.clone(),
             kernel_args: self.record.kernel_args.clone(),
             vms: self.progress.vms().iter().map(|v| v.name.clone()).collect(),
             accel: (request.vms > 0).then_some(plan.accel.accel),
@@ -385,7 +392,9 @@ impl Lab {
         let servers = Servers::start(tree, config).await.map_err(|e| server_error(e, &UP_FLAGS))?;
         self.record.tftp = servers.tftp_addr().to_string();
         self.record.ftp = servers.ftp_addr().to_string();
-        report(&LabEvent::Step { message: format!("serving TFTP on {} and FTP on {}", self.record.tftp, self.record.ftp) });
+        self.record.http = servers.http_addr().map(|a| a.to_string());
+        let http = self.record.http.as_deref().map(|a| format!(", HTTP on {a}")).unwrap_or_default();
+        report(&LabEvent::Step { message: format!("serving TFTP on {}, FTP on {}{http}", self.record.tftp, self.record.ftp) });
         self.servers = Some(servers);
         self.save().await;
         Ok(())
@@ -405,7 +414,8 @@ impl Lab {
     /// Lets the bridge's guests reach TFTP and FTP, if the host's firewall would stop them.
     async fn open_firewall(&mut self, config: &ServeConfig, report: Report<'_>) -> Result<()> {
         let Some(bridge) = self.record.bridge.clone() else { return Ok(()) };
-        let rules = crate::firewall::lab_rules(config.tftp_port, config.ftp_port, &config.limits.passive_ports);
+        let http = self.record.http.as_deref().and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.port());
+        let rules = crate::firewall::lab_rules(config.tftp_port, config.ftp_port, http, &config.limits.passive_ports);
         let blocker = blocking::run({
             let (bridge, rules) = (bridge.clone(), rules.clone());
             move || crate::firewall::blocking_rule(&bridge, &rules)
@@ -546,6 +556,10 @@ impl Lab {
             Protocol::Ftp => {
                 counters.ftp_files += 1;
                 counters.ftp_bytes += t.bytes;
+            }
+            Protocol::Http => {
+                counters.http_files += 1;
+                counters.http_bytes += t.bytes;
             }
         }
     }

@@ -10,6 +10,7 @@
 
 mod allow;
 mod ftp;
+pub mod http;
 pub mod ports;
 mod tftp;
 mod transfer;
@@ -59,6 +60,12 @@ pub struct Limits {
     pub tftp_ack_spin: Duration,
     /// Ports for FTP passive data connections.
     pub passive_ports: RangeInclusive<u16>,
+    /// Concurrent HTTP connections; more get `503` and are closed. Each
+    /// costs a task and a 256 KiB buffer while it sends.
+    pub max_http_connections: usize,
+    /// An HTTP connection that has not sent a whole request head within
+    /// this long (a slow-loris client, or an idle keep-alive) is closed.
+    pub http_header_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -73,6 +80,8 @@ impl Default for Limits {
             tftp_max_retries: 5,
             tftp_ack_spin: Duration::from_micros(100),
             passive_ports: 50000..=50100,
+            max_http_connections: 256,
+            http_header_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -92,6 +101,8 @@ pub struct ServeConfig {
     pub bind: IpAddr,
     pub tftp_port: u16,
     pub ftp_port: u16,
+    /// `None`: no HTTP server.
+    pub http_port: Option<u16>,
     pub ftp_root: FtpRoot,
     pub allow: AllowList,
     pub limits: Limits,
@@ -101,10 +112,10 @@ pub struct ServeConfig {
 /// adds the fix, since only it knows its own options (`--bind`, `--server-ip`).
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
-    #[error("{transport} port {port} on {ip} is already in use{by}")]
-    PortBusy { transport: Transport, ip: IpAddr, port: u16, by: String },
-    #[error("cannot bind {transport} to {addr}: {source}{hint}")]
-    Bind { transport: Transport, addr: SocketAddr, source: std::io::Error, hint: &'static str },
+    #[error("{} port {port} on {ip} is already in use{by}", transport_of(*.protocol))]
+    PortBusy { protocol: Protocol, ip: IpAddr, port: u16, by: String },
+    #[error("cannot bind {} to {addr}: {source}{hint}", transport_of(*.protocol))]
+    Bind { protocol: Protocol, addr: SocketAddr, source: std::io::Error, hint: &'static str },
     #[error("cannot serve --tree {path}: {source}")]
     Tree { path: PathBuf, source: std::io::Error },
 }
@@ -114,38 +125,56 @@ pub enum ServeError {
 pub struct Servers {
     tftp_addr: SocketAddr,
     ftp_addr: SocketAddr,
+    http_addr: Option<SocketAddr>,
     events: Events,
     tftp: tftp::TftpServer,
     ftp: JoinHandle<()>,
+    http: Option<JoinHandle<()>>,
 }
 
 impl Servers {
     /// Binds both servers and starts them.
     pub async fn start(tree: Arc<BootTree>, config: ServeConfig) -> Result<Servers, ServeError> {
         let events = Events::default();
+        let tree_for_http = tree.clone();
         let tftp_at = SocketAddr::new(config.bind, config.tftp_port);
         let ftp_at = SocketAddr::new(config.bind, config.ftp_port);
 
         let (tftp_run, tftp_addr) =
-            tftp::start(tftp_at, tree, config.allow.clone(), events.clone(), &config.limits).await.map_err(|e| bind_error(Transport::Udp, tftp_at, e))?;
+            tftp::start(tftp_at, tree, config.allow.clone(), events.clone(), &config.limits).await.map_err(|e| bind_error(Protocol::Tftp, tftp_at, e))?;
         let (ftp_run, ftp_addr) = match &config.ftp_root {
             FtpRoot::Iso(iso) => {
                 let storage = ftp::IsoStorage::new(iso.clone(), events.clone());
                 let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits)
                     .await
-                    .map_err(|e| bind_error(Transport::Tcp, ftp_at, e))?;
+                    .map_err(|e| bind_error(Protocol::Ftp, ftp_at, e))?;
                 (tokio::spawn(run), addr)
             }
             FtpRoot::Dir(path) => {
                 let storage = ftp::ReadOnly::new(path, events.clone()).map_err(|source| ServeError::Tree { path: path.clone(), source })?;
                 let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits)
                     .await
-                    .map_err(|e| bind_error(Transport::Tcp, ftp_at, e))?;
+                    .map_err(|e| bind_error(Protocol::Ftp, ftp_at, e))?;
                 (tokio::spawn(run), addr)
             }
         };
-        tracing::info!(tftp = %tftp_addr, ftp = %ftp_addr, "serving");
-        Ok(Servers { tftp_addr, ftp_addr, events, tftp: tftp_run, ftp: ftp_run })
+        let (http, http_addr) = match config.http_port {
+            Some(port) => {
+                let at = SocketAddr::new(config.bind, port);
+                let bound = http::start(at, tree_for_http, config.allow.clone(), events.clone(), &config.limits).await;
+                let (run, addr) = match bound {
+                    Ok(bound) => bound,
+                    Err(e) => {
+                        ftp_run.abort();
+                        return Err(bind_error(Protocol::Http, at, e));
+                    }
+                };
+                (Some(tokio::spawn(run)), Some(addr))
+            }
+            None => (None, None),
+        };
+        tracing::info!(tftp = %tftp_addr, ftp = %ftp_addr, http = ?http_addr, "serving");
+        Ok(Servers { tftp_addr, ftp_addr, http_addr, events, tftp: tftp_run, ftp: ftp_run, http })
     }
 
     pub fn tftp_addr(&self) -> SocketAddr {
@@ -156,30 +185,47 @@ impl Servers {
         self.ftp_addr
     }
 
+    /// Where HTTP listens, when it runs.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http_addr
+    }
+
     /// Every transfer and refusal from now on.
     pub fn subscribe(&self) -> broadcast::Receiver<ServeEvent> {
         self.events.subscribe()
     }
 
-    /// Stops both servers and waits until their sockets are closed.
+    /// Stops every server and waits until their sockets are closed.
     pub async fn stop(self) {
         self.ftp.abort();
         let _ = self.ftp.await;
+        if let Some(http) = self.http {
+            http.abort();
+            let _ = http.await;
+        }
         let tftp = self.tftp;
         let _ = tokio::task::spawn_blocking(move || tftp.stop()).await;
     }
 }
 
-fn bind_error(transport: Transport, addr: SocketAddr, source: std::io::Error) -> ServeError {
+/// The transport a server's port is on.
+pub fn transport_of(protocol: Protocol) -> Transport {
+    match protocol {
+        Protocol::Tftp => Transport::Udp,
+        Protocol::Ftp | Protocol::Http => Transport::Tcp,
+    }
+}
+
+fn bind_error(protocol: Protocol, addr: SocketAddr, source: std::io::Error) -> ServeError {
     match source.kind() {
         std::io::ErrorKind::AddrInUse => ServeError::PortBusy {
-            transport,
+            protocol,
             ip: addr.ip(),
             port: addr.port(),
-            by: port_owner(transport, addr).map(|o| format!(" (held by {o})")).unwrap_or_default(),
+            by: port_owner(transport_of(protocol), addr).map(|o| format!(" (held by {o})")).unwrap_or_default(),
         },
-        std::io::ErrorKind::AddrNotAvailable => ServeError::Bind { transport, addr, source, hint: "; that address is not one of this host's" },
-        std::io::ErrorKind::PermissionDenied => ServeError::Bind { transport, addr, source, hint: "; ports below 1024 need root or CAP_NET_BIND_SERVICE" },
-        _ => ServeError::Bind { transport, addr, source, hint: "" },
+        std::io::ErrorKind::AddrNotAvailable => ServeError::Bind { protocol, addr, source, hint: "; that address is not one of this host's" },
+        std::io::ErrorKind::PermissionDenied => ServeError::Bind { protocol, addr, source, hint: "; ports below 1024 need root or CAP_NET_BIND_SERVICE" },
+        _ => ServeError::Bind { protocol, addr, source, hint: "" },
     }
 }

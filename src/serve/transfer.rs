@@ -35,6 +35,7 @@ const PROGRESS_STEP: u64 = 2 * 1024 * 1024;
 pub enum Protocol {
     Tftp,
     Ftp,
+    Http,
 }
 
 impl Protocol {
@@ -43,6 +44,7 @@ impl Protocol {
         match self {
             Protocol::Tftp => "tftp",
             Protocol::Ftp => "ftp",
+            Protocol::Http => "http",
         }
     }
 }
