@@ -46,7 +46,7 @@ fn menu_points_into_the_iso_at_files_that_exist() {
     assert!(menu.contains("UI vesamenu.c32\n") && menu.contains("DISPLAY boot.msg\n"), "{menu}");
     assert!(menu.contains("MENU TITLE pxelab: PXELab Busybox Installer 1.0\n"), "{menu}");
     assert!(menu.contains("  KERNEL iso/images/pxeboot/vmlinuz\n"), "{menu}");
-    assert!(menu.contains("  APPEND initrd=iso/images/pxeboot/initrd.img inst.repo=ftp://192.0.2.1/ console=ttyS0\n"), "{menu}");
+    assert!(menu.contains("  APPEND initrd=iso/images/pxeboot/initrd.img inst.repo=http://192.0.2.1/iso/ console=ttyS0\n"), "{menu}");
     // Every path the menu names must be servable, or the client stops there.
     for line in menu.lines() {
         let line = line.trim();

@@ -33,7 +33,7 @@ fn inspect_json_has_the_documented_fields() {
     assert_eq!(v["kernel"], "images/pxeboot/vmlinuz");
     assert_eq!(v["initrd"], "images/pxeboot/initrd.img");
     assert_eq!(v["stage2"], "images/install.img");
-    assert_eq!(v["kernel_args"], "inst.repo=ftp://{server}/");
+    assert_eq!(v["kernel_args"], "inst.repo=http://{server}/iso/");
     assert_eq!(v["volume_id"], "PXELAB-BUSYBOX-1-x86_64");
     assert_eq!(v["size_bytes"], std::fs::metadata(&iso).unwrap().len());
     assert_eq!(v["names_from"], "rock-ridge");
@@ -48,7 +48,7 @@ fn inspect_json_has_the_documented_fields() {
 #[test]
 fn inspect_menu_shows_what_would_be_served() {
     let iso = fixture("centos-di.iso");
-    let r = run(&["iso", "inspect", iso.to_str().unwrap(), "--menu", "--server", "192.0.2.7", "--local-boot-default"]);
+    let r = run(&["iso", "inspect", iso.to_str().unwrap(), "--menu", "--server", "192.0.2.7", "--local-boot-default", "--repo", "ftp"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stdout.contains("APPEND initrd=iso/images/pxeboot/initrd.img inst.repo=ftp://192.0.2.7/"), "{}", r.stdout);
     let local = r.stdout.find("LABEL local").unwrap();
@@ -200,11 +200,11 @@ fn inspect_with_a_server_shows_it_in_the_args_line_too() {
     let r = run(&["iso", "inspect", iso.to_str().unwrap(), "--server", "192.0.2.7"]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let args = r.stdout.lines().find(|l| l.starts_with("Args")).unwrap();
-    assert!(args.contains("inst.repo=ftp://192.0.2.7/") && !args.contains("{server}"), "{args}");
+    assert!(args.contains("inst.repo=http://192.0.2.7/iso/") && !args.contains("{server}"), "{args}");
     let r = run(&["--json", "iso", "inspect", iso.to_str().unwrap(), "--menu", "--server", "192.0.2.7"]);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    assert_eq!(v["kernel_args"], "inst.repo=ftp://192.0.2.7/");
-    assert!(v["menu"].as_str().unwrap().contains("inst.repo=ftp://192.0.2.7/"));
+    assert_eq!(v["kernel_args"], "inst.repo=http://192.0.2.7/iso/");
+    assert!(v["menu"].as_str().unwrap().contains("inst.repo=http://192.0.2.7/iso/"));
 }
 
 #[test]

@@ -158,8 +158,11 @@ fn treeinfo_names_the_rhel_kernel_and_stage2() {
     assert_eq!(d.kernel, "images/pxeboot/vmlinuz");
     assert_eq!(d.initrd, "images/pxeboot/initrd.img");
     assert_eq!(d.stage2.as_deref(), Some("images/install.img"));
-    assert_eq!(d.kernel_args_for("192.0.2.1"), "inst.repo=ftp://192.0.2.1/");
+    assert_eq!(d.kernel_args_for("192.0.2.1"), "inst.repo=http://192.0.2.1/iso/");
     assert_eq!(d.volume_id, "PXELAB-BUSYBOX-1-x86_64");
+    // The seed's FTP, on request.
+    let ftp = detect(&iso, &Overrides { repo: pxelab::iso::Repo::Ftp, ..Overrides::default() }).unwrap();
+    assert_eq!(ftp.kernel_args_for("192.0.2.1"), "inst.repo=ftp://192.0.2.1/");
 }
 
 #[test]
@@ -185,7 +188,9 @@ fn debian_and_ubuntu_layouts_are_recognised() {
     assert_eq!(d.family, Family::Ubuntu);
     assert_eq!((d.kernel.as_str(), d.initrd.as_str()), ("casper/vmlinuz", "casper/initrd"));
     assert_eq!(d.version.as_deref(), Some("24.04.1"));
-    assert!(d.kernel_args.contains("url=ftp://{server}/ubuntu.iso"), "{}", d.kernel_args);
+    assert!(d.kernel_args.contains("url=http://{server}/ubuntu.iso"), "{}", d.kernel_args);
+    // casper downloads the ISO itself, which only HTTP serves.
+    assert!(detect(&iso, &Overrides { repo: pxelab::iso::Repo::Ftp, ..Overrides::default() }).is_err());
 }
 
 #[test]
@@ -196,6 +201,7 @@ fn overrides_replace_detection_and_must_exist() {
         kernel: Some("/l1/shallow.bin".into()),
         initrd: Some("l1/l2/l3/l4/l5/l6/l7/l8/l9/l10/l11/l12/deep-file.bin".into()),
         append: Some("console=ttyS0 quiet".into()),
+        ..Overrides::default()
     };
     let d = detect(&iso, &o).unwrap();
     assert_eq!((d.family, d.source), (Family::Custom, Source::Override));

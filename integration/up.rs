@@ -28,24 +28,43 @@ fn up(net: &TestNet, iso: &str, extra: &[&str]) -> Output {
     net.pxelab(&args)
 }
 
-#[test]
-fn the_busybox_installer_fetches_stage2_over_ftp() {
+/// The busybox installer boots, reads `inst.repo=` and fetches `.treeinfo`
+/// and its stage2 with the protocol `repo` names.
+fn busybox_installer_fetches_stage2(repo: &str, stage2_path: &str, repo_url: &str) {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();
-    let out = up(&net, "centos-busybox.iso", &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"]);
+    let out = up(
+        &net,
+        "centos-busybox.iso",
+        &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400", "--repo", repo],
+    );
     let events = events(&out);
     assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
     // Every stage was seen, in order, from real events.
     let stages: Vec<&str> = events.iter().filter(|e| e["event"] == "stage").map(|e| e["stage"].as_str().unwrap()).collect();
     assert_eq!(stages, ["dhcp", "bootloader", "kernel", "installer"], "{events:?}");
-    assert!(events.iter().any(|e| e["event"] == "transfer" && e["path"] == "/images/install.img" && e["complete"] == true));
+    assert!(
+        events.iter().any(|e| e["event"] == "transfer" && e["protocol"] == repo && e["path"] == stage2_path && e["complete"] == true),
+        "no complete {repo} transfer of {stage2_path}: {events:?}"
+    );
     // The installer's own report: the stage2 it fetched is the ISO's.
     let reached = events.iter().find(|e| e["event"] == "reached").expect("a reached event");
     let tail: Vec<&str> = reached["vms"][0]["serial_tail"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
     let want = md5_of(&fixture("centos-busybox.files/images/install.img"));
     assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: stage2 md5 {want}"))), "stage2 md5 {want} not on the console: {tail:#?}");
-    assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: repo ftp://{}/", net.ip))), "{tail:#?}");
+    let repo_url = repo_url.replace("IP", &net.ip);
+    assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: repo {repo_url}"))), "{tail:#?}");
     net.assert_restored(&original, "after the lab");
+}
+
+#[test]
+fn the_busybox_installer_fetches_stage2_over_ftp() {
+    busybox_installer_fetches_stage2("ftp", "/images/install.img", "ftp://IP/");
+}
+
+#[test]
+fn the_busybox_installer_fetches_stage2_over_http_by_default() {
+    busybox_installer_fetches_stage2("http", "/iso/images/install.img", "http://IP/iso/");
 }
 
 #[test]

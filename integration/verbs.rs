@@ -145,7 +145,7 @@ fn every_option_an_up_or_serve_error_names_exists() {
     assert_options_exist(&["serve"], &stderr_of(&out));
     // up's FTP port is the user's to choose: --ftp-port 0 takes a free one.
     let _held = hold(&net.ip, 21, false);
-    let out = net.pxelab(&["--json", "up", "--detach", "--no-vm", "--iso", &iso, "--network", &net.name, "--ftp-port", "0"]);
+    let out = net.pxelab(&["--json", "up", "--detach", "--no-vm", "--iso", &iso, "--network", &net.name, "--ftp-port", "0", "--repo", "ftp"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let detached: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(detached["event"], "detached");

@@ -138,11 +138,25 @@ pub struct IsoOverrideArgs {
     /// The kernel command line, replacing the suggested one; {server} is the PXE server's address.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Option<String>,
+    /// How the installer reaches the ISO's tree: over pxelab's HTTP server, or its FTP server (the seed's way).
+    #[arg(long, value_enum, default_value_t = RepoArg::Http)]
+    pub repo: RepoArg,
+}
+
+/// `--repo`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RepoArg {
+    Http,
+    Ftp,
 }
 
 impl IsoOverrideArgs {
     pub fn overrides(&self) -> Overrides {
-        Overrides { kernel: self.kernel.clone(), initrd: self.initrd.clone(), append: self.append.clone() }
+        let repo = match self.repo {
+            RepoArg::Http => crate::iso::Repo::Http,
+            RepoArg::Ftp => crate::iso::Repo::Ftp,
+        };
+        Overrides { kernel: self.kernel.clone(), initrd: self.initrd.clone(), append: self.append.clone(), repo }
     }
 }
 

@@ -74,6 +74,29 @@ pub struct Overrides {
     pub kernel: Option<String>,
     pub initrd: Option<String>,
     pub append: Option<String>,
+    /// How the installer reaches the ISO's tree.
+    pub repo: Repo,
+}
+
+/// How the installer is told to reach the ISO's tree (its repository, or for
+/// Ubuntu the ISO itself): HTTP by default, FTP as the seed's method did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Repo {
+    /// `http://{server}/iso/`: the boot tree's `iso/` over pxelab's HTTP server.
+    #[default]
+    Http,
+    /// `ftp://{server}/`: the ISO's tree at the FTP server's root.
+    Ftp,
+}
+
+impl Repo {
+    pub fn name(self) -> &'static str {
+        match self {
+            Repo::Http => "http",
+            Repo::Ftp => "ftp",
+        }
+    }
 }
 
 /// Where each family keeps a network-bootable kernel and its initrd, in the
@@ -116,6 +139,8 @@ pub enum DetectError {
     NoInitrd { iso: String, kernel: String },
     #[error("--append contains a control character; pass kernel arguments on one line")]
     BadAppend,
+    #[error("{iso}: Ubuntu's installer (casper) downloads the whole ISO from url=, which pxelab serves over HTTP only; drop --repo ftp")]
+    UbuntuNeedsHttp { iso: String },
 }
 
 /// Detects the distribution in `iso`, applying `overrides` on top.
@@ -154,6 +179,10 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectErr
     if distro.initrd.is_empty() {
         return Err(DetectError::NoInitrd { iso: iso_name, kernel: distro.kernel });
     }
+    if distro.family == Family::Ubuntu && overrides.repo == Repo::Ftp && overrides.append.is_none() {
+        return Err(DetectError::UbuntuNeedsHttp { iso: iso_name });
+    }
+    distro.kernel_args = installer_args(distro.family, overrides.repo, &iso_file_name(iso));
     if let Some(append) = &overrides.append {
         if append.chars().any(char::is_control) {
             return Err(DetectError::BadAppend);
@@ -167,8 +196,28 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectErr
     Ok(distro)
 }
 
-fn rhel_args() -> String {
-    format!("inst.repo=ftp://{SERVER_PLACEHOLDER}/")
+/// The ISO's file name as a URL path segment: the HTTP server serves the
+/// image at `/<file name>`, and a kernel command line has no room for spaces.
+fn iso_file_name(iso: &IsoIndex) -> String {
+    let name = iso.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    name.bytes().map(|b| if b.is_ascii_alphanumeric() || b"._~-".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+}
+
+/// The kernel arguments that point a family's installer at pxelab, with
+/// `{server}` for the server's address (and port) of `repo`'s protocol.
+fn installer_args(family: Family, repo: Repo, iso_file: &str) -> String {
+    let s = SERVER_PLACEHOLDER;
+    match (family, repo) {
+        (Family::Rhel, Repo::Http) => format!("inst.repo=http://{s}/iso/"),
+        (Family::Rhel, Repo::Ftp) => format!("inst.repo=ftp://{s}/"),
+        // debian-installer's preseed keys for a mirror: the ISO's tree has
+        // the pool/ and dists/ a mirror has.
+        (Family::Debian, Repo::Http) => format!("mirror/country=manual mirror/protocol=http mirror/http/hostname={s} mirror/http/directory=/iso"),
+        (Family::Debian, Repo::Ftp) => format!("mirror/country=manual mirror/protocol=ftp mirror/ftp/hostname={s} mirror/ftp/directory=/"),
+        // casper fetches the whole ISO into RAM from `url=`.
+        (Family::Ubuntu, _) => format!("ip=dhcp url=http://{s}/{iso_file}"),
+        (Family::Custom, _) => String::new(),
+    }
 }
 
 fn from_treeinfo(iso: &IsoIndex) -> Option<Distro> {
@@ -198,7 +247,7 @@ fn from_treeinfo(iso: &IsoIndex) -> Option<Distro> {
         kernel,
         initrd,
         stage2,
-        kernel_args: rhel_args(),
+        kernel_args: String::new(),
         source: Source::Treeinfo,
         volume_id: String::new(),
         size_bytes: 0,
@@ -225,7 +274,7 @@ fn rhel_layout(iso: &IsoIndex) -> Option<Distro> {
         kernel,
         initrd,
         stage2: stage2.map(str::to_string),
-        kernel_args: rhel_args(),
+        kernel_args: String::new(),
         source: Source::Layout,
         volume_id: String::new(),
         size_bytes: 0,
@@ -244,9 +293,7 @@ fn debian_layout(iso: &IsoIndex) -> Option<Distro> {
         kernel,
         initrd,
         stage2: None,
-        // debian-installer's preseed keys for an FTP mirror: the ISO's tree
-        // has the pool/ and dists/ a mirror has.
-        kernel_args: format!("mirror/country=manual mirror/protocol=ftp mirror/ftp/hostname={SERVER_PLACEHOLDER} mirror/ftp/directory=/"),
+        kernel_args: String::new(),
         source: Source::Layout,
         volume_id: String::new(),
         size_bytes: 0,
@@ -256,7 +303,6 @@ fn debian_layout(iso: &IsoIndex) -> Option<Distro> {
 fn ubuntu_layout(iso: &IsoIndex) -> Option<Distro> {
     let (kernel, initrd) = first_pair(iso, UBUNTU_PAIRS)?;
     let info = disk_info(iso);
-    let iso_file = iso.path().file_name().map(|n| n.to_string_lossy().into_owned()).and_then(|n| clean(&n)).unwrap_or_else(|| "image.iso".into());
     Some(Distro {
         family: Family::Ubuntu,
         name: info.as_ref().and_then(|i| i.name.clone()).unwrap_or_else(|| "Ubuntu".into()),
@@ -265,8 +311,7 @@ fn ubuntu_layout(iso: &IsoIndex) -> Option<Distro> {
         kernel,
         initrd,
         stage2: None,
-        // casper fetches the whole ISO into RAM from `url=`.
-        kernel_args: format!("ip=dhcp url=ftp://{SERVER_PLACEHOLDER}/{}", iso_file.replace(' ', "%20")),
+        kernel_args: String::new(),
         source: Source::Layout,
         volume_id: String::new(),
         size_bytes: 0,
@@ -363,11 +408,15 @@ mod tests {
             kernel: "k".into(),
             initrd: "i".into(),
             stage2: None,
-            kernel_args: rhel_args(),
+            kernel_args: installer_args(Family::Rhel, Repo::Ftp, "x.iso"),
             volume_id: String::new(),
             size_bytes: 0,
             source: Source::Layout,
         };
         assert_eq!(d.kernel_args_for("192.168.122.1"), "inst.repo=ftp://192.168.122.1/");
+        let http = Distro { kernel_args: installer_args(Family::Rhel, Repo::Http, "x.iso"), ..d };
+        assert_eq!(http.kernel_args_for("192.168.122.1:8080"), "inst.repo=http://192.168.122.1:8080/iso/");
+        assert_eq!(installer_args(Family::Ubuntu, Repo::Http, "a%20b.iso"), "ip=dhcp url=http://{server}/a%20b.iso");
+        assert!(installer_args(Family::Debian, Repo::Http, "d.iso").contains("mirror/http/directory=/iso"));
     }
 }

@@ -5,6 +5,6 @@ mod detect;
 mod index;
 mod treeinfo;
 
-pub use detect::{detect, DetectError, Distro, Family, Overrides, Source, SERVER_PLACEHOLDER};
+pub use detect::{detect, DetectError, Distro, Family, Overrides, Repo, Source, SERVER_PLACEHOLDER};
 pub use index::{Extent, IsoError, IsoFile, IsoIndex, NameSource, Node, NodeId, NodeKind};
 pub use treeinfo::TreeInfo;

@@ -45,7 +45,7 @@ pub use doctor::{doctor, Check, DoctorReport, DoctorRequest, Status as CheckStat
 pub use down::{down, status, DownReport, StatusReport};
 pub use inspect::{inspect, InspectRequest, Inspection};
 pub use net::{check_boot_file, net_patch, net_restore, NetPatchReport, NetPatchRequest, NetRestoreReport, NetRestoreRequest};
-pub use serve::{ftp_authority, parse_port_range, serve, Ready, ServeRequest};
+pub use serve::{authority, parse_port_range, serve, Ready, ServeRequest};
 pub use up::{up, LabEvent, UpRequest, VmSummary};
 pub use vm::{vm_console, vm_list, vm_new, vm_rm, VmNewReport, VmNewRequest};
 
@@ -118,7 +118,7 @@ pub(crate) struct Prepared {
 /// How the boot tree is to be made.
 pub(crate) struct BootPlan<'a> {
     pub overrides: &'a Overrides,
-    /// What replaces `{server}` in the kernel arguments (see [`ftp_authority`]).
+    /// What replaces `{server}` in the kernel arguments (see [`authority`]).
     pub authority: &'a str,
     pub default: DefaultEntry,
     /// Add a serial console to the kernel arguments when they have none:

@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 use super::{prepare, server_error, BootPlan, ServeFlags};
 use crate::boot::DefaultEntry;
 use crate::error::{Error, Result};
-use crate::iso::Overrides;
+use crate::iso::{Overrides, Repo};
 use crate::serve::{AllowList, Cidr, FtpRoot, Limits, ServeConfig, ServeEvent, Servers};
 
 /// What `pxelab serve` was asked to do.
@@ -61,13 +61,17 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
     }
     let passive = parse_port_range(&request.passive_ports)?;
     let allow = request.allow.iter().map(|a| a.parse::<Cidr>().map_err(|e| Error::bad_input(format!("--allow {e}")))).collect::<Result<Vec<_>>>()?;
-    // The installer is told where FTP is before the servers start, so an
-    // "any free port" request (0) is resolved to a real port first.
+    // The installer is told where its repository is before the servers
+    // start, so an "any free port" request (0) is resolved to a real port first.
     let ftp_port = match request.ftp_port {
         0 => free_tcp_port(request.bind, SERVE_FLAGS.address)?,
         port => port,
     };
-    let authority = ftp_authority(request.bind, ftp_port);
+    let http_port = match request.http_port {
+        Some(0) => Some(free_tcp_port(request.bind, SERVE_FLAGS.address)?),
+        port => port,
+    };
+    let authority = repo_authority(request.overrides.repo, request.bind, ftp_port, http_port)?;
     let plan = BootPlan { overrides: &request.overrides, authority: &authority, default: request.default, serial_console: false };
     let prepared = prepare(&request.iso, &plan)?;
     let ftp_root = match &request.tree {
@@ -78,7 +82,7 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
         bind: request.bind,
         tftp_port: request.tftp_port,
         ftp_port,
-        http_port: request.http_port,
+        http_port,
         ftp_root,
         allow: AllowList::new(allow),
         limits: Limits {
@@ -124,13 +128,26 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
 /// `serve`'s own options, for the fixes of its errors.
 const SERVE_FLAGS: ServeFlags = ServeFlags { address: "--bind", tftp_port: Some("--tftp-port"), ftp_port: "--ftp-port", http_port: "--http-port" };
 
-/// What replaces `{server}` in kernel arguments: the address, with the FTP
-/// port when it is not the default (URLs such as `inst.repo=ftp://{server}/`).
-pub fn ftp_authority(ip: IpAddr, port: u16) -> String {
-    match (ip, port) {
-        (IpAddr::V4(v4), 21) => v4.to_string(),
-        (IpAddr::V6(v6), 21) => format!("[{v6}]"),
-        (ip, port) => std::net::SocketAddr::new(ip, port).to_string(),
+/// What replaces `{server}` in kernel arguments: the address, with the
+/// port when it is not the protocol's default (`inst.repo=ftp://{server}/`,
+/// `inst.repo=http://{server}/iso/`).
+pub fn authority(ip: IpAddr, port: u16, default_port: u16) -> String {
+    match ip {
+        _ if port != default_port => std::net::SocketAddr::new(ip, port).to_string(),
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("[{v6}]"),
+    }
+}
+
+/// The `{server}` of `repo`: FTP's address and port, or HTTP's. `--repo
+/// http` with HTTP off (`--http-port none`) is a usage error.
+pub(crate) fn repo_authority(repo: Repo, ip: IpAddr, ftp_port: u16, http_port: Option<u16>) -> Result<String> {
+    match (repo, http_port) {
+        (Repo::Ftp, _) => Ok(authority(ip, ftp_port, 21)),
+        (Repo::Http, Some(port)) => Ok(authority(ip, port, 80)),
+        (Repo::Http, None) => {
+            Err(Error::usage("--http-port none leaves the installer no HTTP repository; pass --repo ftp, or serve HTTP (drop --http-port none)"))
+        }
     }
 }
 

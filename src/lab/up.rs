@@ -28,7 +28,7 @@ use super::journal::{CreatedVm, FirewallOpening, Journal};
 use super::net::{apply_patch, check_patchable, refuse_running_guests};
 use super::progress::{Milestones, Progress, Stage, StageEvent, VmProgress};
 use super::record::{self, Counters, LabRecord};
-use super::serve::{free_tcp_port, ftp_authority};
+use super::serve::{free_tcp_port, repo_authority};
 use super::undo::undo_journal;
 use super::{ensure_dir, ipv4_server, pause_point, prepare, server_error, state_dir_or_err, BootPlan, ServeFlags, VmShape};
 use crate::blocking;
@@ -234,7 +234,11 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         port => port,
     };
 
-    let authority = ftp_authority(server_ip, ftp_port);
+    let http_port = match request.http_port {
+        Some(0) => Some(free_tcp_port(server_ip, UP_FLAGS.address)?),
+        port => port,
+    };
+    let authority = repo_authority(request.overrides.repo, server_ip, ftp_port, http_port)?;
     // Indexing the ISO reads its directory records: off the runtime.
     let prepared = blocking::run({
         let iso_path = iso_path.clone();
@@ -256,6 +260,11 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
 
     let mut installer_files = vec!["/.treeinfo".to_string()];
     installer_files.extend(distro.stage2.iter().map(|s| format!("/{s}")));
+    if distro.family == crate::iso::Family::Ubuntu {
+        // casper's download of the whole ISO is Ubuntu's installer starting.
+        let name = iso_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        installer_files.push(format!("/{name}"));
+    }
     let milestones = Milestones {
         bootloader: "pxelinux.0".into(),
         kernel: format!("{}/{}", boot::ISO_DIR, distro.kernel),
@@ -293,7 +302,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         bind: server_ip,
         tftp_port: TFTP_PORT,
         ftp_port,
-        http_port: request.http_port,
+        http_port,
         ftp_root: FtpRoot::Iso(prepared.iso.clone()),
         allow: AllowList::default(),
         limits: Limits { passive_ports: request.passive_ports.clone(), ..Limits::default() },
