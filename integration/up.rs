@@ -67,6 +67,25 @@ fn the_busybox_installer_fetches_stage2_over_http_by_default() {
     busybox_installer_fetches_stage2("http", "/iso/images/install.img", "http://IP/iso/");
 }
 
+/// The iPXE fast path: the guest's iPXE gets boot.ipxe over HTTP from the
+/// network's DHCP, then the kernel and initrd over HTTP, with no pxelinux
+/// and no menu; the network is as it was afterwards.
+#[test]
+fn ipxe_guests_load_kernel_and_initrd_over_http() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = up(&net, "centos-busybox.iso", &["--memory", "512", "--wait-for", "kernel", "--timeout", "300"]);
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let sent = |path: &str| events.iter().any(|e| e["event"] == "transfer" && e["protocol"] == "http" && e["path"] == path && e["complete"] == true);
+    assert!(sent("/boot.ipxe"), "{events:?}");
+    assert!(sent("/iso/images/pxeboot/vmlinuz") && sent("/iso/images/pxeboot/initrd.img"), "{events:?}");
+    assert!(!events.iter().any(|e| e["event"] == "transfer" && e["path"] == "pxelinux.0"), "pxelinux was used: {events:?}");
+    let step = events.iter().find(|e| e["event"] == "step" && e["message"].as_str().is_some_and(|m| m.contains("iPXE clients"))).expect("the patch step");
+    assert!(step["message"].as_str().unwrap().contains(&format!("http://{}/boot.ipxe", net.ip)), "{step}");
+    net.assert_restored(&original, "after the lab");
+}
+
 #[test]
 fn the_debian_installer_reaches_its_first_screen() {
     let net = TestNet::with_dhcp();

@@ -13,6 +13,7 @@
 //! once ([`normalize`]) and anything that could climb out is refused before
 //! any lookup.
 
+pub mod ipxe;
 mod menu;
 pub mod syslinux;
 
@@ -25,6 +26,7 @@ use crate::iso::{Distro, IsoFile, IsoIndex, NodeKind};
 
 /// Where the ISO's files appear in the tree.
 pub const ISO_DIR: &str = "iso";
+pub use ipxe::SCRIPT as IPXE_SCRIPT;
 /// Longest request path accepted; real ones are well under 100 bytes.
 const MAX_PATH: usize = 1024;
 
@@ -153,6 +155,14 @@ impl BootTree {
 
     pub fn menu(&self) -> &Menu {
         &self.menu
+    }
+
+    /// Adds the iPXE script (`boot.ipxe`) that boots `distro` over HTTP from
+    /// `http_base` with `args` (the menu's kernel arguments).
+    pub fn with_ipxe(mut self, http_base: &str, distro: &Distro, args: &str) -> BootTree {
+        let script = ipxe::script(http_base, &distro.kernel, &distro.initrd, args);
+        self.memory.insert(ipxe::SCRIPT.into(), Arc::from(script.into_bytes()));
+        self
     }
 
     pub fn iso(&self) -> &Arc<IsoIndex> {

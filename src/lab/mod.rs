@@ -124,6 +124,9 @@ pub(crate) struct BootPlan<'a> {
     /// Add a serial console to the kernel arguments when they have none:
     /// where `up` (and CI) watch the installer.
     pub serial_console: bool,
+    /// `http://ADDR[:PORT]` when HTTP is served: the tree then has the iPXE
+    /// script (`boot.ipxe`) that boots over it.
+    pub http_base: Option<String>,
 }
 
 /// Opens the ISO, detects its distribution and builds the boot tree.
@@ -135,7 +138,10 @@ pub(crate) fn prepare(iso_path: &Path, plan: &BootPlan<'_>) -> Result<Prepared> 
         kernel_args = format!("{kernel_args} console=tty0 console=ttyS0,115200").trim().to_string();
     }
     let options = BootOptions { append: kernel_args.clone(), default: plan.default, ui: Ui::Vesa };
-    let tree = BootTree::for_distro(iso.clone(), &distro, &options)?;
+    let mut tree = BootTree::for_distro(iso.clone(), &distro, &options)?;
+    if let Some(base) = &plan.http_base {
+        tree = tree.with_ipxe(base, &distro, &kernel_args);
+    }
     Ok(Prepared { iso, distro, tree, kernel_args })
 }
 

@@ -3,7 +3,7 @@
 //! | stage        | seen when                                                        |
 //! |--------------|------------------------------------------------------------------|
 //! | `dhcp`       | libvirt's dnsmasq gave the VM's MAC a lease                      |
-//! | `bootloader` | our TFTP server sent `pxelinux.0` to the VM's address, in full   |
+//! | `bootloader` | we sent `pxelinux.0` (TFTP) or `boot.ipxe` (HTTP) to the VM, in full |
 //! | `kernel`     | our TFTP server sent the kernel and the initrd, in full          |
 //! | `installer`  | the VM fetched `.treeinfo` or the stage2 image from our FTP      |
 //! |              | server, or `--expect` matched its serial console                 |
@@ -103,7 +103,9 @@ pub struct StageEvent {
 /// What counts as the bootloader, kernel and installer for this lab.
 #[derive(Debug, Clone)]
 pub struct Milestones {
-    pub bootloader: String,
+    /// Boot-tree paths whose transfer means the bootloader runs:
+    /// `pxelinux.0`, and `boot.ipxe` for iPXE clients.
+    pub bootloaders: Vec<String>,
     pub kernel: String,
     pub initrd: String,
     /// FTP paths (with a leading `/`) whose fetch means the installer runs.
@@ -175,7 +177,7 @@ impl Progress {
         let m = &self.milestones;
         let vm = &mut self.vms[i];
         let boot_file = |vm: &mut VmProgress, path: &str| {
-            if path == m.bootloader {
+            if m.bootloaders.iter().any(|b| b == path) {
                 return advance(vm, Stage::Bootloader, now);
             }
             vm.kernel_sent |= path == m.kernel;
@@ -261,7 +263,7 @@ mod tests {
 
     fn milestones(expect: Option<&str>) -> Milestones {
         Milestones {
-            bootloader: "pxelinux.0".into(),
+            bootloaders: vec!["pxelinux.0".into(), "boot.ipxe".into()],
             kernel: "iso/images/pxeboot/vmlinuz".into(),
             initrd: "iso/images/pxeboot/initrd.img".into(),
             installer_files: vec!["/.treeinfo".into(), "/images/install.img".into()],

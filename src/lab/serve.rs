@@ -71,8 +71,9 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
         Some(0) => Some(free_tcp_port(request.bind, SERVE_FLAGS.address)?),
         port => port,
     };
-    let authority = repo_authority(request.overrides.repo, request.bind, ftp_port, http_port)?;
-    let plan = BootPlan { overrides: &request.overrides, authority: &authority, default: request.default, serial_console: false };
+    let repo = repo_authority(request.overrides.repo, request.bind, ftp_port, http_port)?;
+    let http_base = http_port.map(|port| format!("http://{}", authority(request.bind, port, 80)));
+    let plan = BootPlan { overrides: &request.overrides, authority: &repo, default: request.default, serial_console: false, http_base };
     let prepared = prepare(&request.iso, &plan)?;
     let ftp_root = match &request.tree {
         Some(dir) => FtpRoot::Dir(dir.clone()),

@@ -193,6 +193,8 @@ pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()
 struct Plan {
     net: NetworkState,
     bootp: Bootp,
+    /// Lines for libvirt's dnsmasq: the iPXE fast path.
+    dnsmasq_options: Vec<String>,
     tree: Arc<BootTree>,
     config: ServeConfig,
     accel: AccelChoice,
@@ -239,13 +241,18 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         port => port,
     };
     let authority = repo_authority(request.overrides.repo, server_ip, ftp_port, http_port)?;
+    // The iPXE fast path: iPXE clients (every libvirt guest's NIC ROM) get
+    // boot.ipxe over HTTP and boot the installer at once. Not with
+    // --local-boot-default, whose point is the menu's local default.
+    let http_base = http_port.map(|port| format!("http://{}", super::authority(server_ip, port, 80)));
+    let ipxe_base = http_base.clone().filter(|_| request.default_entry == DefaultEntry::Install);
     // Indexing the ISO reads its directory records: off the runtime.
     let prepared = blocking::run({
         let iso_path = iso_path.clone();
         let overrides = request.overrides.clone();
-        let (authority, default) = (authority.clone(), request.default_entry);
+        let (authority, default, http_base) = (authority.clone(), request.default_entry, ipxe_base.clone());
         move || {
-            let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true };
+            let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true, http_base };
             prepare(&iso_path, &plan)
         }
     })
@@ -266,7 +273,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         installer_files.push(format!("/{name}"));
     }
     let milestones = Milestones {
-        bootloader: "pxelinux.0".into(),
+        bootloaders: vec!["pxelinux.0".into(), boot::IPXE_SCRIPT.into()],
         kernel: format!("{}/{}", boot::ISO_DIR, distro.kernel),
         initrd: format!("{}/{}", boot::ISO_DIR, distro.initrd),
         installer_files,
@@ -307,9 +314,14 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         allow: AllowList::default(),
         limits: Limits { passive_ports: request.passive_ports.clone(), ..Limits::default() },
     };
+    let dnsmasq_options = match &ipxe_base {
+        Some(base) => vec!["dhcp-userclass=set:ipxe,iPXE".to_string(), format!("dhcp-boot=tag:ipxe,{base}/{}", boot::IPXE_SCRIPT)],
+        None => Vec::new(),
+    };
     Ok(Plan {
         net,
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
+        dnsmasq_options,
         tree: Arc::new(prepared.tree),
         config,
         accel,
@@ -362,7 +374,7 @@ impl Lab {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        self.patch_network(&plan.net, &plan.bootp, shutdown, report).await?;
+        self.patch_network(&plan, shutdown, report).await?;
         if self.servers.is_none() {
             self.start_servers(plan.tree, plan.config.clone(), report).await?;
         }
@@ -409,10 +421,14 @@ impl Lab {
         Ok(())
     }
 
-    async fn patch_network(&mut self, net: &NetworkState, bootp: &Bootp, shutdown: &CancellationToken, report: Report<'_>) -> Result<()> {
-        let patched = netxml::set_bootp(&net.inactive_xml, bootp)?;
+    async fn patch_network(&mut self, plan: &Plan, shutdown: &CancellationToken, report: Report<'_>) -> Result<()> {
+        let (net, bootp) = (&plan.net, &plan.bootp);
+        let patched = netxml::add_dnsmasq_options(&netxml::set_bootp(&net.inactive_xml, bootp)?, &plan.dnsmasq_options)?;
         let reattached = apply_patch(&self.libvirt, &self.journal, net, patched, true, shutdown).await?;
         let mut message = format!("network {} now boots {} from {}", net.name, bootp.file, bootp.server.as_deref().unwrap_or("?"));
+        if let Some(ipxe) = plan.dnsmasq_options.iter().find_map(|o| o.strip_prefix("dhcp-boot=tag:ipxe,")) {
+            message.push_str(&format!(", and iPXE clients {ipxe}"));
+        }
         if !reattached.is_empty() {
             message.push_str(&format!(" (guests re-attached: {})", reattached.join(", ")));
         }
