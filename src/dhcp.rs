@@ -74,6 +74,9 @@ pub struct DhcpParams {
     pub range: (Ipv4Addr, Ipv4Addr),
     /// The boot file (filename, option 067).
     pub file: String,
+    /// What iPXE clients get instead: pxelab's `http://SERVER[:PORT]/boot.ipxe`
+    /// (the installer over HTTP, no menu). `None`: every client gets `file`.
+    pub ipxe: Option<String>,
 }
 
 impl DhcpParams {
@@ -116,7 +119,14 @@ impl DhcpParams {
             return Err(format!("the range {}-{} includes the server {server}; choose a range without it", range.0, range.1));
         }
         crate::boot::check_boot_file(file).map_err(|e| format!("--file {e}"))?;
-        Ok(DhcpParams { server, subnet, range, file: file.to_string() })
+        Ok(DhcpParams { server, subnet, range, file: file.to_string(), ipxe: None })
+    }
+
+    /// Sends iPXE clients to the iPXE script on pxelab's HTTP server at `port`.
+    pub fn with_ipxe(mut self, http_port: u16) -> DhcpParams {
+        let host = if http_port == 80 { self.server.to_string() } else { format!("{}:{http_port}", self.server) };
+        self.ipxe = Some(format!("http://{host}/{}", crate::boot::IPXE_SCRIPT));
+        self
     }
 }
 
@@ -141,29 +151,43 @@ fn default_range_text(subnet: Subnet, server: Ipv4Addr) -> String {
 
 /// An ISC dhcpd `subnet` block (the seed's).
 pub fn isc(p: &DhcpParams) -> String {
+    let filename = match &p.ipxe {
+        None => format!("    filename \"{}\";   # the boot file\n", p.file),
+        Some(ipxe) => format!(
+            "    if exists user-class and option user-class = \"iPXE\" {{\n        filename \"{ipxe}\";   # iPXE clients: the installer over HTTP\n    }} else {{\n        filename \"{}\";   # the boot file\n    }}\n",
+            p.file
+        ),
+    };
     format!(
         "# ISC dhcpd: add to /etc/dhcp/dhcpd.conf, then restart isc-dhcp-server\n\
-         subnet {net} netmask {mask} {{\n    range {a} {b};\n    default-lease-time 600;\n    max-lease-time 7200;\n    next-server {server};   # the PXE (TFTP) server\n    filename \"{file}\";   # the boot file\n}}\n",
+         subnet {net} netmask {mask} {{\n    range {a} {b};\n    default-lease-time 600;\n    max-lease-time 7200;\n    next-server {server};   # the PXE (TFTP) server\n{filename}}}\n",
         net = p.subnet.network,
         mask = p.subnet.netmask(),
         a = p.range.0,
         b = p.range.1,
         server = p.server,
-        file = p.file
     )
 }
 
 /// dnsmasq as the network's DHCP server.
 pub fn dnsmasq(p: &DhcpParams) -> String {
+    let boot = match &p.ipxe {
+        None => format!("dhcp-boot={},,{}\n", p.file, p.server),
+        Some(ipxe) => format!(
+            "# iPXE clients get the installer over HTTP; the others {file} over TFTP\n\
+             dhcp-userclass=set:ipxe,iPXE\n\
+             dhcp-boot=tag:ipxe,{ipxe}\n\
+             dhcp-boot=tag:!ipxe,{file},,{server}\n",
+            file = p.file,
+            server = p.server
+        ),
+    };
     format!(
         "# dnsmasq: add to /etc/dnsmasq.conf (or a file in /etc/dnsmasq.d/), then restart dnsmasq\n\
-         dhcp-range={a},{b},{mask},12h\n\
-         dhcp-boot={file},,{server}\n",
+         dhcp-range={a},{b},{mask},12h\n{boot}",
         a = p.range.0,
         b = p.range.1,
         mask = p.subnet.netmask(),
-        file = p.file,
-        server = p.server
     )
 }
 
@@ -206,10 +230,18 @@ pub fn windows(p: &DhcpParams) -> String {
 
 /// libvirt's `<bootp>` element, for `virsh net-edit` (or `pxelab net patch`).
 pub fn libvirt(p: &DhcpParams) -> String {
-    format!(
+    let mut out = format!(
         "<!-- libvirt: inside the network's <ip><dhcp> (virsh net-edit NAME), or run `pxelab net patch --network NAME` -->\n<bootp file='{}' server='{}'/>\n",
         p.file, p.server
-    )
+    );
+    if let Some(ipxe) = &p.ipxe {
+        out.push_str(&format!(
+            "<!-- iPXE clients over HTTP (what `pxelab up` adds): xmlns:dnsmasq='{ns}' on <network>, and as its last child: -->\n\
+             <dnsmasq:options>\n  <dnsmasq:option value='dhcp-userclass=set:ipxe,iPXE'/>\n  <dnsmasq:option value='dhcp-boot=tag:ipxe,{ipxe}'/>\n</dnsmasq:options>\n",
+            ns = crate::virt::netxml::DNSMASQ_NS
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -246,6 +278,21 @@ mod tests {
         assert!(text.contains("Set-DhcpServerv4OptionValue -OptionId 67 -Value \"pxelinux.0\"\n"));
         assert!(text.contains("Set-DhcpServerv4OptionValue -ScopeId 192.168.122.0 -OptionId 66 -Value \"192.168.122.1\"\n"));
         assert_eq!(text.lines().filter(|l| !l.starts_with('#')).count(), 8);
+    }
+
+    #[test]
+    fn ipxe_clients_are_sent_to_the_script() {
+        let p = params().with_ipxe(8080);
+        let isc = isc(&p);
+        assert!(isc.contains("if exists user-class and option user-class = \"iPXE\" {\n        filename \"http://192.168.122.1:8080/boot.ipxe\";"), "{isc}");
+        assert!(isc.contains("} else {\n        filename \"pxelinux.0\";"), "{isc}");
+        let dnsmasq = dnsmasq(&params().with_ipxe(80));
+        assert!(
+            dnsmasq
+                .contains("dhcp-userclass=set:ipxe,iPXE\ndhcp-boot=tag:ipxe,http://192.168.122.1/boot.ipxe\ndhcp-boot=tag:!ipxe,pxelinux.0,,192.168.122.1\n"),
+            "{dnsmasq}"
+        );
+        assert!(libvirt(&p).contains("<dnsmasq:option value='dhcp-boot=tag:ipxe,http://192.168.122.1:8080/boot.ipxe'/>"));
     }
 
     #[test]

@@ -34,6 +34,10 @@ pub struct DhcpConfigArgs {
     /// With --format dnsmasq: proxy DHCP beside a DHCP server you do not control.
     #[arg(long)]
     pub proxy: bool,
+    /// pxelab's HTTP port (default: the running lab's, else 80): iPXE clients are sent to
+    /// http://SERVER[:PORT]/boot.ipxe (ISC, dnsmasq, libvirt); `none` sends every client the --file.
+    #[arg(long, value_name = "PORT", value_parser = super::serve::parse_http_port)]
+    pub http_port: Option<super::serve::HttpPort>,
 }
 
 pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
@@ -45,7 +49,8 @@ pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
         (DhcpFormat::Windows, _) => lab::DhcpFormat::Windows,
         (DhcpFormat::Libvirt, _) => lab::DhcpFormat::Libvirt,
     };
-    let request = lab::DhcpRequest { format, server: args.server, subnet: args.subnet, range: args.range, file: args.file };
+    let request =
+        lab::DhcpRequest { format, server: args.server, subnet: args.subnet, range: args.range, file: args.file, http_port: args.http_port.map(|p| p.0) };
     let text = lab::dhcp_config(&request)?;
     if globals.json {
         output::json(&serde_json::json!({ "format": format.name(), "config": text }));

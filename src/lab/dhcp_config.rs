@@ -35,6 +35,9 @@ pub struct DhcpRequest {
     pub subnet: Option<String>,
     pub range: Option<String>,
     pub file: String,
+    /// pxelab's HTTP port, for the iPXE lines: `None` for the running lab's
+    /// (else 80), `Some(None)` for no iPXE lines.
+    pub http_port: Option<Option<u16>>,
 }
 
 /// The configuration text for `request.format`.
@@ -46,7 +49,16 @@ pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
         (None, None) => return Err(Error::bad_input("no lab is running to take the server from; pass --server IP (the PXE server's address)")),
     };
     let subnet = request.subnet.clone().or_else(|| lab.as_ref().and_then(|l| l.subnet.clone()));
-    let params = DhcpParams::new(&server, subnet.as_deref(), request.range.as_deref(), &request.file).map_err(Error::bad_input)?;
+    let mut params = DhcpParams::new(&server, subnet.as_deref(), request.range.as_deref(), &request.file).map_err(Error::bad_input)?;
+    // The running lab's HTTP port, when it serves HTTP and none was named.
+    let lab_http = lab.as_ref().and_then(|l| l.http.as_deref()).and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.port());
+    let http_port = match request.http_port {
+        Some(port) => port,
+        None => Some(lab_http.unwrap_or(80)),
+    };
+    if let Some(port) = http_port {
+        params = params.with_ipxe(port);
+    }
     Ok(match request.format {
         DhcpFormat::Isc => dhcp::isc(&params),
         DhcpFormat::Dnsmasq => dhcp::dnsmasq(&params),
