@@ -67,6 +67,32 @@ fn the_busybox_installer_fetches_stage2_over_http_by_default() {
     busybox_installer_fetches_stage2("http", "/iso/images/install.img", "http://IP/iso/");
 }
 
+/// Ubuntu live-server: casper's netboot downloads the whole ISO from `url=`
+/// over HTTP; the fixture's initrd does that, checks it and prints its md5.
+#[test]
+fn the_ubuntu_installer_downloads_the_whole_iso_over_http() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = up(&net, "ubuntu-busybox.iso", &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: iso md5", "--timeout", "300"]);
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let size = std::fs::metadata(fixture("ubuntu-busybox.iso")).unwrap().len();
+    assert!(
+        events.iter().any(|e| e["event"] == "transfer"
+            && e["protocol"] == "http"
+            && e["path"] == "/ubuntu-busybox.iso"
+            && e["complete"] == true
+            && e["bytes"] == size),
+        "no whole-ISO download: {events:?}"
+    );
+    let reached = events.iter().find(|e| e["event"] == "reached").expect("a reached event");
+    let tail: Vec<&str> = reached["vms"][0]["serial_tail"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: iso url http://{}/ubuntu-busybox.iso", net.ip))), "{tail:#?}");
+    let want = md5_of(&fixture("ubuntu-busybox.iso"));
+    assert!(tail.iter().any(|l| l.contains(&format!("PXELAB-STAGE: iso md5 {want} size {size}"))), "{tail:#?}");
+    net.assert_restored(&original, "after the lab");
+}
+
 /// The iPXE fast path: the guest's iPXE gets boot.ipxe over HTTP from the
 /// network's DHCP, then the kernel and initrd over HTTP, with no pxelinux
 /// and no menu; the network is as it was afterwards.

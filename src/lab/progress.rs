@@ -285,6 +285,22 @@ mod tests {
     }
 
     #[test]
+    fn over_http_the_ipxe_path_and_a_whole_iso_download_count() {
+        let mut m = milestones(None);
+        m.installer_files.push("/ubuntu.iso".into());
+        let mut p = Progress::new(m);
+        p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        p.on_lease("52:54:00:aa:bb:cc", "10.0.0.5".parse().unwrap(), 1.0);
+        let at = |events: Vec<StageEvent>| events.last().map(|e| e.stage);
+        assert_eq!(at(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/boot.ipxe", true), 2.0)), Some(Stage::Bootloader));
+        assert!(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/iso/images/pxeboot/vmlinuz", true), 3.0).is_empty());
+        assert_eq!(at(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/iso/images/pxeboot/initrd.img", true), 4.0)), Some(Stage::Kernel));
+        // Ubuntu: the installer is running once the whole ISO arrived, not before.
+        assert!(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/ubuntu.iso", false), 5.0).is_empty(), "a cut-off download");
+        assert_eq!(at(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/ubuntu.iso", true), 6.0)), Some(Stage::Installer));
+    }
+
+    #[test]
     fn with_expect_only_the_console_counts_for_installer() {
         let mut p = Progress::new(milestones(Some("installer ready")));
         p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
