@@ -55,11 +55,13 @@ fuzz-smoke: fixtures
 demo: build fixtures
 	bash scripts/with-libvirtd.sh bash scripts/demo.sh $(PXELAB) $(FIXTURES)/centos-busybox.iso
 
-## bench: pxelab's servers against tftpd-hpa, atftpd, dnsmasq and vsftpd on loopback, then
-## `pxelab up` against the manual method (tftpd-hpa + vsftpd + virsh) on an isolated network (root, libvirtd).
+## bench: pxelab's servers against tftpd-hpa, atftpd, dnsmasq, vsftpd and nginx on loopback,
+## then `pxelab up` against the manual method (tftpd-hpa + vsftpd + virsh), and the kernel and
+## initrd into a TCG guest over TFTP and over HTTP, on isolated networks (root, libvirtd).
 bench: build fixtures
 	bash bench/servers.sh
 	bash scripts/with-libvirtd.sh python3 bench/up_vs_manual.py
+	bash scripts/with-libvirtd.sh python3 bench/guest_transfer.py
 
 clean:
 	$(CARGO) clean

@@ -5,6 +5,8 @@
 #   TFTP  the same 40 MiB file through pxelab, tftpd-hpa, atftpd and dnsmasq,
 #         with curl at blksize 512 and 1468, and with atftp at windowsize 8
 #   FTP   the same 100 MiB file through pxelab and vsftpd, with curl
+#   HTTP  the same 100 MiB file through pxelab and nginx (Debian's, as
+#         configured by its package: sendfile on), with curl
 #
 # Each case runs REPS times (default 5); the table shows medians, MiB/s, the
 # CPU time the server used, the ratio pxelab/peer (speed: above 1 means pxelab
@@ -26,10 +28,10 @@ pxelab=$root/target/release/pxelab
 mkdir -p "$out/peers" "$out/debs" "$out/logs"
 
 # --- the peers, unpacked, not installed --------------------------------------
-if [ ! -x "$out/peers/usr/sbin/in.tftpd" ] || [ ! -x "$out/peers/usr/sbin/atftpd" ] || [ ! -x "$out/peers/usr/sbin/vsftpd" ]; then
+if [ ! -x "$out/peers/usr/sbin/in.tftpd" ] || [ ! -x "$out/peers/usr/sbin/atftpd" ] || [ ! -x "$out/peers/usr/sbin/vsftpd" ] || [ ! -x "$out/peers/usr/sbin/nginx" ]; then
     export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends libwrap0 libpcre2-8-0 libcap2 libpam0g libssl3 dnsmasq-base curl atftp >/dev/null
-    (cd "$out/debs" && apt-get download -qq tftpd-hpa atftpd vsftpd)
+    apt-get install -y -qq --no-install-recommends libwrap0 libpcre2-8-0 libcap2 libpam0g libssl3 zlib1g dnsmasq-base curl atftp >/dev/null
+    (cd "$out/debs" && apt-get download -qq tftpd-hpa atftpd vsftpd nginx 2>/dev/null)
     for deb in "$out"/debs/*.deb; do dpkg -x "$deb" "$out/peers"; done
 fi
 [ -x /usr/bin/time ] || apt-get install -y -qq --no-install-recommends time >/dev/null
@@ -110,18 +112,19 @@ echo "bench: $reps runs per case, loopback only"
 
 echo "pxelab ($($pxelab --version))"
 "$pxelab" serve --iso "$out/bench.iso" --kernel f40.bin --initrd f40.bin --bind 127.0.0.1 \
-    --tftp-port 6901 --ftp-port 2101 --passive-ports 51000-51050 >"$out/logs/pxelab.log" 2>&1 &
+    --tftp-port 6901 --ftp-port 2101 --http-port 8081 --passive-ports 51000-51050 >"$out/logs/pxelab.log" 2>&1 &
 pxpid=$!; pids+=($pxpid)
-wait_port udp 6901; wait_port tcp 2101
+wait_port udp 6901; wait_port tcp 2101; wait_port tcp 8081
 tftp_cases pxelab 6901 iso/ yes
 measure pxelab "ftp 100 MiB" "$f100" curl -s -o "$out/dl.bin" "ftp://127.0.0.1:2101/f100.bin"
+measure pxelab "http 100 MiB" "$f100" curl -s -o "$out/dl.bin" "http://127.0.0.1:8081/iso/f100.bin"
 printf 'pxelab\t%s\n' "$(peak_rss_kib $pxpid)" >>"$rss"
 kill $pxpid; wait $pxpid 2>/dev/null || true
 
 # The same without the ACK spin (--tftp-spin-us 0), to show what it buys.
 echo "pxelab --tftp-spin-us 0"
 "$pxelab" serve --iso "$out/bench.iso" --kernel f40.bin --initrd f40.bin --bind 127.0.0.1 \
-    --tftp-port 6901 --ftp-port 2101 --passive-ports 51000-51050 --tftp-spin-us 0 >"$out/logs/pxelab-nospin.log" 2>&1 &
+    --tftp-port 6901 --ftp-port 2101 --http-port none --passive-ports 51000-51050 --tftp-spin-us 0 >"$out/logs/pxelab-nospin.log" 2>&1 &
 pxpid=$!; pids+=($pxpid)
 wait_port udp 6901
 tftp_cases "pxelab, no spin" 6901 iso/ no
@@ -175,6 +178,35 @@ EOF
 p=$!; pids+=($p); wait_port tcp 2102
 measure vsftpd "ftp 100 MiB" "$f100" curl -s -o "$out/dl.bin" "ftp://127.0.0.1:2102/f100.bin"
 printf 'vsftpd\t%s\n' "$(peak_rss_kib $p)" >>"$rss"; kill $p; wait $p 2>/dev/null || true
+
+echo "nginx"
+# Debian's own settings that matter here: sendfile on, a worker per core.
+mkdir -p "$out/nginx"
+cat >"$out/nginx/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+pid $out/nginx/nginx.pid;
+error_log $out/logs/nginx-error.log;
+events { worker_connections 1024; }
+http {
+    sendfile on;
+    tcp_nopush on;
+    access_log off;
+    client_body_temp_path $out/nginx/body;
+    proxy_temp_path $out/nginx/proxy;
+    fastcgi_temp_path $out/nginx/fastcgi;
+    uwsgi_temp_path $out/nginx/uwsgi;
+    scgi_temp_path $out/nginx/scgi;
+    server { listen 127.0.0.1:8082; root $tree; }
+}
+EOF
+"$out/peers/usr/sbin/nginx" -p "$out/nginx" -c "$out/nginx/nginx.conf" >"$out/logs/nginx.log" 2>&1 &
+p=$!; pids+=($p); wait_port tcp 8082
+measure nginx "http 100 MiB" "$f100" curl -s -o "$out/dl.bin" "http://127.0.0.1:8082/f100.bin"
+# The master's children are the workers; their peak is what serving costs.
+nginx_rss=0
+for c in $(pgrep -P "$p"); do r=$(peak_rss_kib "$c"); [ "$r" -gt "$nginx_rss" ] && nginx_rss=$r; done
+printf 'nginx (worker)\t%s\n' "$nginx_rss" >>"$rss"; kill $p; wait $p 2>/dev/null || true
 
 # --- the table ----------------------------------------------------------------
 echo

@@ -161,7 +161,7 @@ fn treeinfo_names_the_rhel_kernel_and_stage2() {
     assert_eq!(d.kernel_args_for("192.0.2.1"), "inst.repo=http://192.0.2.1/iso/");
     assert_eq!(d.volume_id, "PXELAB-BUSYBOX-1-x86_64");
     // The seed's FTP, on request.
-    let ftp = detect(&iso, &Overrides { repo: pxelab::iso::Repo::Ftp, ..Overrides::default() }).unwrap();
+    let ftp = detect(&iso, &Overrides { repo: Some(pxelab::iso::Repo::Ftp), ..Overrides::default() }).unwrap();
     assert_eq!(ftp.kernel_args_for("192.0.2.1"), "inst.repo=ftp://192.0.2.1/");
 }
 
@@ -190,7 +190,7 @@ fn debian_and_ubuntu_layouts_are_recognised() {
     assert_eq!(d.version.as_deref(), Some("24.04.1"));
     assert!(d.kernel_args.contains("url=http://{server}/ubuntu.iso"), "{}", d.kernel_args);
     // casper downloads the ISO itself, which only HTTP serves.
-    assert!(detect(&iso, &Overrides { repo: pxelab::iso::Repo::Ftp, ..Overrides::default() }).is_err());
+    assert!(detect(&iso, &Overrides { repo: Some(pxelab::iso::Repo::Ftp), ..Overrides::default() }).is_err());
 }
 
 #[test]

@@ -138,9 +138,10 @@ pub struct IsoOverrideArgs {
     /// The kernel command line, replacing the suggested one; {server} is the PXE server's address.
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Option<String>,
-    /// How the installer reaches the ISO's tree: over pxelab's HTTP server, or its FTP server (the seed's way).
-    #[arg(long, value_enum, default_value_t = RepoArg::Http)]
-    pub repo: RepoArg,
+    /// How the installer reaches the ISO's tree: over pxelab's HTTP server, or its FTP server
+    /// (the seed's way) [default: http, or ftp with --http-port none].
+    #[arg(long, value_enum)]
+    pub repo: Option<RepoArg>,
 }
 
 /// `--repo`.
@@ -152,10 +153,10 @@ pub enum RepoArg {
 
 impl IsoOverrideArgs {
     pub fn overrides(&self) -> Overrides {
-        let repo = match self.repo {
+        let repo = self.repo.map(|repo| match repo {
             RepoArg::Http => crate::iso::Repo::Http,
             RepoArg::Ftp => crate::iso::Repo::Ftp,
-        };
+        });
         Overrides { kernel: self.kernel.clone(), initrd: self.initrd.clone(), append: self.append.clone(), repo }
     }
 }

@@ -74,8 +74,8 @@ pub struct Overrides {
     pub kernel: Option<String>,
     pub initrd: Option<String>,
     pub append: Option<String>,
-    /// How the installer reaches the ISO's tree.
-    pub repo: Repo,
+    /// How the installer reaches the ISO's tree; `None`: HTTP.
+    pub repo: Option<Repo>,
 }
 
 /// How the installer is told to reach the ISO's tree (its repository, or for
@@ -179,10 +179,11 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectErr
     if distro.initrd.is_empty() {
         return Err(DetectError::NoInitrd { iso: iso_name, kernel: distro.kernel });
     }
-    if distro.family == Family::Ubuntu && overrides.repo == Repo::Ftp && overrides.append.is_none() {
+    let repo = overrides.repo.unwrap_or_default();
+    if distro.family == Family::Ubuntu && repo == Repo::Ftp && overrides.append.is_none() {
         return Err(DetectError::UbuntuNeedsHttp { iso: iso_name });
     }
-    distro.kernel_args = installer_args(distro.family, overrides.repo, &iso_file_name(iso));
+    distro.kernel_args = installer_args(distro.family, repo, &iso_file_name(iso));
     if let Some(append) = &overrides.append {
         if append.chars().any(char::is_control) {
             return Err(DetectError::BadAppend);

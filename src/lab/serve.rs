@@ -71,9 +71,11 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
         Some(0) => Some(free_tcp_port(request.bind, SERVE_FLAGS.address)?),
         port => port,
     };
-    let repo = repo_authority(request.overrides.repo, request.bind, ftp_port, http_port)?;
+    let mut overrides = request.overrides.clone();
+    overrides.repo = Some(default_repo(overrides.repo, http_port));
+    let repo = repo_authority(overrides.repo.unwrap_or_default(), request.bind, ftp_port, http_port)?;
     let http_base = http_port.map(|port| format!("http://{}", authority(request.bind, port, 80)));
-    let plan = BootPlan { overrides: &request.overrides, authority: &repo, default: request.default, serial_console: false, http_base };
+    let plan = BootPlan { overrides: &overrides, authority: &repo, default: request.default, serial_console: false, http_base };
     let prepared = prepare(&request.iso, &plan)?;
     let ftp_root = match &request.tree {
         Some(dir) => FtpRoot::Dir(dir.clone()),
@@ -138,6 +140,11 @@ pub fn authority(ip: IpAddr, port: u16, default_port: u16) -> String {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
     }
+}
+
+/// The repository the user chose, else HTTP where it is served and FTP where not.
+pub(crate) fn default_repo(chosen: Option<Repo>, http_port: Option<u16>) -> Repo {
+    chosen.unwrap_or(if http_port.is_some() { Repo::Http } else { Repo::Ftp })
 }
 
 /// The `{server}` of `repo`: FTP's address and port, or HTTP's. `--repo

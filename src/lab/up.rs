@@ -240,7 +240,9 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         Some(0) => Some(free_tcp_port(server_ip, UP_FLAGS.address)?),
         port => port,
     };
-    let authority = repo_authority(request.overrides.repo, server_ip, ftp_port, http_port)?;
+    let mut overrides = request.overrides.clone();
+    overrides.repo = Some(super::serve::default_repo(overrides.repo, http_port));
+    let authority = repo_authority(overrides.repo.unwrap_or_default(), server_ip, ftp_port, http_port)?;
     // The iPXE fast path: iPXE clients (every libvirt guest's NIC ROM) get
     // boot.ipxe over HTTP and boot the installer at once. Not with
     // --local-boot-default, whose point is the menu's local default.
@@ -249,7 +251,6 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     // Indexing the ISO reads its directory records: off the runtime.
     let prepared = blocking::run({
         let iso_path = iso_path.clone();
-        let overrides = request.overrides.clone();
         let (authority, default, http_base) = (authority.clone(), request.default_entry, ipxe_base.clone());
         move || {
             let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true, http_base };
