@@ -8,9 +8,10 @@
 //!   handed to [`BootTree::open`], the same function TFTP uses. Encoded
 //!   traversal (`%2e%2e`, `%2f`), NUL and backslashes are refused there, and
 //!   nothing outside the tree exists. Query strings are ignored.
-//! - Files are streamed from the ISO in place through the same
-//!   [`FileReader`] FTP uses (256 KiB positioned reads on tokio's blocking
-//!   pool), so memory per transfer is bounded whatever the file's size.
+//! - Files are streamed from the ISO in place as [`ChunkStream`]s: 256 KiB
+//!   positioned reads on tokio's blocking pool, each straight into the
+//!   buffer hyper sends, the next read while the current chunk goes out; so
+//!   a transfer holds at most 512 KiB whatever the file's size.
 //! - `GET` and `HEAD`, one `Range` (`bytes=A-B`, `A-`, `-N`) answered 206 or
 //!   416 as RFC 9110 says (several ranges get the whole file, which the RFC
 //!   allows), `Last-Modified` (the ISO's mtime) and `If-Modified-Since`
@@ -35,20 +36,16 @@ use hyper::body::{Frame, Incoming};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio_util::io::ReaderStream;
 
 use super::allow::AllowList;
-use super::transfer::{Events, FileReader, Protocol, Slot, TransferRecord};
+use super::transfer::{ChunkStream, Events, Protocol, Slot, TransferRecord};
 use super::Limits;
 use crate::boot::{BootFile, BootTree, OpenError};
 
 /// Largest request head accepted (request line and headers).
 const MAX_HEAD: usize = 16 * 1024;
-/// Chunks the body is handed to hyper in; the reader below refills 256 KiB
-/// at a time, so a connection holds at most about 320 KiB while it sends.
-const STREAM_CHUNK: usize = 64 * 1024;
 
 type Body = BoxBody<Bytes, std::io::Error>;
 
@@ -182,9 +179,8 @@ impl Site {
             Empty::new().map_err(|never| match never {}).boxed()
         } else {
             let record = TransferRecord::new(&self.events, Protocol::Http, client, &shown, end + 1, start);
-            let reader = FileReader::new(file, start, record).take(length);
-            let frames = futures::StreamExt::map(ReaderStream::with_capacity(reader, STREAM_CHUNK), |chunk| chunk.map(Frame::data));
-            BodyExt::boxed(StreamBody::new(frames))
+            let chunks = ChunkStream::new(file, start, end + 1, record);
+            BodyExt::boxed(StreamBody::new(futures::StreamExt::map(chunks, |chunk| chunk.map(Frame::data))))
         };
         let mut response = Response::new(body);
         let headers = response.headers_mut();

@@ -318,6 +318,75 @@ impl tokio::io::AsyncRead for FileReader {
     }
 }
 
+/// A byte range of a [`BootFile`] as a stream of chunks, for HTTP bodies.
+///
+/// Each chunk is read on the blocking pool straight into the buffer hyper
+/// sends (no copy in between), and the next one is read while the current
+/// one is being sent: at most two chunks (512 KiB) per transfer in memory.
+#[derive(Debug)]
+pub struct ChunkStream {
+    file: BootFile,
+    /// Where the next read starts.
+    next_at: u64,
+    end: u64,
+    reading: Option<tokio::task::JoinHandle<io::Result<bytes::Bytes>>>,
+    record: TransferRecord,
+}
+
+impl ChunkStream {
+    /// Bytes `start..end` of `file`.
+    pub fn new(file: BootFile, start: u64, end: u64, record: TransferRecord) -> ChunkStream {
+        let mut stream = ChunkStream { file, next_at: start, end, reading: None, record };
+        stream.read_ahead();
+        stream
+    }
+
+    /// Starts reading the next chunk, if there is one.
+    fn read_ahead(&mut self) {
+        if self.next_at >= self.end {
+            return;
+        }
+        let (file, at) = (self.file.clone(), self.next_at);
+        let len = (self.end - at).min(READ_CHUNK as u64) as usize;
+        self.next_at += len as u64;
+        self.reading = Some(tokio::task::spawn_blocking(move || {
+            let mut buf = bytes::BytesMut::zeroed(len);
+            let mut done = 0;
+            while done < len {
+                match file.read_at(at + done as u64, &mut buf[done..])? {
+                    // The ISO shrank under us: an error, never short data.
+                    0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the file ended early")),
+                    n => done += n,
+                }
+            }
+            Ok(buf.freeze())
+        }));
+    }
+}
+
+impl futures::Stream for ChunkStream {
+    type Item = io::Result<bytes::Bytes>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        let Some(reading) = this.reading.as_mut() else { return Poll::Ready(None) };
+        let chunk = match Pin::new(reading).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(chunk)) => chunk,
+            Poll::Ready(Err(e)) => Err(io::Error::other(e)),
+        };
+        this.reading = None;
+        match chunk {
+            Ok(chunk) => {
+                this.record.add(chunk.len() as u64);
+                this.read_ahead();
+                Poll::Ready(Some(Ok(chunk)))
+            }
+            Err(e) => Poll::Ready(Some(Err(e))),
+        }
+    }
+}
+
 /// Counts what passes through another tokio reader (for `--tree` files).
 pub struct Counted<R> {
     inner: R,
