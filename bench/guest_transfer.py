@@ -19,6 +19,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchnet  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PXELAB = os.path.join(ROOT, "target", "release", "pxelab")
 FIXTURES = os.path.join(ROOT, "fixtures", "out")
@@ -29,31 +32,6 @@ ISOS = [
     ("big initrd (100 MiB)", "centos-bigrd.iso", "images/pxeboot/vmlinuz", "images/pxeboot/initrd.img"),
     ("busybox", "centos-busybox.iso", "images/pxeboot/vmlinuz", "images/pxeboot/initrd.img"),
 ]
-
-
-def virsh(*args, check=True):
-    return subprocess.run(["virsh", "-q", "-c", URI, *args], check=check, capture_output=True, text=True)
-
-
-def make_network():
-    xml = f"""<network>
-  <name>{NET}</name>
-  <bridge name='{BRIDGE}' stp='on' delay='0'/>
-  <ip address='{IP}' netmask='255.255.255.0'>
-    <dhcp><range start='10.252.2.10' end='10.252.2.99'/></dhcp>
-  </ip>
-</network>
-"""
-    with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
-        f.write(xml)
-    virsh("net-define", f.name)
-    virsh("net-start", NET)
-    os.unlink(f.name)
-
-
-def remove_network():
-    virsh("net-destroy", NET, check=False)
-    virsh("net-undefine", NET, check=False)
 
 
 def run(iso, kernel, initrd, http):
@@ -86,8 +64,8 @@ def main():
     reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
     if not os.access(PXELAB, os.X_OK):
         sys.exit("bench: build pxelab first (make build)")
-    remove_network()
-    make_network()
+    benchnet.remove_network(NET)
+    benchnet.make_network(NET, BRIDGE, IP)
     rows = []
     try:
         for name, iso, kernel, initrd in ISOS:
@@ -102,7 +80,7 @@ def main():
                 rows.append((name, what, size, t, h))
                 print(f"  {name:22} {what:7} {size / 1e6:7.1f} MB  TFTP {t:6.2f} s  HTTP {h:6.2f} s", flush=True)
     finally:
-        remove_network()
+        benchnet.remove_network(NET)
     print()
     print(f"Kernel and initrd into a TCG guest (1 vCPU, 1 GiB), {reps} runs each, medians of pxelab's transfer events:")
     print()

@@ -27,6 +27,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchnet  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "bench", "out")
 PXELAB = os.path.join(ROOT, "target", "release", "pxelab")
@@ -49,31 +52,15 @@ def sh(*cmd, check=True, **kw):
 
 
 def virsh(*args, check=True):
-    return sh("virsh", "-q", "-c", URI, *args, check=check)
+    return benchnet.virsh(*args, check=check)
 
 
 def make_network():
-    xml = f"""<network>
-  <name>{NET}</name>
-  <bridge name='{BRIDGE}' stp='on' delay='0'/>
-  <ip address='{IP}' netmask='255.255.255.0'>
-    <dhcp>
-      <range start='10.252.1.10' end='10.252.1.99'/>
-    </dhcp>
-  </ip>
-</network>
-"""
-    with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
-        f.write(xml)
-    virsh("net-define", f.name)
-    virsh("net-start", NET)
-    os.unlink(f.name)
-    return virsh("net-dumpxml", NET, "--inactive").stdout
+    return benchnet.make_network(NET, BRIDGE, IP)
 
 
 def remove_network():
-    virsh("net-destroy", NET, check=False)
-    virsh("net-undefine", NET, check=False)
+    benchnet.remove_network(NET)
 
 
 def wait_serial(path, marker, deadline):

@@ -27,6 +27,7 @@ use crate::error::{Error, Result};
 use crate::firewall;
 use crate::serve::ports::{self, Transport};
 use crate::serve::Limits;
+use crate::serve::{transport_of, Protocol};
 use crate::virt::accel::{self, Accel, HostKvm};
 use crate::virt::domain;
 use crate::virt::domxml::{self, NetworkBoot};
@@ -278,13 +279,42 @@ fn network_checks(f: &mut Findings, state: &NetworkState, live_xml: Option<&str>
     }
 
     bootp_check(f, state, live_xml, address, has_lab);
+    if let (Some(lab), Some(live)) = (lab, live_xml) {
+        ipxe_check(f, state, live, lab);
+    }
 
     if state.active {
-        port_check(f, Transport::Udp, SocketAddr::new(address, 69), lab, state);
-        port_check(f, Transport::Tcp, SocketAddr::new(address, 21), lab, state);
+        // The lab's own ports when one runs (it may have chosen others), else pxelab's defaults.
+        let lab_addr = |a: Option<&str>| a.and_then(|a| a.parse::<SocketAddr>().ok());
+        port_check(f, Protocol::Tftp, SocketAddr::new(address, 69), lab, state);
+        let ftp = lab_addr(lab.map(|l| l.ftp.as_str())).unwrap_or(SocketAddr::new(address, 21));
+        port_check(f, Protocol::Ftp, ftp, lab, state);
+        match lab {
+            Some(lab) => {
+                if let Some(http) = lab_addr(lab.http.as_deref()) {
+                    port_check(f, Protocol::Http, http, Some(lab), state);
+                }
+            }
+            None => port_check(f, Protocol::Http, SocketAddr::new(address, 80), None, state),
+        }
     }
     if let Some(bridge) = &state.parsed.bridge {
         firewall_check(f, bridge, lab);
+    }
+}
+
+/// A lab that serves HTTP sends iPXE clients to boot.ipxe through dnsmasq
+/// options on the running network.
+fn ipxe_check(f: &mut Findings, state: &NetworkState, live_xml: &str, lab: &LabRecord) {
+    let Some(http) = &lab.http else { return };
+    let options = netxml::dnsmasq_options_of(live_xml);
+    match options.iter().find_map(|o| o.strip_prefix("dhcp-boot=tag:ipxe,")) {
+        Some(url) if options.iter().any(|o| o == "dhcp-userclass=set:ipxe,iPXE") => f.ok("network.ipxe", format!("iPXE clients are sent to {url}")),
+        _ => f.fail(
+            "network.ipxe",
+            format!("the lab serves HTTP on {http}, but network {} has no iPXE lines: iPXE guests fall back to pxelinux over TFTP", state.name),
+            "`pxelab down`, then `pxelab up` again: it adds them when it patches the network",
+        ),
     }
 }
 
@@ -335,12 +365,14 @@ fn is_local(ip: IpAddr) -> bool {
     UdpSocket::bind(SocketAddr::new(ip, 0)).is_ok()
 }
 
-fn port_check(f: &mut Findings, transport: Transport, addr: SocketAddr, lab: Option<&LabRecord>, state: &NetworkState) {
-    let (id, label) = match transport {
-        Transport::Udp => ("ports.tftp", "UDP"),
-        Transport::Tcp => ("ports.ftp", "TCP"),
+fn port_check(f: &mut Findings, protocol: Protocol, addr: SocketAddr, lab: Option<&LabRecord>, state: &NetworkState) {
+    let transport = transport_of(protocol);
+    let id = match protocol {
+        Protocol::Tftp => "ports.tftp",
+        Protocol::Ftp => "ports.ftp",
+        Protocol::Http => "ports.http",
     };
-    let what = format!("{label} {} on {}", addr.port(), addr.ip());
+    let what = format!("{transport} {} on {}", addr.port(), addr.ip());
     let bound = match transport {
         Transport::Udp => UdpSocket::bind(addr).map(drop),
         Transport::Tcp => TcpListener::bind(addr).map(drop),
@@ -386,12 +418,13 @@ fn port_check(f: &mut Findings, transport: Transport, addr: SocketAddr, lab: Opt
         return;
     }
     // The lab holds it: ask it as a guest would.
-    let probe = match transport {
-        Transport::Udp => {
+    let probe = match protocol {
+        Protocol::Tftp => {
             let file = state.parsed.bootp().map(|b| b.file.clone()).unwrap_or_else(|| "pxelinux.0".into());
             tftp_probe(addr, &file).map(|n| format!("{file} answered ({n} bytes in block 1)"))
         }
-        Transport::Tcp => ftp_probe(addr).map(|greeting| format!("greeting {greeting:?}")),
+        Protocol::Ftp => ftp_probe(addr).map(|greeting| format!("greeting {greeting:?}")),
+        Protocol::Http => http_probe(addr).map(|status| format!("HEAD /pxelinux.0 answered {status:?}")),
     };
     match probe {
         Ok(answer) => f.ok(id, format!("{what} is served by {owner}: {answer}")),
@@ -420,6 +453,21 @@ fn tftp_probe(server: SocketAddr, file: &str) -> std::result::Result<usize, Stri
             Err(format!("a read request for {file} got the error {message:?}"))
         }
         _ => Err(format!("a read request for {file} got an unexpected answer")),
+    }
+}
+
+/// Asks an HTTP server for the head of `/pxelinux.0`; returns its status line.
+fn http_probe(server: SocketAddr) -> std::result::Result<String, String> {
+    let mut stream = TcpStream::connect_timeout(&server, PROBE_TIMEOUT).map_err(|e| format!("connecting failed: {e}"))?;
+    stream.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(|e| e.to_string())?;
+    stream.write_all(b"HEAD /pxelinux.0 HTTP/1.1\r\nHost: pxelab-doctor\r\nConnection: close\r\n\r\n").map_err(|e| format!("sending failed: {e}"))?;
+    let mut line = String::new();
+    BufReader::new(&stream).read_line(&mut line).map_err(|_| format!("no answer within {PROBE_TIMEOUT:?}"))?;
+    let line = line.trim_end().to_string();
+    if line.starts_with("HTTP/1.1 200") {
+        Ok(line)
+    } else {
+        Err(format!("HEAD /pxelinux.0 answered {line:?}, not 200"))
     }
 }
 

@@ -1,0 +1,39 @@
+"""An isolated libvirt network for a benchmark: no <forward>, its own name,
+bridge and subnet, removed afterwards. Shared by the bench scripts."""
+import os
+import subprocess
+import tempfile
+
+URI = "qemu:///system"
+
+
+def virsh(*args, check=True):
+    return subprocess.run(["virsh", "-q", "-c", URI, *args], check=check, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def make_network(name, bridge, ip):
+    """Defines and starts NAME on BRIDGE at IP/24, DHCP .10-.99; returns its inactive XML."""
+    subnet = ip.rsplit(".", 1)[0]
+    xml = f"""<network>
+  <name>{name}</name>
+  <bridge name='{bridge}' stp='on' delay='0'/>
+  <ip address='{ip}' netmask='255.255.255.0'>
+    <dhcp>
+      <range start='{subnet}.10' end='{subnet}.99'/>
+    </dhcp>
+  </ip>
+</network>
+"""
+    with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as f:
+        f.write(xml)
+    try:
+        virsh("net-define", f.name)
+        virsh("net-start", name)
+    finally:
+        os.unlink(f.name)
+    return virsh("net-dumpxml", name, "--inactive").stdout
+
+
+def remove_network(name):
+    virsh("net-destroy", name, check=False)
+    virsh("net-undefine", name, check=False)
