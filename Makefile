@@ -62,6 +62,7 @@ bench: build fixtures
 	bash bench/servers.sh
 	bash scripts/with-libvirtd.sh python3 bench/up_vs_manual.py
 	bash scripts/with-libvirtd.sh python3 bench/guest_transfer.py
+	bash scripts/with-libvirtd.sh python3 bench/savings.py
 
 clean:
 	$(CARGO) clean

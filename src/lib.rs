@@ -7,6 +7,7 @@
 //! - [`virt`]: libvirt: networks (bootp patching) and domains.
 //! - [`dhcp`]: settings for DHCP servers that are not libvirt's (ISC, dnsmasq, Windows).
 //! - [`firewall`]: opening the lab's ports from its bridge when the host's firewall would block them.
+//! - [`ra`]: the bare IPv6 router advertisement that ends iPXE's IPv6 wait, on the lab's bridge only.
 //! - [`blocking`]: where blocking host work runs (the rule beside `Libvirt::call`).
 //! - [`lab`]: ties the parts together for each verb; the only caller of the parts.
 //! - [`cli`]: the command line.
@@ -19,5 +20,6 @@ pub mod error;
 pub mod firewall;
 pub mod iso;
 pub mod lab;
+pub mod ra;
 pub mod serve;
 pub mod virt;

@@ -86,6 +86,10 @@ pub struct UpArgs {
     /// FTP passive data ports, as FIRST-LAST.
     #[arg(long, default_value = "50000-50100", value_name = "RANGE")]
     pub passive_ports: String,
+    /// Do not answer IPv6 router solicitations on the lab's bridge (iPXE then waits
+    /// about 10 s for IPv6 autoconfiguration after its DHCP lease).
+    #[arg(long)]
+    pub no_ra: bool,
     /// HTTP (the boot tree, and the ISO itself at /<ISO file name>); 0 picks a free port, `none` serves no HTTP.
     #[arg(long, default_value = "80", value_name = "PORT", value_parser = super::serve::parse_http_port)]
     pub http_port: super::serve::HttpPort,
@@ -126,6 +130,7 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         default_entry: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
         ftp_port: args.ftp_port,
         http_port: args.http_port.0,
+        ra: !args.no_ra,
         passive_ports: lab::parse_port_range(&args.passive_ports)?,
     };
     let json = globals.json;

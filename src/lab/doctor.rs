@@ -282,6 +282,18 @@ fn network_checks(f: &mut Findings, state: &NetworkState, live_xml: Option<&str>
     if let (Some(lab), Some(live)) = (lab, live_xml) {
         ipxe_check(f, state, live, lab);
     }
+    if let Some(lab) = lab {
+        let bridge = lab.bridge.as_deref().unwrap_or("its bridge");
+        if lab.ra {
+            f.ok("network.ra", format!("the lab answers IPv6 router solicitations on {bridge} (a bare RA: no prefix, router lifetime 0)"));
+        } else {
+            f.warn(
+                "network.ra",
+                format!("the lab does not answer router solicitations on {bridge}: iPXE guests wait about 10 s for IPv6 after their lease"),
+                "drop --no-ra the next time (`pxelab down`, then `pxelab up`)",
+            );
+        }
+    }
 
     if state.active {
         // The lab's own ports when one runs (it may have chosen others), else pxelab's defaults.

@@ -49,6 +49,9 @@ pub struct LabRecord {
     /// Seconds since the Unix epoch.
     pub started_at: u64,
     pub keep: bool,
+    /// The lab answers IPv6 router solicitations on its bridge.
+    #[serde(default)]
+    pub ra: bool,
     /// Servers listen, the network is patched and the VMs exist.
     pub ready: bool,
     pub vms: Vec<VmProgress>,

@@ -72,6 +72,8 @@ pub struct UpRequest {
     pub ftp_port: u16,
     /// `None`: no HTTP server; `Some(0)`: any free port.
     pub http_port: Option<u16>,
+    /// Answer router solicitations on the lab's bridge (see `ra.rs`).
+    pub ra: bool,
     pub passive_ports: RangeInclusive<u16>,
 }
 
@@ -152,6 +154,7 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
         state,
         keep: request.keep,
         servers: None,
+        ra: None,
         progress: Progress::new(plan.milestones.clone()),
         record: plan.record.clone(),
         serial_offsets: HashMap::new(),
@@ -302,6 +305,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         kernel_args: prepared.kernel_args.clone(),
         started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         keep: request.keep,
+        ra: false,
         ready: false,
         vms: Vec::new(),
         transfers: Counters::default(),
@@ -338,6 +342,7 @@ struct Lab {
     state: PathBuf,
     keep: bool,
     servers: Option<Servers>,
+    ra: Option<crate::ra::RaResponder>,
     record: LabRecord,
     progress: Progress,
     /// How far each VM's serial log has been read.
@@ -381,6 +386,9 @@ impl Lab {
         }
         // After the servers: a port chosen by the system (`0`) is known by now.
         self.open_firewall(&plan.config, report).await?;
+        if request.ra {
+            self.start_ra(report).await;
+        }
         pause_point("after-patch", shutdown).await;
 
         for _ in 0..request.vms {
@@ -465,6 +473,27 @@ impl Lab {
         Ok(())
     }
 
+    /// Starts answering router solicitations on the bridge, which exists
+    /// now the network runs. A failure costs the guests time, not the lab.
+    async fn start_ra(&mut self, report: Report<'_>) {
+        let Some(bridge) = self.record.bridge.clone() else { return };
+        match blocking::run({
+            let bridge = bridge.clone();
+            move || crate::ra::RaResponder::start(&bridge)
+        })
+        .await
+        {
+            Ok(ra) => {
+                self.ra = Some(ra);
+                self.record.ra = true;
+                report(&LabEvent::Step {
+                    message: format!("answering IPv6 router solicitations on {bridge} with a bare advertisement (ends iPXE's IPv6 wait)"),
+                });
+            }
+            Err(e) => tracing::warn!("cannot answer router solicitations on {bridge}: {e}; guests wait about 10 s longer"),
+        }
+    }
+
     async fn create_vm(&mut self, shape: VmShape, choice: &AccelChoice, report: Report<'_>) -> Result<()> {
         let taken = self.libvirt.call(domain::names).await?;
         let name = super::vm::generate_name(&taken);
@@ -485,6 +514,9 @@ impl Lab {
         let pool_dir = super::vm::images_dir()?;
         tracing::debug!("creating VM {name} ({:?}, {} MiB, {} vCPUs)", choice.accel, shape.memory_mib, shape.vcpus);
         let info = super::vm::create(&self.libvirt, spec, pool_dir).await?;
+        if let Some(ra) = &self.ra {
+            ra.announce();
+        }
         self.track(&info.name, &info.meta.serial_log).await?;
         report(&LabEvent::Step { message: format!("created VM {} ({}: {})", info.name, info.accel.name(), choice.reason) });
         Ok(())
@@ -667,6 +699,9 @@ impl Lab {
 
     /// Undoes everything in the journal for this URI; always runs.
     async fn teardown(&mut self, report: Report<'_>) -> Result<()> {
+        if let Some(ra) = self.ra.take() {
+            blocking::run(move || ra.stop()).await;
+        }
         if let Some(servers) = self.servers.take() {
             servers.stop().await;
             report(&LabEvent::Teardown { message: "servers stopped".into() });
