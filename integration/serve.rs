@@ -50,7 +50,8 @@ fn tftp_serves_every_file_byte_identical_at_each_block_size() {
     assert_eq!(curl(&[&served.tftp_url("pxelinux.0")], &out).1, pxelinux);
     assert_eq!(curl(&[&served.tftp_url("/pxelinux.0")], &out).1, pxelinux);
     let menu = String::from_utf8(curl(&[&served.tftp_url("pxelinux.cfg/default")], &out).1).unwrap();
-    assert!(menu.contains(&format!("inst.repo=ftp://{}/", served.ftp)), "{menu}");
+    // The installer is pointed at this server's HTTP (port included: not 80).
+    assert!(menu.contains(&format!("inst.repo=http://{}/iso/", served.http)), "{menu}");
     assert!(served.saw(|e| e["event"] == "transfer" && e["path"] == "iso/images/install.img" && e["complete"] == true));
 }
 
