@@ -51,7 +51,7 @@ pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
     let subnet = request.subnet.clone().or_else(|| lab.as_ref().and_then(|l| l.subnet.clone()));
     let mut params = DhcpParams::new(&server, subnet.as_deref(), request.range.as_deref(), &request.file).map_err(Error::bad_input)?;
     // The running lab's HTTP port, when it serves HTTP and none was named.
-    let lab_http = lab.as_ref().and_then(|l| l.http.as_deref()).and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.port());
+    let lab_http = lab.as_ref().and_then(record::LabRecord::http_addr).map(|a| a.port());
     let http_port = match request.http_port {
         Some(port) => port,
         None => Some(lab_http.unwrap_or(80)),

@@ -297,13 +297,12 @@ fn network_checks(f: &mut Findings, state: &NetworkState, live_xml: Option<&str>
 
     if state.active {
         // The lab's own ports when one runs (it may have chosen others), else pxelab's defaults.
-        let lab_addr = |a: Option<&str>| a.and_then(|a| a.parse::<SocketAddr>().ok());
         port_check(f, Protocol::Tftp, SocketAddr::new(address, 69), lab, state);
-        let ftp = lab_addr(lab.map(|l| l.ftp.as_str())).unwrap_or(SocketAddr::new(address, 21));
+        let ftp = lab.and_then(LabRecord::ftp_addr).unwrap_or(SocketAddr::new(address, 21));
         port_check(f, Protocol::Ftp, ftp, lab, state);
         match lab {
             Some(lab) => {
-                if let Some(http) = lab_addr(lab.http.as_deref()) {
+                if let Some(http) = lab.http_addr() {
                     port_check(f, Protocol::Http, http, Some(lab), state);
                 }
             }
@@ -501,8 +500,8 @@ fn ftp_probe(server: SocketAddr) -> std::result::Result<String, String> {
 fn firewall_check(f: &mut Findings, bridge: &str, lab: Option<&LabRecord>) {
     let range = lab.and_then(|l| l.passive_ports.as_deref()).and_then(|p| parse_port_range(p).ok()).unwrap_or_else(|| Limits::default().passive_ports);
     let passive = format!("{}-{}", range.start(), range.end());
-    let ftp_port = lab.and_then(|l| l.ftp.parse::<SocketAddr>().ok()).map(|a| a.port()).unwrap_or(21);
-    let http_port = lab.and_then(|l| l.http.as_deref()).and_then(|a| a.parse::<SocketAddr>().ok()).map(|a| a.port());
+    let ftp_port = lab.and_then(LabRecord::ftp_addr).map(|a| a.port()).unwrap_or(21);
+    let http_port = lab.and_then(LabRecord::http_addr).map(|a| a.port());
     let rules = firewall::lab_rules(69, ftp_port, http_port, &range);
     let ports = match http_port {
         Some(http) => format!("69/udp, {ftp_port}/tcp, {http}/tcp and {passive}/tcp"),

@@ -7,6 +7,7 @@
 
 use std::fs;
 use std::io;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,18 @@ pub fn remove(state_dir: &Path) -> io::Result<()> {
     match fs::remove_file(path(state_dir)) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
+    }
+}
+
+impl LabRecord {
+    /// Where the lab's FTP server listens (`None` before it started).
+    pub fn ftp_addr(&self) -> Option<SocketAddr> {
+        self.ftp.parse().ok()
+    }
+
+    /// Where the lab's HTTP server listens, when it serves HTTP.
+    pub fn http_addr(&self) -> Option<SocketAddr> {
+        self.http.as_deref().and_then(|a| a.parse().ok())
     }
 }
 

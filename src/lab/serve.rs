@@ -61,21 +61,9 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
     }
     let passive = parse_port_range(&request.passive_ports)?;
     let allow = request.allow.iter().map(|a| a.parse::<Cidr>().map_err(|e| Error::bad_input(format!("--allow {e}")))).collect::<Result<Vec<_>>>()?;
-    // The installer is told where its repository is before the servers
-    // start, so an "any free port" request (0) is resolved to a real port first.
-    let ftp_port = match request.ftp_port {
-        0 => free_tcp_port(request.bind, SERVE_FLAGS.address)?,
-        port => port,
-    };
-    let http_port = match request.http_port {
-        Some(0) => Some(free_tcp_port(request.bind, SERVE_FLAGS.address)?),
-        port => port,
-    };
-    let mut overrides = request.overrides.clone();
-    overrides.repo = Some(default_repo(overrides.repo, http_port));
-    let repo = repo_authority(overrides.repo.unwrap_or_default(), request.bind, ftp_port, http_port)?;
-    let http_base = http_port.map(|port| format!("http://{}", authority(request.bind, port, 80)));
-    let plan = BootPlan { overrides: &overrides, authority: &repo, default: request.default, serial_console: false, http_base };
+    let Endpoints { ftp_port, http_port, overrides, authority, http_base } =
+        endpoints(request.bind, request.ftp_port, request.http_port, &request.overrides, SERVE_FLAGS.address)?;
+    let plan = BootPlan { overrides: &overrides, authority: &authority, default: request.default, serial_console: false, http_base };
     let prepared = prepare(&request.iso, &plan)?;
     let ftp_root = match &request.tree {
         Some(dir) => FtpRoot::Dir(dir.clone()),
@@ -142,26 +130,49 @@ pub fn authority(ip: IpAddr, port: u16, default_port: u16) -> String {
     }
 }
 
-/// The repository the user chose, else HTTP where it is served and FTP where not.
-pub(crate) fn default_repo(chosen: Option<Repo>, http_port: Option<u16>) -> Repo {
-    chosen.unwrap_or(if http_port.is_some() { Repo::Http } else { Repo::Ftp })
+/// Where the installer and iPXE clients are sent, decided before any
+/// server starts (the kernel arguments name it): the ports, with "any free
+/// port" (0) resolved to a real one, and the repository's `{server}`.
+pub(crate) struct Endpoints {
+    pub ftp_port: u16,
+    /// `None`: no HTTP server.
+    pub http_port: Option<u16>,
+    /// The user's overrides, with the repository decided.
+    pub overrides: Overrides,
+    /// What replaces `{server}` in the kernel arguments.
+    pub authority: String,
+    /// `http://ADDR[:PORT]`, when HTTP is served.
+    pub http_base: Option<String>,
 }
 
-/// The `{server}` of `repo`: FTP's address and port, or HTTP's. `--repo
-/// http` with HTTP off (`--http-port none`) is a usage error.
-pub(crate) fn repo_authority(repo: Repo, ip: IpAddr, ftp_port: u16, http_port: Option<u16>) -> Result<String> {
-    match (repo, http_port) {
-        (Repo::Ftp, _) => Ok(authority(ip, ftp_port, 21)),
-        (Repo::Http, Some(port)) => Ok(authority(ip, port, 80)),
+/// Resolves [`Endpoints`] on `ip`; `address_flag` is the verb's option for
+/// the address, named when no free port can be had. The repository is the
+/// user's, else HTTP where it is served and FTP where not; `--repo http`
+/// with HTTP off is a usage error.
+pub(crate) fn endpoints(ip: IpAddr, ftp_port: u16, http_port: Option<u16>, overrides: &Overrides, address_flag: &str) -> Result<Endpoints> {
+    let ftp_port = match ftp_port {
+        0 => free_tcp_port(ip, address_flag)?,
+        port => port,
+    };
+    let http_port = match http_port {
+        Some(0) => Some(free_tcp_port(ip, address_flag)?),
+        port => port,
+    };
+    let repo = overrides.repo.unwrap_or(if http_port.is_some() { Repo::Http } else { Repo::Ftp });
+    let server = match (repo, http_port) {
+        (Repo::Ftp, _) => authority(ip, ftp_port, 21),
+        (Repo::Http, Some(port)) => authority(ip, port, 80),
         (Repo::Http, None) => {
-            Err(Error::usage("--http-port none leaves the installer no HTTP repository; pass --repo ftp, or serve HTTP (drop --http-port none)"))
+            return Err(Error::usage("--http-port none leaves the installer no HTTP repository; pass --repo ftp, or serve HTTP (drop --http-port none)"));
         }
-    }
+    };
+    let http_base = http_port.map(|port| format!("http://{}", authority(ip, port, 80)));
+    Ok(Endpoints { ftp_port, http_port, overrides: Overrides { repo: Some(repo), ..overrides.clone() }, authority: server, http_base })
 }
 
 /// A TCP port free on `ip` now (for `--ftp-port 0`); `address_flag` is the
 /// verb's option for the address, named in the fix.
-pub(crate) fn free_tcp_port(ip: IpAddr, address_flag: &str) -> Result<u16> {
+fn free_tcp_port(ip: IpAddr, address_flag: &str) -> Result<u16> {
     std::net::TcpListener::bind((ip, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -28,7 +28,7 @@ use super::journal::{CreatedVm, FirewallOpening, Journal};
 use super::net::{apply_patch, check_patchable, refuse_running_guests};
 use super::progress::{Milestones, Progress, Stage, StageEvent, VmProgress};
 use super::record::{self, Counters, LabRecord};
-use super::serve::{free_tcp_port, repo_authority};
+use super::serve::{endpoints, Endpoints};
 use super::undo::undo_journal;
 use super::{ensure_dir, ipv4_server, pause_point, prepare, server_error, state_dir_or_err, BootPlan, ServeFlags, VmShape};
 use crate::blocking;
@@ -234,23 +234,12 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     let address = check_patchable(&net)?;
     let server_ip = ipv4_server("--server-ip", request.server_ip.unwrap_or(address))?;
     refuse_running_guests(&net, request.force)?;
-    let ftp_port = match request.ftp_port {
-        0 => free_tcp_port(server_ip, UP_FLAGS.address)?,
-        port => port,
-    };
-
-    let http_port = match request.http_port {
-        Some(0) => Some(free_tcp_port(server_ip, UP_FLAGS.address)?),
-        port => port,
-    };
-    let mut overrides = request.overrides.clone();
-    overrides.repo = Some(super::serve::default_repo(overrides.repo, http_port));
-    let authority = repo_authority(overrides.repo.unwrap_or_default(), server_ip, ftp_port, http_port)?;
+    let Endpoints { ftp_port, http_port, overrides, authority, http_base } =
+        endpoints(server_ip, request.ftp_port, request.http_port, &request.overrides, UP_FLAGS.address)?;
     // The iPXE fast path: iPXE clients (every libvirt guest's NIC ROM) get
     // boot.ipxe over HTTP and boot the installer at once. Not with
     // --local-boot-default, whose point is the menu's local default.
-    let http_base = http_port.map(|port| format!("http://{}", super::authority(server_ip, port, 80)));
-    let ipxe_base = http_base.clone().filter(|_| request.default_entry == DefaultEntry::Install);
+    let ipxe_base = http_base.filter(|_| request.default_entry == DefaultEntry::Install);
     // Indexing the ISO reads its directory records: off the runtime.
     let prepared = blocking::run({
         let iso_path = iso_path.clone();
@@ -448,7 +437,7 @@ impl Lab {
     /// Lets the bridge's guests reach TFTP and FTP, if the host's firewall would stop them.
     async fn open_firewall(&mut self, config: &ServeConfig, report: Report<'_>) -> Result<()> {
         let Some(bridge) = self.record.bridge.clone() else { return Ok(()) };
-        let http = self.record.http.as_deref().and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.port());
+        let http = self.record.http_addr().map(|a| a.port());
         let rules = crate::firewall::lab_rules(config.tftp_port, config.ftp_port, http, &config.limits.passive_ports);
         let blocker = blocking::run({
             let (bridge, rules) = (bridge.clone(), rules.clone());

@@ -114,7 +114,7 @@ pub async fn start(
                     async move { Ok::<_, Infallible>(site.answer(client, request)) }
                 });
                 let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD.max(8192)).keep_alive(true);
+                http.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD).keep_alive(true);
                 if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
                     tracing::debug!(%client, "HTTP connection ended: {e}");
                 }
