@@ -139,7 +139,7 @@ pub struct IsoOverrideArgs {
     #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
     pub append: Option<String>,
     /// How the installer reaches the ISO's tree: over pxelab's HTTP server, or its FTP server
-    /// (the seed's way) [default: http, or ftp with --http-port none].
+    /// (the seed's way) [default: http; ftp where HTTP is not served].
     #[arg(long, value_enum)]
     pub repo: Option<RepoArg>,
 }
