@@ -3,7 +3,7 @@ CARGO ?= cargo
 FIXTURES := fixtures/out
 PXELAB := target/release/pxelab
 
-.PHONY: all deps build fixtures test lint demo bench fuzz fuzz-smoke vendor-check clean
+.PHONY: all deps build fixtures test lint demo bench fuzz fuzz-smoke vendor-check man completions install uninstall clean
 
 FUZZ_TARGETS := tftp_path iso_index netxml menu
 # Seconds per target: make fuzz FUZZ_SECONDS=600
@@ -20,6 +20,44 @@ deps:
 ## build: the pxelab binary (target/release/pxelab).
 build:
 	$(CARGO) build --release --locked
+
+# The binary that man, completions and install use: the release build,
+# unless PXELAB names another (the tests pass their debug build).
+PXELAB_BUILD := $(if $(filter target/release/pxelab,$(PXELAB)),build,)
+
+## man: the man pages, pxelab(1) and one per verb, generated from the clap definitions into target/man.
+MAN ?= target/man
+man:
+	rm -rf $(MAN)
+	$(CARGO) run --quiet --locked --example mangen -- $(MAN)
+
+## completions: bash, zsh and fish completions into target/completions.
+COMPLETIONS := target/completions
+completions: $(PXELAB_BUILD)
+	mkdir -p $(COMPLETIONS)
+	$(PXELAB) completions bash >$(COMPLETIONS)/pxelab.bash
+	$(PXELAB) completions zsh >$(COMPLETIONS)/_pxelab
+	$(PXELAB) completions fish >$(COMPLETIONS)/pxelab.fish
+
+## install: the binary, man pages and completions under PREFIX (default /usr/local; DESTDIR for staging).
+## uninstall: removes exactly those files.
+PREFIX ?= /usr/local
+BINDIR = $(DESTDIR)$(PREFIX)/bin
+MANDIR = $(DESTDIR)$(PREFIX)/share/man/man1
+BASHDIR = $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+ZSHDIR = $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions
+FISHDIR = $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+install: man completions
+	install -D -m 755 $(PXELAB) $(BINDIR)/pxelab
+	install -d $(MANDIR)
+	install -m 644 $(MAN)/*.1 $(MANDIR)/
+	install -D -m 644 $(COMPLETIONS)/pxelab.bash $(BASHDIR)/pxelab
+	install -D -m 644 $(COMPLETIONS)/_pxelab $(ZSHDIR)/_pxelab
+	install -D -m 644 $(COMPLETIONS)/pxelab.fish $(FISHDIR)/pxelab.fish
+
+uninstall: man
+	rm -f $(BINDIR)/pxelab $(BASHDIR)/pxelab $(ZSHDIR)/_pxelab $(FISHDIR)/pxelab.fish
+	cd $(MAN) && for page in *.1; do rm -f "$(MANDIR)/$$page"; done
 
 ## fixtures: the test ISOs, built from Debian packages into fixtures/out (git-ignored).
 fixtures: $(FIXTURES)/.stamp

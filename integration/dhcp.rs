@@ -95,9 +95,11 @@ fn bad_values_exit_3_with_one_line() {
 fn ipxe_clients_get_the_script_and_the_servers_take_it() {
     let isc = config(&["--format", "isc", "--server", "10.0.0.1", "--http-port", "8080"]);
     assert!(isc.contains("option user-class = \"iPXE\"") && isc.contains("\"http://10.0.0.1:8080/boot.ipxe\""), "{isc}");
+    assert!(isc.contains("option ipxe.no-pxedhcp 1;"), "{isc}");
     assert!(dhcpd_accepts(&isc), "{isc}");
     let dnsmasq = config(&["--format", "dnsmasq", "--server", "10.0.0.1"]);
     assert!(dnsmasq.contains("dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe"), "{dnsmasq}");
+    assert!(dnsmasq.contains("dhcp-option=tag:ipxe,encap:175,176,1\n"), "{dnsmasq}");
     assert!(dnsmasq_accepts(&dnsmasq), "{dnsmasq}");
     let plain = config(&["--format", "isc", "--server", "10.0.0.1", "--http-port", "none"]);
     assert!(!plain.contains("iPXE") && dhcpd_accepts(&plain), "{plain}");

@@ -38,7 +38,8 @@ apt-get install -y -qq --no-install-recommends \
     pkg-config gcc g++ make patch openssl xz-utils zstd python3 iptables \
     xorriso cpio busybox-static syslinux-common pxelinux isolinux \
     debian-installer-12-netboot-amd64 \
-    curl wget atftp lftp iproute2 procps psmisc >/dev/null
+    curl wget atftp lftp iproute2 procps psmisc \
+    zsh fish groff-base man-db tcpdump >/dev/null
 
 if ! command -v cargo >/dev/null; then
     echo "deps: cargo not found: install Rust (https://rustup.rs) or 'apt-get install cargo'" >&2

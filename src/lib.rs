@@ -20,6 +20,7 @@ pub mod error;
 pub mod firewall;
 pub mod iso;
 pub mod lab;
+pub mod mac;
 pub mod ra;
 pub mod serve;
 pub mod virt;

@@ -104,7 +104,10 @@ impl TestNet {
 
 impl Drop for TestNet {
     fn drop(&mut self) {
-        // Remove pxelab's VMs on this network, then the network itself.
+        // A test that failed half-way may leave its lab running: stop it
+        // first (restoring the network), then remove pxelab's VMs on this
+        // network, then the network itself.
+        let _ = self.pxelab(&["down"]);
         let list = self.pxelab(&["--json", "vm", "list"]);
         if let Ok(vms) = serde_json::from_slice::<Vec<serde_json::Value>>(&list.stdout) {
             for vm in vms.iter().filter(|vm| vm["networks"].as_array().is_some_and(|n| n.iter().any(|x| x == &self.name))) {

@@ -3,12 +3,36 @@
 //!
 //! The network's DHCP hands clients that say they are iPXE
 //! (`dhcp-userclass=set:ipxe,iPXE`) `http://SERVER/boot.ipxe` instead of
-//! `pxelinux.0`. The script loads the kernel and initrd over HTTP, several
-//! times faster than TFTP into a guest, and boots the installer at once: no
-//! menu and no menu timeout. Other clients keep pxelinux and the menu.
+//! `pxelinux.0`. The installer script loads the kernel and initrd over
+//! HTTP, several times faster than TFTP into a guest, and boots at once: no
+//! menu and no menu timeout.
+//!
+//! `serve` gives every iPXE client that script. A lab (`up`) gives it only
+//! to its own VMs: `boot.ipxe` is then [`dispatch`], which chains
+//! `mac/<MAC>.ipxe` (there only for the lab's VMs) and sends any other iPXE
+//! client to pxelinux and the menu, with its timeout and default, over TFTP.
 
 /// The script's path in the boot tree.
 pub const SCRIPT: &str = "boot.ipxe";
+
+/// Where a lab VM's own script is: `mac/52-54-00-12-34-56.ipxe`.
+pub fn per_vm_path(mac: &crate::mac::MacAddr) -> String {
+    format!("mac/{}.ipxe", mac.hyphenated())
+}
+
+/// `boot.ipxe` for a lab: the VM's own script when the lab made one for its
+/// MAC, else pxelinux from `tftp_server`. pxelinux takes its config path
+/// from the DHCP file name, which for iPXE clients is this script's URL:
+/// `set filename` gives it its own name back.
+pub fn dispatch(tftp_server: std::net::IpAddr) -> String {
+    format!(
+        "#!ipxe\n# pxelab: VMs of this lab boot their installer at once; other clients get pxelinux and its menu\n\
+         chain --autofree mac/${{mac:hexhyp}}.ipxe || goto menu\n\
+         :menu\n\
+         set filename pxelinux.0\n\
+         chain tftp://{tftp_server}/pxelinux.0\n"
+    )
+}
 
 /// The script that boots `kernel` and `initrd` (paths in the ISO) from
 /// `http_base` (`http://ADDR[:PORT]`) with `args` on the command line.
@@ -25,6 +49,15 @@ pub fn script(http_base: &str, kernel: &str, initrd: &str, args: &str) -> String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_dispatcher_asks_for_the_vms_own_script_then_pxelinux() {
+        let s = dispatch("10.0.0.1".parse().unwrap());
+        assert!(s.starts_with("#!ipxe\n"));
+        assert!(s.contains("chain --autofree mac/${mac:hexhyp}.ipxe || goto menu\n"), "{s}");
+        assert!(s.ends_with(":menu\nset filename pxelinux.0\nchain tftp://10.0.0.1/pxelinux.0\n"), "{s}");
+        assert_eq!(per_vm_path(&"52:54:00:aa:bb:0c".parse().unwrap()), "mac/52-54-00-aa-bb-0c.ipxe");
+    }
 
     #[test]
     fn the_script_loads_both_over_http_and_boots() {

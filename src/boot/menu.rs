@@ -138,6 +138,26 @@ impl Menu {
         out
     }
 
+    /// A config that boots the install entry at once, with no menu, no
+    /// prompt and no timeout: what one of the lab's own VMs gets as
+    /// `pxelinux.cfg/01-<mac>`, read before `default`.
+    pub fn render_at_once(&self) -> String {
+        let mut out = String::from("# pxelab: a VM of this lab boots its installer at once; other machines get pxelinux.cfg/default\n");
+        if let Some(port) = self.serial {
+            let _ = writeln!(out, "SERIAL {port} 115200");
+        }
+        out.push_str("PROMPT 0\nDEFAULT install\n");
+        for entry in &self.entries {
+            if let BootAction::Linux { kernel, initrd, append } = &entry.action {
+                let append = one_line(append);
+                let sep = if append.is_empty() { "" } else { " " };
+                let _ = writeln!(out, "\nLABEL install\n  KERNEL {}\n  APPEND initrd={}{sep}{append}", one_line(kernel), one_line(initrd));
+                break;
+            }
+        }
+        out
+    }
+
     /// The text of `boot.msg`.
     pub fn render_welcome(&self) -> String {
         format!("{}\n", one_line(&self.welcome))
@@ -192,6 +212,22 @@ mod tests {
              \x20 APPEND initrd=iso/isolinux/initrd.img inst.repo=ftp://10.0.0.1/ console=ttyS0\n"
         );
         assert_eq!(menu.render_welcome(), "Welcome to pxelab. Booting the CentOS 7 installer over the network.\n");
+    }
+
+    #[test]
+    fn the_at_once_config_has_no_menu_and_no_wait() {
+        let menu = Menu::install("CentOS 7", "iso/k", "iso/i", "inst.repo=http://10.0.0.1/iso/", DefaultEntry::Local).unwrap();
+        assert_eq!(
+            menu.render_at_once(),
+            "# pxelab: a VM of this lab boots its installer at once; other machines get pxelinux.cfg/default\n\
+             SERIAL 0 115200\n\
+             PROMPT 0\n\
+             DEFAULT install\n\
+             \n\
+             LABEL install\n\
+             \x20 KERNEL iso/k\n\
+             \x20 APPEND initrd=iso/i inst.repo=http://10.0.0.1/iso/\n"
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! ```text
 //! pxelinux.0  ldlinux.c32  menu.c32  vesamenu.c32  libcom32.c32  libutil.c32   (host's syslinux)
 //! pxelinux.cfg/default  boot.msg                                              (generated)
+//! boot.ipxe                                                   (generated, with HTTP)
+//! pxelinux.cfg/01-<mac>  mac/<mac>.ipxe             (generated, one per lab VM)
 //! iso/…                                                                        (every file of the ISO)
 //! ```
 //!
@@ -18,11 +20,13 @@ mod menu;
 pub mod syslinux;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
 
 pub use menu::{BootAction, BootEntry, DefaultEntry, Menu, MenuError, Ui};
 
 use crate::iso::{Distro, IsoFile, IsoIndex, NodeKind};
+use crate::mac::MacAddr;
 
 /// Where the ISO's files appear in the tree.
 pub const ISO_DIR: &str = "iso";
@@ -136,6 +140,18 @@ pub struct BootTree {
     iso: Arc<IsoIndex>,
     memory: BTreeMap<String, Arc<[u8]>>,
     menu: Menu,
+    /// What a lab VM gets instead of the menu: the pxelinux config and the
+    /// iPXE script that boot the installer at once.
+    at_once: AtOnce,
+    /// Per-VM files (`pxelinux.cfg/01-<mac>`, `mac/<mac>.ipxe`), added
+    /// while the servers run as the lab makes VMs.
+    per_vm: RwLock<BTreeMap<String, Arc<[u8]>>>,
+}
+
+#[derive(Debug)]
+struct AtOnce {
+    pxelinux: Arc<[u8]>,
+    ipxe: Option<Arc<[u8]>>,
 }
 
 impl BootTree {
@@ -150,7 +166,8 @@ impl BootTree {
         let mut memory: BTreeMap<String, Arc<[u8]>> = syslinux.into_iter().map(|(name, bytes)| (name.to_string(), Arc::from(bytes))).collect();
         memory.insert("pxelinux.cfg/default".into(), Arc::from(menu.render().into_bytes()));
         memory.insert("boot.msg".into(), Arc::from(menu.render_welcome().into_bytes()));
-        BootTree { iso, memory, menu }
+        let at_once = AtOnce { pxelinux: Arc::from(menu.render_at_once().into_bytes()), ipxe: None };
+        BootTree { iso, memory, menu, at_once, per_vm: RwLock::new(BTreeMap::new()) }
     }
 
     pub fn menu(&self) -> &Menu {
@@ -158,11 +175,37 @@ impl BootTree {
     }
 
     /// Adds the iPXE script (`boot.ipxe`) that boots `distro` over HTTP from
-    /// `http_base` with `args` (the menu's kernel arguments).
+    /// `http_base` with `args` (the menu's kernel arguments), for every iPXE
+    /// client: what `serve` offers.
     pub fn with_ipxe(mut self, http_base: &str, distro: &Distro, args: &str) -> BootTree {
         let script = ipxe::script(http_base, &distro.kernel, &distro.initrd, args);
         self.memory.insert(ipxe::SCRIPT.into(), Arc::from(script.into_bytes()));
         self
+    }
+
+    /// As [`with_ipxe`](Self::with_ipxe), but the installer script goes only
+    /// to VMs added with [`boot_at_once`](Self::boot_at_once); other iPXE
+    /// clients are sent to pxelinux on `tftp_server`. What a lab offers.
+    pub fn with_ipxe_per_vm(mut self, http_base: &str, distro: &Distro, args: &str, tftp_server: IpAddr) -> BootTree {
+        let script = ipxe::script(http_base, &distro.kernel, &distro.initrd, args);
+        self.at_once.ipxe = Some(Arc::from(script.into_bytes()));
+        self.memory.insert(ipxe::SCRIPT.into(), Arc::from(ipxe::dispatch(tftp_server).into_bytes()));
+        self
+    }
+
+    /// From now on, the VM with `mac` boots the installer at once: its own
+    /// pxelinux config and (with iPXE) its own script.
+    pub fn boot_at_once(&self, mac: MacAddr) {
+        let mut per_vm = self.per_vm.write().unwrap_or_else(|e| e.into_inner());
+        per_vm.insert(mac.pxelinux_config(), self.at_once.pxelinux.clone());
+        if let Some(script) = &self.at_once.ipxe {
+            per_vm.insert(ipxe::per_vm_path(&mac), script.clone());
+        }
+    }
+
+    /// The VMs [`boot_at_once`](Self::boot_at_once) was told of.
+    pub fn at_once_count(&self) -> usize {
+        self.per_vm.read().unwrap_or_else(|e| e.into_inner()).keys().filter(|k| k.starts_with("pxelinux.cfg/01-")).count()
     }
 
     pub fn iso(&self) -> &Arc<IsoIndex> {
@@ -178,6 +221,9 @@ impl BootTree {
     pub fn open(&self, request: &str) -> Result<BootFile, OpenError> {
         let path = normalize(request).map_err(OpenError::Rejected)?;
         if let Some(bytes) = self.memory.get(&path) {
+            return Ok(BootFile::Memory(bytes.clone()));
+        }
+        if let Some(bytes) = self.per_vm.read().unwrap_or_else(|e| e.into_inner()).get(&path) {
             return Ok(BootFile::Memory(bytes.clone()));
         }
         let in_iso = path.strip_prefix(ISO_DIR).and_then(|rest| rest.strip_prefix('/')).ok_or(OpenError::NotFound)?;

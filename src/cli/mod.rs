@@ -12,6 +12,7 @@
 
 mod dhcp;
 mod doctor;
+mod generate;
 mod iso;
 mod lab;
 mod net;
@@ -73,6 +74,8 @@ pub enum Command {
     /// Look inside installer ISOs.
     #[command(subcommand)]
     Iso(iso::IsoCommand),
+    /// Print shell completions (bash, zsh, fish) on stdout.
+    Completions(generate::CompletionsArgs),
 }
 
 impl Command {
@@ -103,6 +106,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::DhcpConfig(args) => dhcp::run(args, &globals),
         Command::Doctor(args) => doctor::run(args, &globals),
         Command::Iso(command) => iso::run(command, &globals),
+        Command::Completions(args) => generate::completions(args),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::lab;
 
 #[derive(Debug, Subcommand)]
 pub enum NetCommand {
-    /// Point the network's DHCP at a PXE server (`<bootp file=… server=…/>`).
+    /// Point the network's DHCP at a PXE server (`<bootp file=... server=.../>`).
     Patch {
         #[arg(long)]
         network: String,

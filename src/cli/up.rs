@@ -33,6 +33,15 @@ impl From<Stage> for progress::Stage {
     }
 }
 
+/// The menu's default entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MenuDefault {
+    /// Boot the local disk, as the seed's menu does: safe for any machine that PXE-boots.
+    Local,
+    /// Boot the installer.
+    Install,
+}
+
 #[derive(Debug, Args)]
 pub struct UpArgs {
     /// The installer ISO to serve.
@@ -71,9 +80,10 @@ pub struct UpArgs {
     /// Leave the VMs alive when the lab stops.
     #[arg(long)]
     pub keep: bool,
-    /// Make the menu boot the local disk by default instead of the installer.
-    #[arg(long)]
-    pub local_boot_default: bool,
+    /// What pxelinux's menu boots when its timeout runs out. The lab's own VMs never see the
+    /// menu (they boot the installer at once); other machines on the network do.
+    #[arg(long, value_enum, default_value = "local", value_name = "ENTRY")]
+    pub menu_default: MenuDefault,
     /// Restart the network even though running guests are attached (they are plugged back in).
     #[arg(long)]
     pub force: bool,
@@ -90,6 +100,10 @@ pub struct UpArgs {
     /// about 10 s for IPv6 autoconfiguration after its DHCP lease).
     #[arg(long)]
     pub no_ra: bool,
+    /// Keep dnsmasq's ping before each new lease and iPXE's wait for ProxyDHCP offers
+    /// (about 3 s more to each VM's first lease).
+    #[arg(long)]
+    pub no_fast_dhcp: bool,
     /// HTTP (the boot tree, and the ISO itself at /<ISO file name>); 0 picks a free port, `none` serves no HTTP.
     #[arg(long, default_value = "80", value_name = "PORT", value_parser = super::serve::parse_http_port)]
     pub http_port: super::serve::HttpPort,
@@ -127,10 +141,14 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         timeout: args.timeout.map(Duration::from_secs),
         keep: args.keep,
         force: args.force,
-        default_entry: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
+        default_entry: match args.menu_default {
+            MenuDefault::Local => DefaultEntry::Local,
+            MenuDefault::Install => DefaultEntry::Install,
+        },
         ftp_port: args.ftp_port,
         http_port: args.http_port.0,
         ra: !args.no_ra,
+        fast_dhcp: !args.no_fast_dhcp,
         passive_ports: lab::parse_port_range(&args.passive_ports)?,
     };
     let json = globals.json;

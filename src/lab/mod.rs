@@ -127,6 +127,10 @@ pub(crate) struct BootPlan<'a> {
     /// `http://ADDR[:PORT]` when HTTP is served: the tree then has the iPXE
     /// script (`boot.ipxe`) that boots over it.
     pub http_base: Option<String>,
+    /// A lab's tree: the installer script goes only to the lab's own VMs
+    /// (`BootTree::boot_at_once`), other iPXE clients to pxelinux on this
+    /// TFTP server. `None`: every iPXE client boots the installer (`serve`).
+    pub lab_tftp: Option<IpAddr>,
 }
 
 /// Opens the ISO, detects its distribution and builds the boot tree.
@@ -140,7 +144,10 @@ pub(crate) fn prepare(iso_path: &Path, plan: &BootPlan<'_>) -> Result<Prepared> 
     let options = BootOptions { append: kernel_args.clone(), default: plan.default, ui: Ui::Vesa };
     let mut tree = BootTree::for_distro(iso.clone(), &distro, &options)?;
     if let Some(base) = &plan.http_base {
-        tree = tree.with_ipxe(base, &distro, &kernel_args);
+        tree = match plan.lab_tftp {
+            Some(tftp) => tree.with_ipxe_per_vm(base, &distro, &kernel_args, tftp),
+            None => tree.with_ipxe(base, &distro, &kernel_args),
+        };
     }
     Ok(Prepared { iso, distro, tree, kernel_args })
 }

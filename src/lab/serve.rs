@@ -63,7 +63,7 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
     let allow = request.allow.iter().map(|a| a.parse::<Cidr>().map_err(|e| Error::bad_input(format!("--allow {e}")))).collect::<Result<Vec<_>>>()?;
     let Endpoints { ftp_port, http_port, overrides, authority, http_base } =
         endpoints(request.bind, request.ftp_port, request.http_port, &request.overrides, SERVE_FLAGS.address)?;
-    let plan = BootPlan { overrides: &overrides, authority: &authority, default: request.default, serial_console: false, http_base };
+    let plan = BootPlan { overrides: &overrides, authority: &authority, default: request.default, serial_console: false, http_base, lab_tftp: None };
     let prepared = prepare(&request.iso, &plan)?;
     let ftp_root = match &request.tree {
         Some(dir) => FtpRoot::Dir(dir.clone()),

@@ -33,8 +33,10 @@ use super::undo::undo_journal;
 use super::{ensure_dir, ipv4_server, pause_point, prepare, server_error, state_dir_or_err, BootPlan, ServeFlags, VmShape};
 use crate::blocking;
 use crate::boot::{self, BootTree, DefaultEntry};
+use crate::dhcp::LabDnsmasq;
 use crate::error::{Error, Kind, Result};
 use crate::iso::Overrides;
+use crate::mac::MacAddr;
 use crate::serve::{AllowList, FtpRoot, Limits, Protocol, ServeConfig, ServeEvent, Servers, Transfer};
 use crate::virt::accel::{self, Accel, AccelChoice, HostKvm};
 use crate::virt::domain::{self, VmState};
@@ -74,6 +76,8 @@ pub struct UpRequest {
     pub http_port: Option<u16>,
     /// Answer router solicitations on the lab's bridge (see `ra.rs`).
     pub ra: bool,
+    /// Skip dnsmasq's ping and iPXE's ProxyDHCP wait (see `dhcp::LabDnsmasq`).
+    pub fast_dhcp: bool,
     pub passive_ports: RangeInclusive<u16>,
 }
 
@@ -154,6 +158,7 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
         state,
         keep: request.keep,
         servers: None,
+        tree: plan.tree.clone(),
         ra: None,
         progress: Progress::new(plan.milestones.clone()),
         record: plan.record.clone(),
@@ -237,15 +242,15 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     let Endpoints { ftp_port, http_port, overrides, authority, http_base } =
         endpoints(server_ip, request.ftp_port, request.http_port, &request.overrides, UP_FLAGS.address)?;
     // The iPXE fast path: iPXE clients (every libvirt guest's NIC ROM) get
-    // boot.ipxe over HTTP and boot the installer at once. Not with
-    // --local-boot-default, whose point is the menu's local default.
-    let ipxe_base = http_base.filter(|_| request.default_entry == DefaultEntry::Install);
+    // boot.ipxe over HTTP; the lab's own VMs then boot the installer at
+    // once, other clients get pxelinux and the menu (see boot/ipxe.rs).
+    let ipxe_base = http_base;
     // Indexing the ISO reads its directory records: off the runtime.
     let prepared = blocking::run({
         let iso_path = iso_path.clone();
         let (authority, default, http_base) = (authority.clone(), request.default_entry, ipxe_base.clone());
         move || {
-            let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true, http_base };
+            let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true, http_base, lab_tftp: Some(server_ip) };
             prepare(&iso_path, &plan)
         }
     })
@@ -308,10 +313,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         allow: AllowList::default(),
         limits: Limits { passive_ports: request.passive_ports.clone(), ..Limits::default() },
     };
-    let dnsmasq_options = match &ipxe_base {
-        Some(base) => vec!["dhcp-userclass=set:ipxe,iPXE".to_string(), format!("dhcp-boot=tag:ipxe,{base}/{}", boot::IPXE_SCRIPT)],
-        None => Vec::new(),
-    };
+    let dnsmasq_options = LabDnsmasq { ipxe_script: ipxe_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)), fast: request.fast_dhcp }.lines();
     Ok(Plan {
         net,
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
@@ -331,6 +333,8 @@ struct Lab {
     state: PathBuf,
     keep: bool,
     servers: Option<Servers>,
+    /// The tree the servers serve: the lab tells it of each VM it makes.
+    tree: Arc<BootTree>,
     ra: Option<crate::ra::RaResponder>,
     record: LabRecord,
     progress: Progress,
@@ -487,6 +491,10 @@ impl Lab {
         let taken = self.libvirt.call(domain::names).await?;
         let name = super::vm::generate_name(&taken);
         let logs = ensure_dir(self.state.join("logs"))?;
+        // The MAC is chosen here so the VM's own boot config is in the
+        // tree before its firmware asks for it.
+        let mac = MacAddr::random_qemu();
+        self.tree.boot_at_once(mac);
         let spec = VmSpec {
             name: name.clone(),
             network: self.record.network.clone(),
@@ -496,6 +504,7 @@ impl Lab {
             accel: choice.accel,
             serial_log: logs.join(format!("{name}.serial.log")),
             pxe: true,
+            mac: Some(mac),
         };
         self.journal
             .record_vm(&CreatedVm { uri: self.libvirt.uri().to_string(), name: name.clone() })
@@ -517,6 +526,10 @@ impl Lab {
         let xml = self.libvirt.call(move |c| domain::xml(c, &owned)).await?;
         let mac =
             domxml::interfaces(&xml).into_iter().find(|i| i.network.as_deref() == Some(self.record.network.as_str())).and_then(|i| i.mac).unwrap_or_default();
+        // A VM made by `vm new` boots at once too, from the moment it joins.
+        if let Ok(mac) = mac.parse::<MacAddr>() {
+            self.tree.boot_at_once(mac);
+        }
         let now = self.now();
         self.progress.add_vm(VmProgress::new(name, &mac, serial_log, now));
         self.save().await;
@@ -568,7 +581,7 @@ impl Lab {
         match event {
             ServeEvent::Transfer(t) => {
                 self.count(&t);
-                let vm = self.vm_at(t.client.ip());
+                let vm = self.vm_at(t.client.ip()).or_else(|| self.vm_named_by(&t.path));
                 report(&LabEvent::Transfer {
                     vm,
                     protocol: t.protocol,
@@ -614,6 +627,15 @@ impl Lab {
     /// The lab VM that has `ip`, once its lease is seen.
     fn vm_at(&self, ip: IpAddr) -> Option<String> {
         self.progress.vms().iter().find(|v| v.ip == Some(ip)).map(|v| v.name.clone())
+    }
+
+    /// The lab VM whose own boot config `path` is (`mac/<mac>.ipxe`,
+    /// `pxelinux.cfg/01-<mac>`): known by its MAC before its lease is seen.
+    fn vm_named_by(&self, path: &str) -> Option<String> {
+        let path = path.trim_start_matches('/');
+        let hyphenated = path.strip_prefix("mac/").and_then(|p| p.strip_suffix(".ipxe")).or_else(|| path.strip_prefix("pxelinux.cfg/01-"))?;
+        let mac: MacAddr = hyphenated.parse().ok()?;
+        self.progress.vms().iter().find(|v| v.mac.parse::<MacAddr>().ok() == Some(mac)).map(|v| v.name.clone())
     }
 
     /// A poll: new leases, new serial output, VMs that joined. Returns

@@ -110,6 +110,8 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         accel: choice.accel,
         serial_log,
         pxe: request.pxe,
+        // libvirt picks; a running lab reads it from the domain when it adopts the VM.
+        mac: None,
     };
     tracing::debug!("creating VM {} on {} ({:?})", spec.name, spec.network, spec.accel);
     let vm = create(&libvirt, spec, pool_dir).await?;

@@ -17,6 +17,7 @@ use quick_xml::Reader;
 use serde::Serialize;
 
 use super::accel::Accel;
+use crate::mac::MacAddr;
 
 /// pxelab's metadata namespace (`.invalid` never resolves: it names, it is not fetched).
 pub const NAMESPACE: &str = "http://pxelab.invalid/xmlns/vm/1";
@@ -33,6 +34,8 @@ pub struct VmSpec {
     pub serial_log: PathBuf,
     /// Boot from the network first (then from the disk).
     pub pxe: bool,
+    /// The NIC's address; `None` lets libvirt pick one.
+    pub mac: Option<MacAddr>,
 }
 
 /// pxelab's record inside a domain's `<metadata>`.
@@ -82,6 +85,7 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
     let e = |s: &str| escape(s).into_owned();
     let log = spec.serial_log.to_string_lossy();
     let (net_boot, disk_boot) = if spec.pxe { (1, 2) } else { (2, 1) };
+    let mac = spec.mac.map(|m| format!("\n      <mac address='{m}'/>")).unwrap_or_default();
     // host-passthrough needs real virtualisation; TCG emulates a generic CPU.
     let cpu = match spec.accel {
         Accel::Kvm => "  <cpu mode='host-passthrough'/>\n",
@@ -117,7 +121,7 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
       <target dev='vda' bus='virtio'/>
       <boot order='{disk_boot}'/>
     </disk>
-    <interface type='network'>
+    <interface type='network'>{mac}
       <source network='{network}'/>
       <model type='virtio'/>
       <boot order='{net_boot}'/>
@@ -304,6 +308,7 @@ mod tests {
             accel: Accel::Tcg,
             serial_log: "/var/lib/pxelab/logs/pxelab-oak-1.serial.log".into(),
             pxe,
+            mac: None,
         }
     }
 
@@ -323,6 +328,14 @@ mod tests {
         );
         let kvm = domain_xml(&VmSpec { accel: Accel::Kvm, ..spec(true) }, "p", "v");
         assert!(kvm.starts_with("<domain type='kvm'>") && kvm.contains("host-passthrough"));
+        assert!(!xml.contains("<mac "), "libvirt picks the MAC unless pxelab did");
+    }
+
+    #[test]
+    fn a_chosen_mac_is_the_interfaces() {
+        let mac: MacAddr = "52:54:00:0a:0b:0c".parse().unwrap();
+        let xml = domain_xml(&VmSpec { mac: Some(mac), ..spec(true) }, "p", "v");
+        assert_eq!(interfaces(&xml)[0].mac.as_deref(), Some("52:54:00:0a:0b:0c"), "{xml}");
     }
 
     #[test]

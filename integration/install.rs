@@ -1,0 +1,112 @@
+//! What a packager or a shell user gets: completions that their shells
+//! parse, man pages that groff renders without a warning, and `make install`
+//! / `make uninstall` that put exactly those files under a prefix and take
+//! exactly them away again.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::pxelab;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every file under `dir`, relative to it, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, out: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(base, &path, out);
+            } else {
+                out.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn completions_parse_in_their_shells() {
+    for (shell, checker) in [("bash", "bash"), ("zsh", "zsh"), ("fish", "fish")] {
+        let out = pxelab().args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        let script = String::from_utf8(out.stdout).unwrap();
+        for verb in ["up", "down", "status", "doctor", "dhcp-config"] {
+            assert!(script.contains(verb), "{shell} completion lacks {verb}");
+        }
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), &script).unwrap();
+        let check = Command::new(checker).arg("-n").arg(file.path()).output().unwrap();
+        assert!(check.status.success(), "{checker} -n: {}", String::from_utf8_lossy(&check.stderr));
+    }
+    let bad = pxelab().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn man_pages_render_without_warnings() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new("make").current_dir(root()).args(["-s", "man"]).arg(format!("MAN={}", dir.path().display())).output().unwrap();
+    assert!(out.status.success(), "make man: {}", String::from_utf8_lossy(&out.stderr));
+    let pages = files(dir.path());
+    for page in ["pxelab.1", "pxelab-up.1", "pxelab-down.1", "pxelab-vm-new.1", "pxelab-net-patch.1", "pxelab-completions.1"] {
+        assert!(pages.iter().any(|p| p == page), "{page} missing: {pages:?}");
+    }
+    assert!(!pages.iter().any(|p| p.starts_with("pxelab-help")), "clap's `help` verb got pages: {pages:?}");
+    for page in &pages {
+        let path = dir.path().join(page);
+        let groff = Command::new("groff").args(["-ww", "-man", "-Tutf8", "-z"]).arg(&path).output().unwrap();
+        assert!(groff.status.success() && groff.stderr.is_empty(), "groff -ww {page}: {}", String::from_utf8_lossy(&groff.stderr));
+        let man = Command::new("man").arg("-l").arg(&path).env("MANWIDTH", "80").env("MANPAGER", "cat").env("PAGER", "cat").output().unwrap();
+        let text = String::from_utf8_lossy(&man.stdout);
+        assert!(man.status.success() && man.stderr.is_empty(), "man -l {page}: {}", String::from_utf8_lossy(&man.stderr));
+        assert!(text.contains("NAME") && text.contains("pxelab"), "{page}:\n{text}");
+    }
+    let up = String::from_utf8_lossy(
+        &Command::new("man").arg("-l").arg(dir.path().join("pxelab-up.1")).env("MANWIDTH", "80").env("MANPAGER", "cat").output().unwrap().stdout,
+    )
+    .into_owned();
+    assert!(up.contains("--menu-default") && up.contains("--no-fast-dhcp"), "the page is the flags': {up}");
+}
+
+#[test]
+fn make_install_and_uninstall_touch_exactly_their_files() {
+    let prefix = tempfile::tempdir().unwrap();
+    let make = |target: &str| {
+        let out = Command::new("make")
+            .current_dir(root())
+            .args(["-s", target])
+            .arg(format!("PREFIX={}", prefix.path().display()))
+            .arg(format!("PXELAB={}", env!("CARGO_BIN_EXE_pxelab")))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "make {target}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    make("install");
+    let installed = files(prefix.path());
+    for file in [
+        "bin/pxelab",
+        "share/man/man1/pxelab.1",
+        "share/man/man1/pxelab-up.1",
+        "share/bash-completion/completions/pxelab",
+        "share/zsh/vendor-completions/_pxelab",
+        "share/fish/vendor_completions.d/pxelab.fish",
+    ] {
+        assert!(installed.iter().any(|f| f == file), "{file} not installed: {installed:?}");
+    }
+    assert!(installed.iter().all(|f| f.starts_with("bin/pxelab") || f.starts_with("share/")), "{installed:?}");
+    let version = Command::new(prefix.path().join("bin/pxelab")).arg("--version").output().unwrap();
+    assert!(String::from_utf8_lossy(&version.stdout).starts_with("pxelab "));
+    // Something else under the prefix stays.
+    let other = prefix.path().join("share/man/man1/other.1");
+    std::fs::write(&other, ".TH OTHER 1\n").unwrap();
+    make("uninstall");
+    assert_eq!(files(prefix.path()), ["share/man/man1/other.1"], "uninstall removes exactly pxelab's files");
+}

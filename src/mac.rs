@@ -1,0 +1,91 @@
+//! An Ethernet MAC address, and the names boot clients build from it.
+//!
+//! pxelab picks the MAC of each VM it creates before the VM exists, so the
+//! boot tree can hold that VM's own boot config (`pxelinux.cfg/01-<mac>`,
+//! `mac/<mac>.ipxe`) by the time its firmware asks. Both names are the
+//! lowercase, hyphenated form that pxelinux and iPXE's `${mac:hexhyp}` send.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MacAddr(pub [u8; 6]);
+
+impl MacAddr {
+    /// A random address in QEMU/KVM's `52:54:00` block, as libvirt would
+    /// pick (it does not check for collisions either: 2^24 addresses).
+    pub fn random_qemu() -> MacAddr {
+        let mut tail = [0u8; 3];
+        // getrandom(2) fills 3 bytes in one call; on failure, time and pid
+        // still differ between two VMs of one lab.
+        let filled = unsafe { libc::getrandom(tail.as_mut_ptr().cast(), tail.len(), 0) };
+        if filled != tail.len() as isize {
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+            let mixed = nanos ^ std::process::id().rotate_left(16);
+            tail.copy_from_slice(&mixed.to_le_bytes()[..3]);
+        }
+        MacAddr([0x52, 0x54, 0x00, tail[0], tail[1], tail[2]])
+    }
+
+    /// `52-54-00-12-34-56`: iPXE's `${mac:hexhyp}`.
+    pub fn hyphenated(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join("-")
+    }
+
+    /// `pxelinux.cfg/01-52-54-00-12-34-56`: the first config pxelinux asks
+    /// for after its UUID (01 is ARP's hardware type for Ethernet).
+    pub fn pxelinux_config(&self) -> String {
+        format!("pxelinux.cfg/01-{}", self.hyphenated())
+    }
+}
+
+impl fmt::Display for MacAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+impl FromStr for MacAddr {
+    type Err = String;
+
+    /// `52:54:00:12:34:56` (as libvirt writes it) or with `-`, any case.
+    fn from_str(text: &str) -> Result<MacAddr, String> {
+        let parts: Vec<&str> = text.split([':', '-']).collect();
+        let mut bytes = [0u8; 6];
+        if parts.len() != 6 {
+            return Err(format!("{text:?} is not a MAC address"));
+        }
+        for (byte, part) in bytes.iter_mut().zip(&parts) {
+            if part.len() != 2 {
+                return Err(format!("{text:?} is not a MAC address"));
+            }
+            *byte = u8::from_str_radix(part, 16).map_err(|_| format!("{text:?} is not a MAC address"))?;
+        }
+        Ok(MacAddr(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_what_pxelinux_and_ipxe_ask_for() {
+        let mac: MacAddr = "52:54:00:AB:0c:7f".parse().unwrap();
+        assert_eq!(mac.to_string(), "52:54:00:ab:0c:7f");
+        assert_eq!(mac.hyphenated(), "52-54-00-ab-0c-7f");
+        assert_eq!(mac.pxelinux_config(), "pxelinux.cfg/01-52-54-00-ab-0c-7f");
+        assert_eq!("52-54-00-ab-0c-7f".parse::<MacAddr>().unwrap(), mac);
+        for bad in ["", "52:54:00:ab:0c", "52:54:00:ab:0c:7f:00", "52:54:00:ab:0c:7", "52:54:00:ab:0c:zz"] {
+            assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn random_addresses_are_qemus_and_differ() {
+        let (a, b) = (MacAddr::random_qemu(), MacAddr::random_qemu());
+        assert_eq!(&a.0[..3], &[0x52, 0x54, 0x00]);
+        assert_ne!(a, b, "2^24 choices: equal twice in a row means no randomness");
+    }
+}
