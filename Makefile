@@ -3,7 +3,7 @@ CARGO ?= cargo
 FIXTURES := fixtures/out
 PXELAB := target/release/pxelab
 
-.PHONY: all deps build fixtures test lint demo bench fuzz fuzz-smoke vendor-check man completions install uninstall clean
+.PHONY: all deps build fixtures test lint demo bench fuzz fuzz-smoke vendor-check man completions install uninstall deb clean
 
 FUZZ_TARGETS := tftp_path iso_index netxml menu
 # Seconds per target: make fuzz FUZZ_SECONDS=600
@@ -58,6 +58,10 @@ install: man completions
 uninstall: man
 	rm -f $(BINDIR)/pxelab $(BASHDIR)/pxelab $(ZSHDIR)/_pxelab $(FISHDIR)/pxelab.fish
 	cd $(MAN) && for page in *.1; do rm -f "$(MANDIR)/$$page"; done
+
+## deb: a Debian package in target/debian/ (cargo-deb): the release binary stripped, man pages, completions, README.
+deb: man completions
+	$(CARGO) deb --locked --strip
 
 ## fixtures: the test ISOs, built from Debian packages into fixtures/out (git-ignored).
 fixtures: $(FIXTURES)/.stamp

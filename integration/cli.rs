@@ -255,3 +255,24 @@ fn the_readme_documents_every_json_shape() {
         assert!(readme.contains(needle), "README lacks {needle:?}");
     }
 }
+
+/// `-q` prints nothing but an error; the exit code carries the rest.
+#[test]
+fn quiet_prints_only_errors() {
+    let iso = fixture("centos-busybox.iso");
+    let r = run(&["-q", "iso", "inspect", iso.to_str().unwrap()]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+    let r = run(&["-q", "--json", "iso", "inspect", iso.to_str().unwrap()]);
+    assert_eq!((r.code, r.stdout.as_str(), r.stderr.as_str()), (0, "", ""));
+    let r = run(&["-q", "iso", "inspect", fixture("not-an-iso.iso").to_str().unwrap()]);
+    assert_eq!(r.code, 3);
+    assert_eq!(r.stdout, "");
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(r.stderr.starts_with("pxelab: error: "), "{}", r.stderr);
+    // With --json the error is JSON on stdout too, quiet or not.
+    let r = run(&["-q", "--json", "iso", "inspect", fixture("not-an-iso.iso").to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["error"]["exit_code"], 3);
+    let r = run(&["-q", "-v", "iso", "inspect", iso.to_str().unwrap()]);
+    assert_eq!(r.code, 2, "-q and -v contradict: {}", r.stderr);
+}

@@ -41,6 +41,16 @@ fn boot_busybox(net: &TestNet, extra: &[&str]) -> (Vec<Value>, String) {
     assert!(out.status.success(), "up {extra:?} failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
     let ready = events.iter().find(|e| e["event"] == "ready").expect("ready event");
     let vm = ready["vms"][0].as_str().unwrap().to_string();
+    // The lab ends with one summary: where the VM got, and what it was sent
+    // (every transfer credited to it before the summary, the kernel at least).
+    let at = events.iter().position(|e| e["event"] == "summary").expect("a summary event");
+    assert_eq!(events.iter().filter(|e| e["event"] == "summary").count(), 1);
+    let row = &events[at]["vms"][0];
+    assert_eq!((row["name"].as_str(), row["stage"].as_str()), (Some(vm.as_str()), Some("installer")), "{row}");
+    let sent: u64 = events[..at].iter().filter(|e| e["event"] == "transfer" && e["vm"] == vm.as_str()).map(|e| e["bytes"].as_u64().unwrap()).sum();
+    assert_eq!(row["bytes"].as_u64(), Some(sent), "{row}");
+    assert!(sent > 8_000_000, "the kernel alone is 8 MB: {row}");
+    assert!(row["reached"]["kernel"].as_f64() <= row["reached"]["installer"].as_f64(), "{row}");
     (events, vm)
 }
 

@@ -79,11 +79,15 @@ fn man_pages_render_without_warnings() {
 #[test]
 fn make_install_and_uninstall_touch_exactly_their_files() {
     let prefix = tempfile::tempdir().unwrap();
+    // Its own build folders: `make deb` in the next test uses target/'s.
+    let build = tempfile::tempdir().unwrap();
     let make = |target: &str| {
         let out = Command::new("make")
             .current_dir(root())
             .args(["-s", target])
             .arg(format!("PREFIX={}", prefix.path().display()))
+            .arg(format!("MAN={}", build.path().join("man").display()))
+            .arg(format!("COMPLETIONS={}", build.path().join("completions").display()))
             .arg(format!("PXELAB={}", env!("CARGO_BIN_EXE_pxelab")))
             .output()
             .unwrap();
@@ -109,4 +113,57 @@ fn make_install_and_uninstall_touch_exactly_their_files() {
     std::fs::write(&other, ".TH OTHER 1\n").unwrap();
     make("uninstall");
     assert_eq!(files(prefix.path()), ["share/man/man1/other.1"], "uninstall removes exactly pxelab's files");
+}
+
+/// Removes the package on drop, if this test installed it.
+struct Installed;
+
+impl Drop for Installed {
+    fn drop(&mut self) {
+        let _ = Command::new("dpkg").args(["--purge", "pxelab"]).output();
+    }
+}
+
+#[test]
+fn the_debian_package_is_lintian_clean_and_installs() {
+    let already = Command::new("dpkg").args(["-s", "pxelab"]).output().unwrap().status.success();
+    assert!(!already, "a pxelab package is installed on this machine already; this test would replace it");
+    let out = Command::new("make").current_dir(root()).args(["-s", "deb"]).output().unwrap();
+    assert!(out.status.success(), "make deb: {}", String::from_utf8_lossy(&out.stderr));
+    let deb = root().join(format!("target/debian/pxelab_{}-1_amd64.deb", env!("CARGO_PKG_VERSION")));
+    assert!(deb.exists(), "{} missing", deb.display());
+
+    let lintian = Command::new("lintian").args(["--fail-on", "error"]).arg(&deb).output().unwrap();
+    let report = String::from_utf8_lossy(&lintian.stdout);
+    assert!(lintian.status.success() && !report.lines().any(|l| l.starts_with("E:")), "lintian: {report}{}", String::from_utf8_lossy(&lintian.stderr));
+
+    let fields = String::from_utf8(Command::new("dpkg-deb").args(["-f"]).arg(&deb).args(["Depends", "Recommends"]).output().unwrap().stdout).unwrap();
+    for dep in ["libvirt0", "pxelinux", "syslinux-common", "libvirt-daemon-system", "qemu-system-x86", "ovmf"] {
+        assert!(fields.contains(dep), "{dep} not in Depends/Recommends: {fields}");
+    }
+    let contents = String::from_utf8(Command::new("dpkg-deb").arg("-c").arg(&deb).output().unwrap().stdout).unwrap();
+    for file in [
+        "./usr/bin/pxelab",
+        "./usr/share/man/man1/pxelab-up.1.gz",
+        "./usr/share/bash-completion/completions/pxelab",
+        "./usr/share/doc/pxelab/README.md",
+        "./usr/share/doc/pxelab/copyright",
+    ] {
+        assert!(contents.contains(file), "{file} not in the package:\n{contents}");
+    }
+
+    let _installed = Installed;
+    let install = Command::new("dpkg").arg("-i").arg(&deb).output().unwrap();
+    assert!(install.status.success(), "dpkg -i: {}", String::from_utf8_lossy(&install.stderr));
+    let version = Command::new("/usr/bin/pxelab").arg("--version").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&version.stdout).trim(), format!("pxelab {}", env!("CARGO_PKG_VERSION")));
+    let iso = common::fixture("centos-busybox.iso");
+    let inspect = Command::new("/usr/bin/pxelab").args(["iso", "inspect"]).arg(&iso).output().unwrap();
+    assert!(inspect.status.success(), "{}", String::from_utf8_lossy(&inspect.stderr));
+    assert!(String::from_utf8_lossy(&inspect.stdout).contains("PXELab Busybox Installer"));
+    let page = Command::new("man").args(["-w", "pxelab-up"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&page.stdout).trim(), "/usr/share/man/man1/pxelab-up.1.gz");
+    let purge = Command::new("dpkg").args(["--purge", "pxelab"]).output().unwrap();
+    assert!(purge.status.success(), "{}", String::from_utf8_lossy(&purge.stderr));
+    assert!(!Path::new("/usr/bin/pxelab").exists(), "dpkg --purge left the binary");
 }

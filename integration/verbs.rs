@@ -375,3 +375,30 @@ fn a_vm_that_fails_to_start_leaves_no_serial_log() {
         assert!(!log.exists(), "{accel}: the failed VM left {} behind ({})", log.display(), stderr_of(&out));
     }
 }
+
+/// `status --watch --json` prints the lab's state as it changes, until SIGTERM.
+#[test]
+fn status_watch_follows_the_lab_until_signalled() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    net.up_detached();
+    let mut watch = pxelab()
+        .args(["-c", URI, "--json", "status", "--watch"])
+        .env("PXELAB_STATE_DIR", net.state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(watch.stdout.take().unwrap()).lines();
+    let first: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(first["running"], true, "{first}");
+    let out = net.pxelab(&["down"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    // The next line it prints is the lab gone.
+    let gone = lines.map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap()).find(|s| s["running"] != true);
+    assert!(gone.is_some_and(|s| s["running"] == false), "watch did not see the lab go");
+    unsafe { libc::kill(watch.id() as i32, libc::SIGTERM) };
+    let status = watch.wait().unwrap();
+    assert!(status.success(), "status --watch exits 0 on SIGTERM: {status:?}");
+    net.assert_restored(&original, "after the lab");
+}

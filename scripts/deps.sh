@@ -39,7 +39,7 @@ apt-get install -y -qq --no-install-recommends \
     xorriso cpio busybox-static syslinux-common pxelinux isolinux \
     debian-installer-12-netboot-amd64 \
     curl wget atftp lftp iproute2 procps psmisc \
-    zsh fish groff-base man-db tcpdump >/dev/null
+    zsh fish groff-base man-db tcpdump lintian dpkg-dev >/dev/null
 
 if ! command -v cargo >/dev/null; then
     echo "deps: cargo not found: install Rust (https://rustup.rs) or 'apt-get install cargo'" >&2
@@ -51,5 +51,10 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
     echo "deps: installing cargo-fuzz"
     cargo install cargo-fuzz --version 0.13.2 --locked -q
+fi
+# `make deb` (and its test) packages with cargo-deb.
+if ! cargo deb --version >/dev/null 2>&1; then
+    echo "deps: installing cargo-deb"
+    cargo install cargo-deb --version 3.8.0 --locked -q
 fi
 echo "deps: ok"

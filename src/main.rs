@@ -22,7 +22,8 @@ fn main() -> ExitCode {
         }
         Err(e) => return fail(&usage_error(&e), json_asked),
     };
-    init_logging(cli.verbose, cli.command.reports_itself());
+    init_logging(cli.verbose, cli.quiet, cli.command.reports_itself());
+    output::set_quiet(cli.quiet);
     raise_open_file_limit();
     let json = cli.json;
     match cli::run(cli) {
@@ -41,6 +42,8 @@ fn main() -> ExitCode {
 /// stdout) and returns its exit code.
 fn fail(err: &Error, json: bool) -> ExitCode {
     let code = err.kind().exit_code();
+    // `-q` silences all but this.
+    output::set_quiet(false);
     if json {
         output::json_line(&serde_json::json!({ "error": { "message": err.message(), "exit_code": code } }));
     }
@@ -86,9 +89,10 @@ fn raise_open_file_limit() {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
+fn init_logging(verbose: u8, silent: bool, reports_itself: bool) {
     let default = match verbose {
-        0 if quiet => "pxelab=warn",
+        _ if silent => "pxelab=error",
+        0 if reports_itself => "pxelab=warn",
         0 => "pxelab=info",
         1 => "pxelab=debug,info",
         _ => "pxelab=trace,info",

@@ -47,6 +47,10 @@ pub struct Cli {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
+    /// Print nothing but an error: the exit code says how it went.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -58,7 +62,7 @@ pub enum Command {
     /// Stop the running lab and undo everything it changed on the host.
     Down,
     /// Show the running lab: ISO, network, servers, VMs and their boot stages.
-    Status,
+    Status(lab::StatusArgs),
     /// Run only the TFTP and FTP servers for an ISO, in the foreground.
     Serve(serve::ServeArgs),
     /// Manage pxelab's VMs.
@@ -99,7 +103,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     match cli.command {
         Command::Up(args) => up::run(args, &globals),
         Command::Down => lab::down(&globals),
-        Command::Status => lab::status(&globals),
+        Command::Status(args) => lab::status(args, &globals),
         Command::Serve(args) => serve::run(args, &globals),
         Command::Vm(command) => vm::run(command, &globals),
         Command::Net(command) => net::run(command, &globals),

@@ -35,6 +35,17 @@ pub enum Outcome {
 
 /// Stdout was closed by its reader.
 static CLOSED: AtomicBool = AtomicBool::new(false);
+/// `-q`: nothing on stdout; `main` still reports an error.
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// Silences (or, for an error's report, unsilences) everything below.
+pub fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+pub fn quiet() -> bool {
+    QUIET.load(Ordering::Relaxed)
+}
 /// A write to stdout failed for another reason (a full disk): `main` reports it.
 static WRITE_ERROR: Mutex<Option<String>> = Mutex::new(None);
 
@@ -52,6 +63,9 @@ pub fn write_error() -> Option<String> {
 pub fn text(text: &str) -> bool {
     if closed() {
         return false;
+    }
+    if quiet() {
+        return true;
     }
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
@@ -97,7 +111,7 @@ struct Bars {
 impl LabDisplay {
     /// Bars when stdout is a terminal and not `--json`.
     pub fn new(json: bool) -> LabDisplay {
-        let bars = (!json && std::io::stdout().is_terminal()).then(|| Bars { multi: MultiProgress::new(), per_vm: HashMap::new() });
+        let bars = (!json && !quiet() && std::io::stdout().is_terminal()).then(|| Bars { multi: MultiProgress::new(), per_vm: HashMap::new() });
         LabDisplay { json, bars }
     }
 
@@ -191,6 +205,7 @@ impl LabDisplay {
                 self.finish_bars();
                 self.line(format!("pxelab: every VM reached {} after {seconds:.1} s", stage.name()));
             }
+            LabEvent::Summary { vms } => self.summary(vms),
             LabEvent::TimedOut { seconds, vms } => {
                 self.finish_bars();
                 self.line(format!("pxelab: timed out after {seconds:.1} s"));
@@ -201,6 +216,13 @@ impl LabDisplay {
                     }
                 }
             }
+        }
+    }
+
+    fn summary(&mut self, vms: &[lab::progress::VmProgress]) {
+        self.end_bars();
+        for row in summary_table(vms) {
+            self.line(row);
         }
     }
 
@@ -219,6 +241,30 @@ impl LabDisplay {
             let _ = bars.multi.clear();
         }
     }
+}
+
+/// The table `up` ends with: each VM, its last stage, when it reached
+/// each stage (seconds since the lab started) and the bytes it was sent.
+pub fn summary_table(vms: &[lab::progress::VmProgress]) -> Vec<String> {
+    use lab::progress::Stage;
+    let stages = [Stage::Dhcp, Stage::Bootloader, Stage::Kernel, Stage::Installer];
+    let width = vms.iter().map(|v| v.name.len()).max().unwrap_or(2).max(2);
+    let mut header = format!("{:width$}  {:10}", "VM", "stage");
+    for stage in stages {
+        header.push_str(&format!("  {:>10}", stage.name()));
+    }
+    header.push_str(&format!("  {:>10}", "sent"));
+    let mut rows = vec![header];
+    for vm in vms {
+        let mut row = format!("{:width$}  {:10}", vm.name, vm.stage.name());
+        for stage in stages {
+            let at = vm.reached.get(&stage).map(|s| format!("{s:.1} s")).unwrap_or_else(|| "-".into());
+            row.push_str(&format!("  {at:>10}"));
+        }
+        row.push_str(&format!("  {:>10}", format!("{:.1} MB", vm.bytes as f64 / 1e6)));
+        rows.push(row);
+    }
+    rows
 }
 
 impl Drop for LabDisplay {

@@ -83,7 +83,8 @@ pub fn run(command: VmCommand, globals: &Globals) -> Result<Outcome> {
             }
             runtime()?.block_on(async {
                 let shutdown = shutdown_on_signals()?;
-                lab::vm_console(&globals.uri, &name, follow, shutdown, &mut std::io::stdout()).await
+                let mut out: Box<dyn std::io::Write + Send> = if output::quiet() { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) };
+                lab::vm_console(&globals.uri, &name, follow, shutdown, &mut out).await
             })?;
         }
     }

@@ -58,6 +58,9 @@ pub struct VmProgress {
     /// Seconds since the lab started at which each stage was reached.
     pub reached: BTreeMap<Stage, f64>,
     pub serial_log: String,
+    /// Bytes the lab's servers sent to this VM.
+    #[serde(default)]
+    pub bytes: u64,
     #[serde(skip)]
     kernel_sent: bool,
     #[serde(skip)]
@@ -77,6 +80,7 @@ impl VmProgress {
             stage: Stage::Created,
             reached: BTreeMap::from([(Stage::Created, now)]),
             serial_log: serial_log.into(),
+            bytes: 0,
             kernel_sent: false,
             initrd_sent: false,
             serial_tail: VecDeque::new(),
@@ -136,6 +140,13 @@ impl Progress {
 
     pub fn add_vm(&mut self, vm: VmProgress) {
         self.vms.push(vm);
+    }
+
+    /// Counts `bytes` sent to the VM named `vm`.
+    pub fn add_bytes(&mut self, vm: &str, bytes: u64) {
+        if let Some(v) = self.vms.iter_mut().find(|v| v.name == vm) {
+            v.bytes += bytes;
+        }
     }
 
     /// The earliest stage any VM is at.

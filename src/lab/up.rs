@@ -127,6 +127,10 @@ pub enum LabEvent {
         seconds: f64,
         vms: Vec<VmSummary>,
     },
+    /// Where each VM got to, when, and what it was sent: once, as the lab ends.
+    Summary {
+        vms: Vec<VmProgress>,
+    },
     Teardown {
         message: String,
     },
@@ -166,6 +170,9 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
         started: Instant::now(),
     };
     let result = lab.run(&request, plan, &shutdown, report).await;
+    if !lab.progress.vms().is_empty() {
+        report(&LabEvent::Summary { vms: lab.progress.vms().to_vec() });
+    }
     let teardown = lab.teardown(report).await;
     result.and(teardown)
 }
@@ -582,6 +589,9 @@ impl Lab {
             ServeEvent::Transfer(t) => {
                 self.count(&t);
                 let vm = self.vm_at(t.client.ip()).or_else(|| self.vm_named_by(&t.path));
+                if let Some(name) = &vm {
+                    self.progress.add_bytes(name, t.bytes);
+                }
                 report(&LabEvent::Transfer {
                     vm,
                     protocol: t.protocol,
