@@ -4,9 +4,9 @@
 //! - **libvirt** calls block on an RPC to libvirtd: they go through
 //!   [`crate::virt::Libvirt::call`].
 //! - **Everything else that can wait on the host** (a subprocess such as
-//!   iptables, reading or rewriting a state file, polling a lease file or a
-//!   serial log, a socket probe with a timeout) goes through [`run`].
-//! - The parts stay synchronous (`firewall.rs`, `network::leases`,
+//!   iptables, reading or rewriting a state file, polling a serial log, a
+//!   socket probe with a timeout) goes through [`run`].
+//! - The parts stay synchronous (`firewall.rs`, `read_appended`,
 //!   `record::write`, doctor's probes): the lab decides where they run, so
 //!   the same function serves a test, a blocking CLI verb and the runtime.
 //! - Two exceptions, each for a reason. The TFTP server's reads: it has a

@@ -110,6 +110,8 @@ struct Gathered {
     network: std::result::Result<NetworkState, VirtError>,
     live_xml: Option<String>,
     vm: Option<std::result::Result<(String, bool), VirtError>>,
+    /// The network's DHCP leases (MAC, address), when a VM is checked.
+    leases: Vec<(String, std::net::IpAddr)>,
 }
 
 /// `pxelab doctor`. Every check that reads the host or probes a port runs
@@ -153,7 +155,11 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
                 Ok(state) if state.active => network::live_xml(c, &name).ok(),
                 _ => None,
             };
-            Ok(Gathered { network, live_xml, vm })
+            let leases = match (&vm, &network) {
+                (Some(_), Ok(state)) if state.active => network::leases(c, &name).unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            Ok(Gathered { network, live_xml, vm, leases })
         })
         .await?;
 
@@ -162,11 +168,9 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
     let lab_pid = lab.as_ref().map(|l| l.pid);
     let checked = net_name.clone();
     let f = blocking::run(move || {
-        let mut bridge = None;
         match gathered.network {
             Ok(state) => {
                 network_checks(&mut f, &state, gathered.live_xml.as_deref(), lab.as_ref());
-                bridge = state.parsed.bridge;
             }
             Err(VirtError::NoNetwork(_)) => f.fail(
                 "network",
@@ -176,7 +180,7 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
             Err(e) => f.fail("network", format!("cannot read network {checked:?}"), Error::from(e).to_string()),
         }
         if let (Some(name), Some(vm)) = (&vm_name, gathered.vm) {
-            vm_checks(&mut f, name, vm, &checked, bridge.as_deref(), lab.as_ref());
+            vm_checks(&mut f, name, vm, &checked, &gathered.leases, lab.as_ref());
         }
         f
     })
@@ -542,7 +546,14 @@ fn firewall_check(f: &mut Findings, bridge: &str, lab: Option<&LabRecord>) {
     }
 }
 
-fn vm_checks(f: &mut Findings, name: &str, vm: std::result::Result<(String, bool), VirtError>, network: &str, bridge: Option<&str>, lab: Option<&LabRecord>) {
+fn vm_checks(
+    f: &mut Findings,
+    name: &str,
+    vm: std::result::Result<(String, bool), VirtError>,
+    network: &str,
+    leases: &[(String, std::net::IpAddr)],
+    lab: Option<&LabRecord>,
+) {
     let (xml, running) = match vm {
         Ok(found) => found,
         Err(VirtError::NoDomain(_)) => {
@@ -589,10 +600,7 @@ fn vm_checks(f: &mut Findings, name: &str, vm: std::result::Result<(String, bool
 
     let progress = lab.and_then(|l| l.vms.iter().find(|v| v.name == name));
     let mac = on_network.first().and_then(|i| i.mac.clone()).map(|m| m.to_ascii_lowercase());
-    let lease = match (&mac, bridge) {
-        (Some(mac), Some(bridge)) => network::leases(bridge).into_iter().find(|(m, _)| m.eq_ignore_ascii_case(mac)).map(|(_, ip)| ip),
-        _ => None,
-    };
+    let lease = mac.as_ref().and_then(|mac| leases.iter().find(|(m, _)| m.eq_ignore_ascii_case(mac)).map(|(_, ip)| *ip));
     let lease_text = lease.map(|ip| format!("; DHCP lease {ip}")).unwrap_or_default();
     match (running, progress) {
         (false, _) => f.warn("vm.stage", format!("{name} is not running"), format!("start it: `virsh start {name}`")),

@@ -177,6 +177,18 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
     result.and(teardown)
 }
 
+/// Remote libvirt hosts are not supported yet by the verbs that read a VM's
+/// serial log, which is a file on the libvirt host: say so, before anything
+/// changes, rather than watch a file that is not there.
+pub(crate) fn refuse_remote(uri: &str, verb: &str) -> Result<()> {
+    if crate::virt::is_remote(uri) {
+        return Err(Error::bad_input(format!(
+            "`{verb}` does not work with a remote libvirt host yet ({uri}): it reads the VMs' serial logs from this host's files; run pxelab on the libvirt host"
+        )));
+    }
+    Ok(())
+}
+
 /// A second lab, or the leftovers of a crashed one, stop `up` before it
 /// changes anything. `detach` asks the same before it touches the log.
 pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()> {
@@ -220,6 +232,7 @@ struct Plan {
 /// The flags that contradict each other, before anything else is read.
 /// Returns the compiled `--expect`.
 fn check_flags(request: &UpRequest) -> Result<Option<regex::Regex>> {
+    refuse_remote(&request.uri, "up")?;
     let expect = match &request.expect {
         Some(re) => Some(regex::Regex::new(re).map_err(|e| Error::bad_input(format!("--expect {re:?} is not a regular expression: {e}")))?),
         None => None,
@@ -652,22 +665,22 @@ impl Lab {
     /// whether `lab.json` changed.
     async fn on_tick(&mut self, ticks: u64, report: Report<'_>) -> bool {
         let mut changed = false;
-        let bridge = self.record.bridge.clone().unwrap_or_default();
+        let network = self.record.network.clone();
+        // A lease read that fails (libvirtd restarting) is tried again next poll.
+        let leases = self.libvirt.call(move |c| network::leases(c, &network)).await.unwrap_or_default();
         let logs: Vec<(String, PathBuf, u64)> = self
             .progress
             .vms()
             .iter()
             .map(|v| (v.name.clone(), PathBuf::from(&v.serial_log), self.serial_offsets.get(&v.name).copied().unwrap_or(0)))
             .collect();
-        let (leases, serial) = blocking::run(move || {
-            let serial: Vec<(String, u64, Vec<u8>)> = logs
-                .into_iter()
+        let serial: Vec<(String, u64, Vec<u8>)> = blocking::run(move || {
+            logs.into_iter()
                 .map(|(name, path, mut offset)| {
                     let text = super::read_appended(&path, &mut offset).unwrap_or_default();
                     (name, offset, text)
                 })
-                .collect();
-            (network::leases(&bridge), serial)
+                .collect()
         })
         .await;
         let now = self.now();

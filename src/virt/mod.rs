@@ -38,6 +38,21 @@ pub enum VirtError {
     Xml(#[from] netxml::XmlError),
 }
 
+/// Whether `uri` names a libvirtd on another host (or reached over the
+/// network): `driver+ssh://…`, `+tcp`, `+tls`, `+libssh`, `+libssh2`, or a
+/// host name with no `+unix`. `qemu:///system` and `qemu+unix:///…` are
+/// local.
+pub fn is_remote(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once("://") else { return false };
+    let transport = scheme.split_once('+').map(|(_, t)| t);
+    let host = rest.split('/').next().unwrap_or("");
+    match transport {
+        Some("unix" | "ext") => false,
+        Some(_) => true,
+        None => !host.is_empty(),
+    }
+}
+
 impl VirtError {
     /// Wraps a libvirt error with what pxelab was doing.
     pub fn libvirt(what: impl Into<String>, e: virt::error::Error) -> VirtError {
@@ -117,6 +132,21 @@ impl Libvirt {
                 started.elapsed().as_secs_f64() * 1e3
             );
             result
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn remote_uris_are_told_from_local_ones() {
+        for local in ["qemu:///system", "qemu:///session", "qemu+unix:///system?socket=/run/x.sock", "test:///default"] {
+            assert!(!super::is_remote(local), "{local}");
+        }
+        for remote in
+            ["qemu+ssh://root@10.0.0.2/system", "qemu+tcp://h/system", "qemu+tls://h/system", "qemu://h/system", "qemu+libssh2://u@h/system?keyfile=k"]
+        {
+            assert!(super::is_remote(remote), "{remote}");
         }
     }
 }

@@ -144,18 +144,36 @@ pub fn dnsmasq_boot_line(name: &str) -> Option<String> {
     conf.lines().find(|l| l.starts_with("dhcp-boot=")).map(str::to_string)
 }
 
-/// The DHCP leases libvirt's dnsmasq holds on `bridge`, as (MAC, address):
-/// read from its status file (virt 0.4 has no lease API; needs root for the
-/// system URI).
-pub fn leases(bridge: &str) -> Vec<(String, std::net::IpAddr)> {
-    #[derive(serde::Deserialize)]
-    struct Lease {
-        #[serde(rename = "ip-address")]
-        ip: String,
-        #[serde(rename = "mac-address")]
-        mac: String,
+/// The DHCP leases libvirt's dnsmasq holds on network `name`, as (MAC,
+/// address), from the libvirt API (`virNetworkGetDHCPLeases`, which virt
+/// 0.4 does not wrap): the same call for a local and a remote libvirtd, and
+/// no root needed, unlike reading dnsmasq's status file.
+pub fn leases(conn: &Connect, name: &str) -> Result<Vec<(String, std::net::IpAddr)>, VirtError> {
+    let net = Network::lookup_by_name(conn, name).map_err(|e| VirtError::libvirt(format!("looking up network {name}"), e))?;
+    let mut list: *mut virt::sys::virNetworkDHCPLeasePtr = std::ptr::null_mut();
+    // SAFETY: `net` is a live network; libvirt fills `list` with `count`
+    // leases that we own, each freed below, and the array itself.
+    let count = unsafe { virt::sys::virNetworkGetDHCPLeases(net.as_ptr(), std::ptr::null(), &mut list, 0) };
+    if count < 0 {
+        return Err(VirtError::libvirt(format!("reading the DHCP leases of {name}"), virt::error::Error::last_error()));
     }
-    let Ok(text) = std::fs::read_to_string(format!("/var/lib/libvirt/dnsmasq/{bridge}.status")) else { return Vec::new() };
-    let leases: Vec<Lease> = serde_json::from_str(&text).unwrap_or_default();
-    leases.into_iter().filter_map(|l| Some((l.mac, l.ip.parse().ok()?))).collect()
+    let text = |p: *const libc::c_char| (!p.is_null()).then(|| unsafe { std::ffi::CStr::from_ptr(p) }.to_string_lossy().into_owned());
+    let mut leases = Vec::with_capacity(count as usize);
+    for i in 0..count as usize {
+        // SAFETY: i < count, and each entry is a valid lease until freed.
+        unsafe {
+            let lease = *list.add(i);
+            if let (Some(mac), Some(ip)) = (text((*lease).mac), text((*lease).ipaddr)) {
+                if let Ok(ip) = ip.parse() {
+                    leases.push((mac.to_ascii_lowercase(), ip));
+                }
+            }
+            virt::sys::virNetworkDHCPLeaseFree(lease);
+        }
+    }
+    if !list.is_null() {
+        // SAFETY: the array libvirt allocated, its entries freed above.
+        unsafe { libc::free(list.cast()) };
+    }
+    Ok(leases)
 }
