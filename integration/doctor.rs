@@ -200,7 +200,7 @@ fn a_running_lab_is_probed_as_a_guest_would() {
     assert_check(&report, "ports.ftp", "ok", "greeting \"220", "");
     // HTTP answered, and the network sends iPXE clients to it.
     assert_check(&report, "ports.http", "ok", "HEAD /pxelinux.0 answered \"HTTP/1.1 200", "");
-    assert_check(&report, "network.ipxe", "ok", &format!("iPXE clients are sent to http://{}/boot.ipxe", net.ip), "");
+    assert_check(&report, "network.ipxe", "ok", &format!("iPXE clients are sent to http://{}/boot.ipxe, with no ping and no ProxyDHCP wait", net.ip), "");
     assert_eq!(code, 0, "{report:#}");
 
     // A VM joins the lab: doctor follows it to a DHCP lease and a stage.

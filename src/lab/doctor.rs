@@ -324,7 +324,15 @@ fn ipxe_check(f: &mut Findings, state: &NetworkState, live_xml: &str, lab: &LabR
     let Some(http) = &lab.http else { return };
     let options = netxml::dnsmasq_options_of(live_xml);
     match options.iter().find_map(|o| o.strip_prefix("dhcp-boot=tag:ipxe,")) {
-        Some(url) if options.iter().any(|o| o == "dhcp-userclass=set:ipxe,iPXE") => f.ok("network.ipxe", format!("iPXE clients are sent to {url}")),
+        Some(url) if options.iter().any(|o| o == "dhcp-userclass=set:ipxe,iPXE") => {
+            let fast = options.iter().any(|o| o == "no-ping") && options.iter().any(|o| o == crate::dhcp::IPXE_NO_PROXYDHCP);
+            let waits = if fast {
+                ", with no ping and no ProxyDHCP wait before their first lease"
+            } else {
+                " (--no-fast-dhcp: dnsmasq pings, iPXE waits for ProxyDHCP)"
+            };
+            f.ok("network.ipxe", format!("iPXE clients are sent to {url}{waits}"))
+        }
         _ => f.fail(
             "network.ipxe",
             format!("the lab serves HTTP on {http}, but network {} has no iPXE lines: iPXE guests fall back to pxelinux over TFTP", state.name),

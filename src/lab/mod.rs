@@ -198,6 +198,18 @@ pub(crate) fn server_error(e: ServeError, flags: &ServeFlags) -> Error {
     Error::environment(format!("{e}; {fix}"))
 }
 
+/// Remote libvirt hosts are not supported yet by the verbs that read a VM's
+/// serial log, which is a file on the libvirt host: say so, before anything
+/// changes, rather than watch a file that is not there.
+pub(crate) fn refuse_remote(uri: &str, verb: &str) -> Result<()> {
+    if crate::virt::is_remote(uri) {
+        return Err(Error::bad_input(format!(
+            "`{verb}` does not work with a remote libvirt host yet ({uri}): it reads the VMs' serial logs from this host's files; run pxelab on the libvirt host"
+        )));
+    }
+    Ok(())
+}
+
 /// An address a PXE server can be given: IPv4 (bootp and pxelinux know no other).
 pub(crate) fn ipv4_server(flag: &str, ip: IpAddr) -> Result<IpAddr> {
     if !ip.is_ipv4() {

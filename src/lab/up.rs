@@ -177,18 +177,6 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
     result.and(teardown)
 }
 
-/// Remote libvirt hosts are not supported yet by the verbs that read a VM's
-/// serial log, which is a file on the libvirt host: say so, before anything
-/// changes, rather than watch a file that is not there.
-pub(crate) fn refuse_remote(uri: &str, verb: &str) -> Result<()> {
-    if crate::virt::is_remote(uri) {
-        return Err(Error::bad_input(format!(
-            "`{verb}` does not work with a remote libvirt host yet ({uri}): it reads the VMs' serial logs from this host's files; run pxelab on the libvirt host"
-        )));
-    }
-    Ok(())
-}
-
 /// A second lab, or the leftovers of a crashed one, stop `up` before it
 /// changes anything. `detach` asks the same before it touches the log.
 pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()> {
@@ -232,7 +220,7 @@ struct Plan {
 /// The flags that contradict each other, before anything else is read.
 /// Returns the compiled `--expect`.
 fn check_flags(request: &UpRequest) -> Result<Option<regex::Regex>> {
-    refuse_remote(&request.uri, "up")?;
+    super::refuse_remote(&request.uri, "up")?;
     let expect = match &request.expect {
         Some(re) => Some(regex::Regex::new(re).map_err(|e| Error::bad_input(format!("--expect {re:?} is not a regular expression: {e}")))?),
         None => None,

@@ -157,7 +157,7 @@ pub async fn vm_rm(uri: &str, name: &str) -> Result<VmMeta> {
 /// `pxelab vm console`: writes the serial log to `out`; with `follow`, keeps
 /// writing what the guest writes until the VM stops or `shutdown`.
 pub async fn vm_console(uri: &str, name: &str, follow: bool, shutdown: CancellationToken, out: &mut (dyn Write + Send)) -> Result<()> {
-    super::up::refuse_remote(uri, "vm console")?;
+    super::refuse_remote(uri, "vm console")?;
     let libvirt = Libvirt::connect(uri).await?;
     let owned = name.to_string();
     let info = libvirt.call(move |c| domain::info(c, &owned)).await?;
