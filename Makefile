@@ -21,8 +21,8 @@ deps:
 build:
 	$(CARGO) build --release --locked
 
-# The binary that man, completions and install use: the release build,
-# unless PXELAB names another (the tests pass their debug build).
+# The binary that completions and install use: the release build, unless
+# PXELAB names another (the tests pass their debug build).
 PXELAB_BUILD := $(if $(filter target/release/pxelab,$(PXELAB)),build,)
 
 ## man: the man pages, pxelab(1) and one per verb, generated from the clap definitions into target/man.
@@ -32,7 +32,7 @@ man:
 	$(CARGO) run --quiet --locked --example mangen -- $(MAN)
 
 ## completions: bash, zsh and fish completions into target/completions.
-COMPLETIONS := target/completions
+COMPLETIONS ?= target/completions
 completions: $(PXELAB_BUILD)
 	mkdir -p $(COMPLETIONS)
 	$(PXELAB) completions bash >$(COMPLETIONS)/pxelab.bash

@@ -1,5 +1,6 @@
 """An isolated libvirt network for a benchmark: no <forward>, its own name,
 bridge and subnet, removed afterwards. Shared by the bench scripts."""
+import json
 import os
 import subprocess
 import tempfile
@@ -37,3 +38,13 @@ def make_network(name, bridge, ip):
 def remove_network(name):
     virsh("net-destroy", name, check=False)
     virsh("net-undefine", name, check=False)
+
+
+def events(lines):
+    """The JSON events of `pxelab --json up` among `lines` (a pipe, read as
+    they come), skipping anything that is not one."""
+    for line in lines:
+        try:
+            yield json.loads(line)
+        except ValueError:
+            continue

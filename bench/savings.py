@@ -21,7 +21,6 @@ runs each, alternating, medians.
 
 Usage: bench/savings.py [REPS]   (root, libvirtd running; after `make build fixtures`)
 """
-import json
 import os
 import statistics
 import subprocess
@@ -55,11 +54,7 @@ def run(extra):
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                             env={**os.environ, "PXELAB_STATE_DIR": state})
     reached, stages = None, {}
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
+    for event in benchnet.events(proc.stdout):
         if event.get("event") == "stage":
             stages[event["stage"]] = event["at"]
         if event.get("event") == "reached":

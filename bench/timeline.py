@@ -38,7 +38,6 @@ def main():
     iso = argv[0] if argv else os.path.join(ROOT, "fixtures", "out", "centos-busybox.iso")
     lines = []
     lock = threading.Lock()
-    start = time.monotonic()
 
     def add(source, text):
         with lock:
@@ -48,12 +47,14 @@ def main():
     benchnet.make_network(NET, BRIDGE, IP)
     state = tempfile.mkdtemp(prefix="pxbench-tl-")
     done = threading.Event()
+    dumps = []
 
     def packets():
         # `up` restarts the network, which remakes the bridge: follow it.
         while not done.is_set():
             dump = subprocess.Popen(["tcpdump", "-l", "-n", "-i", os.environ.get("TL_IF", BRIDGE), "-tt", "udp port 67 or udp port 68 or icmp or icmp6 or arp"],
                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            dumps.append(dump)
             for line in dump.stdout:
                 stamp, _, rest = line.partition(" ")
                 try:
@@ -91,11 +92,7 @@ def main():
             time.sleep(0.02)
 
     threading.Thread(target=serial, daemon=True).start()
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
+    for event in benchnet.events(proc.stdout):
         kind = event.get("event")
         if kind in ("progress",):
             continue
@@ -103,7 +100,8 @@ def main():
         add("pxelab", f"{kind} {json.dumps(detail)[:150]}")
     proc.wait()
     done.set()
-    subprocess.run(["pkill", "-f", f"tcpdump -l -n -i {BRIDGE}"], check=False)
+    for dump in dumps:
+        dump.terminate()
     benchnet.remove_network(NET)
     for at, source, text in sorted(lines):
         print(f"{at:7.2f}  {source:6}  {text}")

@@ -22,7 +22,6 @@ and pxelab's time divided by the manual time (below 1 means pxelab is faster).
 Usage: bench/up_vs_manual.py [REPS]   (root; after `make build fixtures` and bench/servers.sh
 has unpacked the peers into bench/out/peers)
 """
-import json
 import os
 import re
 import shutil
@@ -184,11 +183,7 @@ def with_pxelab(fixture):
          "--wait-for", "installer", "--expect", marker, "--timeout", "600"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     elapsed = None
-    for line in proc.stdout:
-        try:
-            event = json.loads(line)
-        except ValueError:
-            continue
+    for event in benchnet.events(proc.stdout):
         if event.get("event") == "reached":
             elapsed = time.monotonic() - start
     proc.wait()

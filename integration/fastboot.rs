@@ -7,17 +7,13 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::net::{virsh, virsh_ok, wait_for, TestNet, URI};
-use common::{fixture, pxelab};
+use common::{events, fixture, pxelab};
 use serde_json::Value;
-
-fn events(out: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
-}
 
 /// The paths served to `vm`, in order: to it by name, or before the lab
 /// saw its lease (`vm: null`), which in a one-VM lab on a network of its

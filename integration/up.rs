@@ -9,16 +9,11 @@ use std::process::{Child, Output, Stdio};
 use std::time::Duration;
 
 use common::net::{virsh, virsh_ok, wait_for, TestNet};
-use common::{fixture, pxelab};
+use common::{events, fixture, pxelab};
 
 fn md5_of(path: &std::path::Path) -> String {
     let out = std::process::Command::new("md5sum").arg(path).output().unwrap();
     String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
-}
-
-/// One JSON object per line of `up --json`.
-fn events(out: &Output) -> Vec<serde_json::Value> {
-    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
 
 fn up(net: &TestNet, iso: &str, extra: &[&str]) -> Output {

@@ -144,6 +144,11 @@ pub struct LabDnsmasq {
 
 /// iPXE's "ignore ProxyDHCP" setting (175.176, `no-pxedhcp`), for dnsmasq.
 pub const IPXE_NO_PROXYDHCP: &str = "dhcp-option=tag:ipxe,encap:175,176,1";
+/// Tags the clients that say they are iPXE (DHCP option 77, user class).
+const IPXE_USERCLASS: &str = "dhcp-userclass=set:ipxe,iPXE";
+/// What iPXE clients boot, before the script's URL.
+const IPXE_BOOT: &str = "dhcp-boot=tag:ipxe,";
+const NO_PING: &str = "no-ping";
 
 impl LabDnsmasq {
     /// The dnsmasq lines, in order.
@@ -159,20 +164,29 @@ impl LabDnsmasq {
     pub fn lines(&self) -> Vec<String> {
         let mut lines = Vec::new();
         if self.fast {
-            lines.push("no-ping".to_string());
+            lines.push(NO_PING.to_string());
         }
         // The tag marks iPXE clients: for the script, and for no-pxedhcp,
         // which also spares the ROM's wait on the pxelinux path.
         if self.fast || self.ipxe_script.is_some() {
-            lines.push("dhcp-userclass=set:ipxe,iPXE".to_string());
+            lines.push(IPXE_USERCLASS.to_string());
         }
         if let Some(script) = &self.ipxe_script {
-            lines.push(format!("dhcp-boot=tag:ipxe,{script}"));
+            lines.push(format!("{IPXE_BOOT}{script}"));
         }
         if self.fast {
             lines.push(IPXE_NO_PROXYDHCP.to_string());
         }
         lines
+    }
+
+    /// What [`lines`](Self::lines) said, read back from a network's dnsmasq
+    /// options (`doctor` checks a running lab's network with it). The
+    /// script counts only with the tag that selects iPXE clients.
+    pub fn of(options: &[String]) -> LabDnsmasq {
+        let has = |line: &str| options.iter().any(|o| o == line);
+        let ipxe_script = options.iter().find_map(|o| o.strip_prefix(IPXE_BOOT)).filter(|_| has(IPXE_USERCLASS)).map(str::to_string);
+        LabDnsmasq { ipxe_script, fast: has(NO_PING) && has(IPXE_USERCLASS) && has(IPXE_NO_PROXYDHCP) }
     }
 }
 
@@ -229,8 +243,8 @@ pub fn dnsmasq(p: &DhcpParams) -> String {
         None => format!("dhcp-boot={},,{}\n", p.file, p.server),
         Some(ipxe) => format!(
             "# iPXE clients get the installer over HTTP; the others {file} over TFTP\n\
-             dhcp-userclass=set:ipxe,iPXE\n\
-             dhcp-boot=tag:ipxe,{ipxe}\n\
+             {IPXE_USERCLASS}\n\
+             {IPXE_BOOT}{ipxe}\n\
              dhcp-boot=tag:!ipxe,{file},,{server}\n\
              # iPXE: no 2 s wait for ProxyDHCP offers\n\
              {IPXE_NO_PROXYDHCP}\n",
@@ -317,6 +331,16 @@ mod tests {
         assert_eq!(LabDnsmasq { ipxe_script: script, fast: false }.lines(), ["dhcp-userclass=set:ipxe,iPXE", "dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe"]);
         assert_eq!(LabDnsmasq { ipxe_script: None, fast: true }.lines(), ["no-ping", "dhcp-userclass=set:ipxe,iPXE", "dhcp-option=tag:ipxe,encap:175,176,1"]);
         assert!(LabDnsmasq::default().lines().is_empty());
+        for lab in [
+            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: true },
+            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: false },
+            LabDnsmasq { ipxe_script: None, fast: true },
+            LabDnsmasq::default(),
+        ] {
+            assert_eq!(LabDnsmasq::of(&lab.lines()), lab, "read back");
+        }
+        let untagged = ["dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe".to_string()];
+        assert_eq!(LabDnsmasq::of(&untagged).ipxe_script, None, "no script without the tag that selects iPXE clients");
     }
 
     fn params() -> DhcpParams {

@@ -53,3 +53,8 @@ pub fn proc_status_kib(pid: u32, field: &str) -> u64 {
 pub fn pxelab() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_pxelab"))
 }
+
+/// One JSON object per line of a verb's `--json` output (`up`'s events).
+pub fn events(out: &std::process::Output) -> Vec<serde_json::Value> {
+    String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+}

@@ -203,11 +203,6 @@ impl BootTree {
         }
     }
 
-    /// The VMs [`boot_at_once`](Self::boot_at_once) was told of.
-    pub fn at_once_count(&self) -> usize {
-        self.per_vm.read().unwrap_or_else(|e| e.into_inner()).keys().filter(|k| k.starts_with("pxelinux.cfg/01-")).count()
-    }
-
     pub fn iso(&self) -> &Arc<IsoIndex> {
         &self.iso
     }

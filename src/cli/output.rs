@@ -35,10 +35,13 @@ pub enum Outcome {
 
 /// Stdout was closed by its reader.
 static CLOSED: AtomicBool = AtomicBool::new(false);
+/// A write to stdout failed for another reason (a full disk): `main` reports it.
+static WRITE_ERROR: Mutex<Option<String>> = Mutex::new(None);
+
 /// `-q`: nothing on stdout; `main` still reports an error.
 static QUIET: AtomicBool = AtomicBool::new(false);
 
-/// Silences (or, for an error's report, unsilences) everything below.
+/// Silences (or, for an error's report, unsilences) everything this module prints.
 pub fn set_quiet(quiet: bool) {
     QUIET.store(quiet, Ordering::Relaxed);
 }
@@ -46,8 +49,6 @@ pub fn set_quiet(quiet: bool) {
 pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)
 }
-/// A write to stdout failed for another reason (a full disk): `main` reports it.
-static WRITE_ERROR: Mutex<Option<String>> = Mutex::new(None);
 
 /// Whether stdout is gone (its reader closed the pipe, or writing failed).
 pub fn closed() -> bool {

@@ -23,6 +23,7 @@ use super::record::LabRecord;
 use super::{parse_port_range, status};
 use crate::blocking;
 use crate::boot::syslinux;
+use crate::dhcp::LabDnsmasq;
 use crate::error::{Error, Result};
 use crate::firewall;
 use crate::serve::ports::{self, Transport};
@@ -322,11 +323,10 @@ fn network_checks(f: &mut Findings, state: &NetworkState, live_xml: Option<&str>
 /// options on the running network.
 fn ipxe_check(f: &mut Findings, state: &NetworkState, live_xml: &str, lab: &LabRecord) {
     let Some(http) = &lab.http else { return };
-    let options = netxml::dnsmasq_options_of(live_xml);
-    match options.iter().find_map(|o| o.strip_prefix("dhcp-boot=tag:ipxe,")) {
-        Some(url) if options.iter().any(|o| o == "dhcp-userclass=set:ipxe,iPXE") => {
-            let fast = options.iter().any(|o| o == "no-ping") && options.iter().any(|o| o == crate::dhcp::IPXE_NO_PROXYDHCP);
-            let waits = if fast {
+    let lab_lines = LabDnsmasq::of(&netxml::dnsmasq_options_of(live_xml));
+    match lab_lines.ipxe_script {
+        Some(url) => {
+            let waits = if lab_lines.fast {
                 ", with no ping and no ProxyDHCP wait before their first lease"
             } else {
                 " (--no-fast-dhcp: dnsmasq pings, iPXE waits for ProxyDHCP)"

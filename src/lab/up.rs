@@ -208,8 +208,8 @@ pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()
 struct Plan {
     net: NetworkState,
     bootp: Bootp,
-    /// Lines for libvirt's dnsmasq: the iPXE fast path.
-    dnsmasq_options: Vec<String>,
+    /// What the lab adds to libvirt's dnsmasq: the iPXE fast path, fast DHCP.
+    dnsmasq: LabDnsmasq,
     tree: Arc<BootTree>,
     config: ServeConfig,
     accel: AccelChoice,
@@ -252,11 +252,10 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     // The iPXE fast path: iPXE clients (every libvirt guest's NIC ROM) get
     // boot.ipxe over HTTP; the lab's own VMs then boot the installer at
     // once, other clients get pxelinux and the menu (see boot/ipxe.rs).
-    let ipxe_base = http_base;
     // Indexing the ISO reads its directory records: off the runtime.
     let prepared = blocking::run({
         let iso_path = iso_path.clone();
-        let (authority, default, http_base) = (authority.clone(), request.default_entry, ipxe_base.clone());
+        let (authority, default, http_base) = (authority.clone(), request.default_entry, http_base.clone());
         move || {
             let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true, http_base, lab_tftp: Some(server_ip) };
             prepare(&iso_path, &plan)
@@ -321,11 +320,11 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         allow: AllowList::default(),
         limits: Limits { passive_ports: request.passive_ports.clone(), ..Limits::default() },
     };
-    let dnsmasq_options = LabDnsmasq { ipxe_script: ipxe_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)), fast: request.fast_dhcp }.lines();
+    let dnsmasq = LabDnsmasq { ipxe_script: http_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)), fast: request.fast_dhcp };
     Ok(Plan {
         net,
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
-        dnsmasq_options,
+        dnsmasq,
         tree: Arc::new(prepared.tree),
         config,
         accel,
@@ -433,10 +432,10 @@ impl Lab {
 
     async fn patch_network(&mut self, plan: &Plan, shutdown: &CancellationToken, report: Report<'_>) -> Result<()> {
         let (net, bootp) = (&plan.net, &plan.bootp);
-        let patched = netxml::add_dnsmasq_options(&netxml::set_bootp(&net.inactive_xml, bootp)?, &plan.dnsmasq_options)?;
+        let patched = netxml::add_dnsmasq_options(&netxml::set_bootp(&net.inactive_xml, bootp)?, &plan.dnsmasq.lines())?;
         let reattached = apply_patch(&self.libvirt, &self.journal, net, patched, true, shutdown).await?;
         let mut message = format!("network {} now boots {} from {}", net.name, bootp.file, bootp.server.as_deref().unwrap_or("?"));
-        if let Some(ipxe) = plan.dnsmasq_options.iter().find_map(|o| o.strip_prefix("dhcp-boot=tag:ipxe,")) {
+        if let Some(ipxe) = &plan.dnsmasq.ipxe_script {
             message.push_str(&format!(", and iPXE clients {ipxe}"));
         }
         if !reattached.is_empty() {
