@@ -294,3 +294,35 @@ fn remote_uris_are_refused_where_they_cannot_work_yet() {
     }
     assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0, "nothing written");
 }
+
+/// `status --watch` prints only changes, so it may never write again: when
+/// its reader goes away (`| head -1`) it still ends, with exit 0.
+#[test]
+fn status_watch_ends_when_its_reader_goes_away() {
+    use std::io::BufRead;
+    let state = tempfile::tempdir().unwrap();
+    let mut watch = pxelab()
+        .args(["--json", "status", "--watch"])
+        .env("PXELAB_STATE_DIR", state.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(watch.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&first).unwrap()["running"], false);
+    drop(stdout);
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = watch.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = watch.kill();
+            panic!("status --watch kept running with nobody reading");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+}

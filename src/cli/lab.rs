@@ -57,7 +57,7 @@ pub fn status(args: StatusArgs, globals: &Globals) -> Result<Outcome> {
                 output::text(&format!("{clear}{separator}{shown}"));
                 last = shown;
             }
-            if output::closed() {
+            if output::reader_gone() {
                 return Ok(Outcome::Done);
             }
             tokio::select! {

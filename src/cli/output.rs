@@ -55,6 +55,24 @@ pub fn closed() -> bool {
     CLOSED.load(Ordering::Relaxed)
 }
 
+/// Whether stdout's reader went away, found without writing: a pipe whose
+/// read end closed polls as an error. For a verb that may print nothing for
+/// a long time (`status --watch` prints only changes), which would
+/// otherwise never learn that nobody reads it.
+pub fn reader_gone() -> bool {
+    if closed() {
+        return true;
+    }
+    let mut stdout = libc::pollfd { fd: libc::STDOUT_FILENO, events: 0, revents: 0 };
+    // SAFETY: one valid pollfd, no wait.
+    let ready = unsafe { libc::poll(&mut stdout, 1, 0) };
+    let gone = ready == 1 && stdout.revents & (libc::POLLERR | libc::POLLHUP) != 0;
+    if gone {
+        CLOSED.store(true, Ordering::Relaxed);
+    }
+    gone
+}
+
 /// Why writing to stdout failed, when it was not a closed pipe.
 pub fn write_error() -> Option<String> {
     WRITE_ERROR.lock().ok().and_then(|e| e.clone())
