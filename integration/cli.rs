@@ -277,22 +277,23 @@ fn quiet_prints_only_errors() {
     assert_eq!(r.code, 2, "-q and -v contradict: {}", r.stderr);
 }
 
-/// Verbs that read a VM's serial log from this host's files refuse a remote
-/// libvirt URI before connecting or changing anything (no ssh is started:
-/// the URI names a closed port on loopback).
+/// A remote libvirt host that cannot be reached: one line naming the URI
+/// and how to check it, exit 4, and no lab started (the URI names a closed
+/// port on loopback; remote.rs has the hosts that answer).
 #[test]
-fn remote_uris_are_refused_where_they_cannot_work_yet() {
+fn an_unreachable_remote_host_is_one_clear_error() {
     let state = tempfile::tempdir().unwrap();
     let iso = fixture("centos-busybox.iso");
     let remote = "qemu+ssh://nobody@127.0.0.1:1/system";
-    for args in [vec!["up", "--iso", iso.to_str().unwrap(), "--no-vm"], vec!["vm", "console", "pxelab-x-1"]] {
+    for args in [vec!["up", "--iso", iso.to_str().unwrap(), "--no-vm"], vec!["vm", "console", "pxelab-x-1"], vec!["vm", "list"]] {
         let out = pxelab().arg("-c").arg(remote).args(&args).env("PXELAB_STATE_DIR", state.path()).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
-        assert!(stderr.contains("remote libvirt host") && stderr.contains("run pxelab on the libvirt host"), "{stderr}");
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {stderr}");
+        assert!(stderr.contains(&format!("cannot connect to libvirt at {remote}")) && stderr.contains(&format!("virsh -c '{remote}' hostname")), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
-    assert_eq!(std::fs::read_dir(state.path()).unwrap().count(), 0, "nothing written");
+    assert!(!state.path().join("lab.json").exists(), "no lab");
+    assert_eq!(std::fs::read_dir(state.path().join("journal")).map(|d| d.count()).unwrap_or(0), 0, "nothing journaled");
 }
 
 /// `status --watch` prints only changes, so it may never write again: when

@@ -41,6 +41,20 @@ apt-get install -y -qq --no-install-recommends \
     curl wget atftp lftp iproute2 procps psmisc \
     zsh fish groff-base man-db tcpdump lintian dpkg-dev >/dev/null
 
+# The remote-host test runs its own sshd on loopback (libvirt's qemu+ssh).
+# The package would start the system's sshd on install: policy-rc.d (exit
+# 101) stops that, and is removed again unless it was there before.
+if ! dpkg -s openssh-server >/dev/null 2>&1; then
+    made_policy=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        made_policy=1
+    fi
+    apt-get install -y -qq --no-install-recommends openssh-server openssh-client >/dev/null
+    [ -z "$made_policy" ] || rm -f /usr/sbin/policy-rc.d
+fi
+
 if ! command -v cargo >/dev/null; then
     echo "deps: cargo not found: install Rust (https://rustup.rs) or 'apt-get install cargo'" >&2
     exit 4

@@ -57,7 +57,14 @@ impl TestNet {
     }
 
     pub fn pxelab(&self, args: &[&str]) -> Output {
-        pxelab().args(["-c", URI]).args(args).env("PXELAB_STATE_DIR", self.state.path()).output().unwrap()
+        self.pxelab_command(args).output().unwrap()
+    }
+
+    /// pxelab on this network's state directory, to spawn.
+    pub fn pxelab_command(&self, args: &[&str]) -> Command {
+        let mut cmd = pxelab();
+        cmd.args(["-c", URI]).args(args).env("PXELAB_STATE_DIR", self.state.path());
+        cmd
     }
 
     pub fn inactive_xml(&self) -> String {

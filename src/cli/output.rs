@@ -364,7 +364,7 @@ pub fn serve_ready_text(ready: &lab::Ready) -> String {
 /// `pxelab vm new` as text.
 pub fn vm_new_text(report: &lab::VmNewReport) -> String {
     format!(
-        "created {} on network {} ({}: {}); serial log {}\nfollow its console with: pxelab vm console -f {}\n",
+        "created {} on network {} ({}: {}); console record {}\nfollow its console with: pxelab vm console -f {}\n",
         report.vm.name,
         report.vm.networks.join(", "),
         report.vm.accel.name(),

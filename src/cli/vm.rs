@@ -15,12 +15,13 @@ pub enum VmCommand {
     New(VmNewArgs),
     /// List pxelab's VMs.
     List,
-    /// Destroy a pxelab VM and delete its disk and log.
+    /// Destroy a pxelab VM and delete its disk and the record of its console.
     Rm { name: String },
-    /// Print a VM's serial console log (raw text: --json does not apply).
+    /// Print pxelab's record of a VM's serial console (raw text: --json does not apply).
     Console {
         name: String,
-        /// Keep printing what the guest writes until it stops (or Ctrl-C).
+        /// Keep printing what the guest writes until it stops (or Ctrl-C), read
+        /// through libvirt (local or remote) and added to the record.
         #[arg(short, long)]
         follow: bool,
     },
@@ -38,7 +39,7 @@ pub struct VmNewArgs {
     pub network: Option<String>,
     #[command(flatten)]
     pub shape: VmShapeArgs,
-    /// Where the serial console is logged.
+    /// Where pxelab records the serial console, on this host (default: the state directory's logs/).
     #[arg(long, value_name = "PATH")]
     pub serial_log: Option<PathBuf>,
 }
@@ -74,7 +75,7 @@ pub fn run(command: VmCommand, globals: &Globals) -> Result<Outcome> {
             if globals.json {
                 output::json(&serde_json::json!({ "removed": name, "volume": meta.volume, "serial_log": meta.serial_log }));
             } else {
-                output::line(format!("removed {name}, its disk {} and its serial log", meta.volume));
+                output::line(format!("removed {name}, its disk {} and the record of its console", meta.volume));
             }
         }
         VmCommand::Console { name, follow } => {

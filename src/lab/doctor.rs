@@ -29,7 +29,7 @@ use crate::firewall;
 use crate::serve::ports::{self, Transport};
 use crate::serve::Limits;
 use crate::serve::{transport_of, Protocol};
-use crate::virt::accel::{self, Accel, HostKvm};
+use crate::virt::accel::{Accel, AccelChoice};
 use crate::virt::domain;
 use crate::virt::domxml::{self, NetworkBoot};
 use crate::virt::network::{self, NetworkState};
@@ -129,6 +129,7 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
     let libvirt = match Libvirt::connect(&request.uri).await {
         Ok(l) => {
             f.ok("libvirt", format!("libvirtd answers at {}", request.uri));
+            accel_check(&mut f, super::choose_accel(&l, None).await);
             l
         }
         Err(e) => {
@@ -221,13 +222,16 @@ fn running_lab(f: &mut Findings) -> Option<LabRecord> {
     }
 }
 
-/// Checks of the host itself: syslinux and the accelerator.
+/// Checks of this host itself: syslinux.
 fn host_checks(f: &mut Findings) {
     match syslinux::load() {
         Ok(files) => f.ok("syslinux", format!("{} found", files.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))),
         Err(missing) => f.fail("syslinux", format!("{} is missing", missing.file), missing.to_string()),
     }
-    let choice = accel::choose(None, &HostKvm::probe());
+}
+
+/// The accelerator the VMs would get, on the host they run on.
+fn accel_check(f: &mut Findings, choice: AccelChoice) {
     match choice.accel {
         Accel::Kvm => f.ok("accel", choice.reason),
         Accel::Tcg => f.warn(

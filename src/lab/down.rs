@@ -60,14 +60,24 @@ pub async fn down(uri: &str, report: Report<'_>) -> Result<DownReport> {
         }
     }
     let journal = Journal::open(&state).map_err(|e| Error::environment(e.to_string()))?;
-    let uri = lab.as_ref().map(|l| l.uri.clone()).unwrap_or_else(|| uri.to_string());
-    let pending = journal.networks().unwrap_or_default().iter().any(|n| n.uri == uri)
-        || journal.vms().unwrap_or_default().iter().any(|v| v.uri == uri)
-        || !journal.firewalls().unwrap_or_default().is_empty();
-    if pending {
-        tracing::debug!("undoing the journal in {}", journal.dir().display());
-        let libvirt = Libvirt::connect(&uri).await?;
-        let keep = lab.as_ref().is_some_and(|l| l.keep);
+    // The journal names the libvirt host of each change: a lab that crashed
+    // on `-c qemu+ssh://…` is undone there, whatever `-c` says now.
+    let mut uris: Vec<String> = Vec::new();
+    let journaled = journal.networks().unwrap_or_default().into_iter().map(|n| n.uri).chain(journal.vms().unwrap_or_default().into_iter().map(|v| v.uri));
+    for u in journaled {
+        if !uris.contains(&u) {
+            uris.push(u);
+        }
+    }
+    if uris.is_empty() && !journal.firewalls().unwrap_or_default().is_empty() {
+        // Firewall openings are this host's: any connection undoes them.
+        uris.push(lab.as_ref().map(|l| l.uri.clone()).unwrap_or_else(|| uri.to_string()));
+    }
+    let pending = !uris.is_empty();
+    let keep = lab.as_ref().is_some_and(|l| l.keep);
+    for uri in &uris {
+        tracing::debug!("undoing the journal in {} for {uri}", journal.dir().display());
+        let libvirt = Libvirt::connect(uri).await?;
         let undone = undo_journal(&libvirt, &journal, keep, report).await?;
         out.kept_vms.extend(undone.kept_vms);
         out.recovered = true;

@@ -12,6 +12,7 @@
 //! in `crate::error`, so the verbs use `?`. Blocking host work runs through
 //! `crate::blocking::run` and libvirt through `Libvirt::call`.
 
+mod console;
 mod detach;
 mod dhcp_config;
 mod doctor;
@@ -33,11 +34,13 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::blocking;
 use crate::boot::{BootOptions, BootTree, DefaultEntry, Ui};
 use crate::error::{Error, Result};
 use crate::iso::{self, Distro, IsoIndex, Overrides};
 use crate::serve::{Protocol, ServeError};
-use crate::virt::accel::Accel;
+use crate::virt::accel::{self, Accel, AccelChoice, HostKvm};
+use crate::virt::{Libvirt, VirtError};
 
 pub use detach::{detach, Detached};
 pub use dhcp_config::{dhcp_config, DhcpFormat, DhcpRequest};
@@ -198,16 +201,25 @@ pub(crate) fn server_error(e: ServeError, flags: &ServeFlags) -> Error {
     Error::environment(format!("{e}; {fix}"))
 }
 
-/// Remote libvirt hosts are not supported yet by the verbs that read a VM's
-/// serial log, which is a file on the libvirt host: say so, before anything
-/// changes, rather than watch a file that is not there.
-pub(crate) fn refuse_remote(uri: &str, verb: &str) -> Result<()> {
-    if crate::virt::is_remote(uri) {
-        return Err(Error::bad_input(format!(
-            "`{verb}` does not work with a remote libvirt host yet ({uri}): it reads the VMs' serial logs from this host's files; run pxelab on the libvirt host"
-        )));
+/// Whether the libvirt host behind `libvirt` is this machine: a local URI,
+/// or a remote one whose host has this host's name (an ssh URI that loops
+/// back). Only then does `/dev/kvm` here say anything about its guests.
+pub(crate) async fn libvirt_is_here(libvirt: &Libvirt) -> bool {
+    if !crate::virt::is_remote(libvirt.uri()) {
+        return true;
     }
-    Ok(())
+    let theirs = libvirt.call(|c| c.get_hostname().map_err(|e| VirtError::libvirt("reading the libvirt host's name", e))).await;
+    let ours = std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string());
+    matches!((theirs, ours), (Ok(t), Ok(o)) if t == o)
+}
+
+/// `--accel` or the automatic choice, for the host the VMs run on.
+pub(crate) async fn choose_accel(libvirt: &Libvirt, requested: Option<Accel>) -> AccelChoice {
+    if libvirt_is_here(libvirt).await {
+        return blocking::run(move || accel::choose(requested, &HostKvm::probe())).await;
+    }
+    let offered = libvirt.call(|c| Ok(accel::kvm_offered(c))).await.unwrap_or(false);
+    accel::choose_for_remote(requested, offered)
 }
 
 /// An address a PXE server can be given: IPv4 (bootp and pxelinux know no other).

@@ -40,7 +40,13 @@ pub(crate) async fn undo_journal(libvirt: &Libvirt, journal: &Journal, keep: boo
             let name = vm.name.clone();
             tracing::debug!("removing VM {name}");
             match libvirt.call(move |c| domain::remove(c, &name)).await {
-                Ok(_) | Err(VirtError::NoDomain(_)) => report(&LabEvent::Teardown { message: format!("removed VM {}", vm.name) }),
+                Ok(meta) => {
+                    if let Err(e) = super::vm::remove_record(&meta).await {
+                        first_error.get_or_insert(e);
+                    }
+                    report(&LabEvent::Teardown { message: format!("removed VM {}", vm.name) })
+                }
+                Err(VirtError::NoDomain(_)) => report(&LabEvent::Teardown { message: format!("removed VM {}", vm.name) }),
                 Err(e) => {
                     first_error.get_or_insert(e.into());
                     continue;

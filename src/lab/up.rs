@@ -13,7 +13,6 @@
 //! events, dnsmasq's leases, the VMs' serial logs) into boot stages through
 //! `progress.rs`, and reports them as [`LabEvent`]s.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -24,6 +23,7 @@ use serde::Serialize;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
+use super::console::{Consoles, Followed};
 use super::journal::{CreatedVm, FirewallOpening, Journal};
 use super::net::{apply_patch, check_patchable, refuse_running_guests};
 use super::progress::{Milestones, Progress, Stage, StageEvent, VmProgress};
@@ -38,7 +38,7 @@ use crate::error::{Error, Kind, Result};
 use crate::iso::Overrides;
 use crate::mac::MacAddr;
 use crate::serve::{AllowList, FtpRoot, Limits, Protocol, ServeConfig, ServeEvent, Servers, Transfer};
-use crate::virt::accel::{self, Accel, AccelChoice, HostKvm};
+use crate::virt::accel::{Accel, AccelChoice};
 use crate::virt::domain::{self, VmState};
 use crate::virt::domxml::{self, VmSpec};
 use crate::virt::network::{self, NetworkState};
@@ -157,6 +157,7 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
     let plan = plan(&request, expect, &libvirt).await?;
 
     let mut lab = Lab {
+        site: plan.site,
         libvirt,
         journal,
         state,
@@ -166,7 +167,7 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
         ra: None,
         progress: Progress::new(plan.milestones.clone()),
         record: plan.record.clone(),
-        serial_offsets: HashMap::new(),
+        consoles: Consoles::default(),
         started: Instant::now(),
     };
     let result = lab.run(&request, plan, &shutdown, report).await;
@@ -204,8 +205,53 @@ pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()
     Ok(())
 }
 
+/// Where the lab's network is, seen from pxelab's servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Site {
+    /// The network's bridge is on this host (a local URI, or a remote one
+    /// that leads back here): pxelab may open this host's firewall for it
+    /// and send router advertisements on it.
+    Here,
+    /// On another host: its guests reach pxelab through that host's NAT
+    /// or routing.
+    Remote,
+}
+
+/// Where the lab is, or why its guests could not reach pxelab's servers
+/// (which always run on this host). Pure: the caller looks at the host.
+fn site(uri: &str, net: &netxml::NetworkXml, address: IpAddr, server_ip: IpAddr, given: bool, local: bool, libvirt_here: bool) -> Result<Site> {
+    if !crate::virt::is_remote(uri) {
+        return Ok(Site::Here);
+    }
+    let host = uri.split_once("://").map(|(_, rest)| rest.split('/').next().unwrap_or(rest)).unwrap_or(uri);
+    if !local {
+        return Err(Error::bad_input(if given {
+            format!("--server-ip {server_ip} is not an address of this host, where pxelab's servers run; pass this host's address that the guests of network {} on {host} can reach", net.name)
+        } else {
+            format!("network {}'s address {address} is on the libvirt host {host}, but pxelab's servers run here; pass --server-ip with this host's address that its guests can reach (through {host}'s NAT or routing)", net.name)
+        }));
+    }
+    if libvirt_here {
+        // The "remote" host is this one (an ssh URI that loops back).
+        return Ok(Site::Here);
+    }
+    if net.forward.is_none() {
+        return Err(Error::bad_input(format!(
+            "network {} on {host} is isolated (no <forward>): its guests reach only {address} on that host, never this host's {server_ip}; use a NAT or routed network there, or run pxelab on {host}",
+            net.name
+        )));
+    }
+    Ok(Site::Remote)
+}
+
+/// Whether `ip` is one of this host's addresses (a socket binds to it).
+fn is_local_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
+
 /// What `up` read and decided before its first change.
 struct Plan {
+    site: Site,
     net: NetworkState,
     bootp: Bootp,
     /// What the lab adds to libvirt's dnsmasq: the iPXE fast path, fast DHCP.
@@ -220,7 +266,6 @@ struct Plan {
 /// The flags that contradict each other, before anything else is read.
 /// Returns the compiled `--expect`.
 fn check_flags(request: &UpRequest) -> Result<Option<regex::Regex>> {
-    super::refuse_remote(&request.uri, "up")?;
     let expect = match &request.expect {
         Some(re) => Some(regex::Regex::new(re).map_err(|e| Error::bad_input(format!("--expect {re:?} is not a regular expression: {e}")))?),
         None => None,
@@ -246,6 +291,12 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     let net = libvirt.call(move |c| network::read(c, &name)).await?;
     let address = check_patchable(&net)?;
     let server_ip = ipv4_server("--server-ip", request.server_ip.unwrap_or(address))?;
+    let here = super::libvirt_is_here(libvirt).await;
+    let site = blocking::run({
+        let (uri, parsed, given) = (request.uri.clone(), net.parsed.clone(), request.server_ip.is_some());
+        move || site(&uri, &parsed, address, server_ip, given, is_local_address(server_ip), here)
+    })
+    .await?;
     refuse_running_guests(&net, request.force)?;
     let Endpoints { ftp_port, http_port, overrides, authority, http_base } =
         endpoints(server_ip, request.ftp_port, request.http_port, &request.overrides, UP_FLAGS.address)?;
@@ -264,11 +315,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     .await?;
     let distro = &prepared.distro;
     tracing::debug!("{} detected: kernel {}, initrd {}", distro.name, distro.kernel, distro.initrd);
-    let accel = blocking::run({
-        let forced = request.shape.accel;
-        move || accel::choose(forced, &HostKvm::probe())
-    })
-    .await;
+    let accel = super::choose_accel(libvirt, request.shape.accel).await;
 
     let mut installer_files = vec!["/.treeinfo".to_string()];
     installer_files.extend(distro.stage2.iter().map(|s| format!("/{s}")));
@@ -322,6 +369,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     };
     let dnsmasq = LabDnsmasq { ipxe_script: http_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)), fast: request.fast_dhcp };
     Ok(Plan {
+        site,
         net,
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
         dnsmasq,
@@ -335,6 +383,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
 
 /// A lab being set up, running, or torn down.
 struct Lab {
+    site: Site,
     libvirt: Libvirt,
     journal: Journal,
     state: PathBuf,
@@ -345,8 +394,8 @@ struct Lab {
     ra: Option<crate::ra::RaResponder>,
     record: LabRecord,
     progress: Progress,
-    /// How far each VM's serial log has been read.
-    serial_offsets: HashMap<String, u64>,
+    /// The VMs' serial consoles, read through libvirt and recorded here.
+    consoles: Consoles,
     started: Instant,
 }
 
@@ -447,6 +496,10 @@ impl Lab {
 
     /// Lets the bridge's guests reach TFTP and FTP, if the host's firewall would stop them.
     async fn open_firewall(&mut self, config: &ServeConfig, report: Report<'_>) -> Result<()> {
+        if self.site == Site::Remote {
+            // The bridge is on the libvirt host: this host's firewall does not see it.
+            return Ok(());
+        }
         let Some(bridge) = self.record.bridge.clone() else { return Ok(()) };
         let http = self.record.http_addr().map(|a| a.port());
         let rules = crate::firewall::lab_rules(config.tftp_port, config.ftp_port, http, &config.limits.passive_ports);
@@ -476,6 +529,10 @@ impl Lab {
     /// Starts answering router solicitations on the bridge, which exists
     /// now the network runs. A failure costs the guests time, not the lab.
     async fn start_ra(&mut self, report: Report<'_>) {
+        if self.site == Site::Remote {
+            tracing::debug!("no router advertisements: the lab's bridge is on the libvirt host, not here");
+            return;
+        }
         let Some(bridge) = self.record.bridge.clone() else { return };
         match blocking::run({
             let bridge = bridge.clone();
@@ -518,7 +575,10 @@ impl Lab {
             .map_err(|e| Error::environment(format!("cannot write the journal: {e}")))?;
         let pool_dir = super::vm::images_dir()?;
         tracing::debug!("creating VM {name} ({:?}, {} MiB, {} vCPUs)", choice.accel, shape.memory_mib, shape.vcpus);
-        let info = super::vm::create(&self.libvirt, spec, pool_dir).await?;
+        let (info, console) = super::vm::create(&self.libvirt, spec, pool_dir, true).await?;
+        if let Some(console) = console {
+            self.consoles.insert(&info.name, console);
+        }
         if let Some(ra) = &self.ra {
             ra.announce();
         }
@@ -655,21 +715,8 @@ impl Lab {
         let network = self.record.network.clone();
         // A lease read that fails (libvirtd restarting) is tried again next poll.
         let leases = self.libvirt.call(move |c| network::leases(c, &network)).await.unwrap_or_default();
-        let logs: Vec<(String, PathBuf, u64)> = self
-            .progress
-            .vms()
-            .iter()
-            .map(|v| (v.name.clone(), PathBuf::from(&v.serial_log), self.serial_offsets.get(&v.name).copied().unwrap_or(0)))
-            .collect();
-        let serial: Vec<(String, u64, Vec<u8>)> = blocking::run(move || {
-            logs.into_iter()
-                .map(|(name, path, mut offset)| {
-                    let text = super::read_appended(&path, &mut offset).unwrap_or_default();
-                    (name, offset, text)
-                })
-                .collect()
-        })
-        .await;
+        let followed = self.progress.vms().iter().map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) }).collect();
+        let serial = self.consoles.poll(&self.libvirt, followed).await;
         let now = self.now();
         for (mac, ip) in leases {
             for e in self.progress.on_lease(&mac, ip, now) {
@@ -677,11 +724,7 @@ impl Lab {
                 changed = true;
             }
         }
-        for (name, offset, text) in serial {
-            self.serial_offsets.insert(name.clone(), offset);
-            if text.is_empty() {
-                continue;
-            }
+        for (name, text) in serial {
             for e in self.progress.on_serial(&name, &String::from_utf8_lossy(&text), now) {
                 report(&LabEvent::Stage(e));
                 changed = true;
@@ -720,6 +763,7 @@ impl Lab {
 
     /// Undoes everything in the journal for this URI; always runs.
     async fn teardown(&mut self, report: Report<'_>) -> Result<()> {
+        self.consoles.close().await;
         if let Some(ra) = self.ra.take() {
             blocking::run(move || ra.stop()).await;
         }
@@ -732,5 +776,51 @@ impl Lab {
             tracing::warn!("cannot remove {}: {e}", record::path(&self.state).display());
         }
         result.map(|_| ())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn net(forward: Option<&str>) -> netxml::NetworkXml {
+        netxml::NetworkXml { name: "lab".into(), bridge: Some("virbr9".into()), forward: forward.map(str::to_string), ips: Vec::new() }
+    }
+
+    const SSH: &str = "qemu+ssh://root@far.example/system";
+    const NET_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 9, 1));
+    const HERE_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 5));
+
+    #[test]
+    fn a_local_uri_is_always_here() {
+        let site = site("qemu:///system", &net(None), NET_IP, NET_IP, false, true, true).unwrap();
+        assert_eq!(site, Site::Here);
+    }
+
+    #[test]
+    fn a_remote_network_needs_a_server_ip_of_this_host() {
+        // The default server address is the network's, which is on the far host.
+        let e = site(SSH, &net(Some("nat")), NET_IP, NET_IP, false, false, false).unwrap_err();
+        assert!(e.to_string().contains("pass --server-ip") && e.to_string().contains("far.example"), "{e}");
+        let e = site(SSH, &net(Some("nat")), NET_IP, HERE_IP, true, false, false).unwrap_err();
+        assert!(e.to_string().contains("--server-ip 192.168.1.5 is not an address of this host"), "{e}");
+    }
+
+    #[test]
+    fn an_isolated_network_on_another_host_is_refused_with_the_reason() {
+        let e = site(SSH, &net(None), NET_IP, HERE_IP, true, true, false).unwrap_err();
+        let text = e.to_string();
+        assert!(text.contains("isolated") && text.contains("never this host's 192.168.1.5") && text.contains("NAT or routed"), "{text}");
+    }
+
+    #[test]
+    fn a_nat_network_on_another_host_reaches_this_host() {
+        assert_eq!(site(SSH, &net(Some("nat")), NET_IP, HERE_IP, true, true, false).unwrap(), Site::Remote);
+        assert_eq!(site(SSH, &net(Some("route")), NET_IP, HERE_IP, true, true, false).unwrap(), Site::Remote);
+    }
+
+    #[test]
+    fn an_ssh_uri_back_to_this_host_is_here_even_for_an_isolated_network() {
+        assert_eq!(site(SSH, &net(None), NET_IP, NET_IP, true, true, true).unwrap(), Site::Here);
     }
 }

@@ -4,7 +4,7 @@
 //! in the lab's journal (so `down` removes it) and the lab follows its boot.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::{read_appended, state_dir_or_err, state_subdir, VmShape};
 use crate::blocking;
 use crate::error::{Error, Result};
-use crate::virt::accel::{self, HostKvm};
+use crate::virt::console::Console;
 use crate::virt::domain::{self, VmInfo};
 use crate::virt::domxml::{self, VmMeta, VmSpec};
 use crate::virt::{network, Libvirt};
@@ -71,8 +71,6 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         }
     }
     request.shape.check()?;
-    let forced = request.shape.accel;
-    let choice = blocking::run(move || accel::choose(forced, &HostKvm::probe())).await;
     // A VM made while a lab runs joins it: its network, its journal (so
     // `down` removes it) and its progress report.
     let state = state_dir_or_err()?;
@@ -84,6 +82,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     };
     let joins_lab = lab.as_ref().is_some_and(|l| l.network == network_name);
     let libvirt = Libvirt::connect(&request.uri).await?;
+    let choice = super::choose_accel(&libvirt, request.shape.accel).await;
     let net = network_name.clone();
     libvirt.call(move |c| network::read(c, &net)).await?;
 
@@ -114,24 +113,14 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         mac: None,
     };
     tracing::debug!("creating VM {} on {} ({:?})", spec.name, spec.network, spec.accel);
-    let vm = create(&libvirt, spec, pool_dir).await?;
+    let (vm, _) = create(&libvirt, spec, pool_dir, false).await?;
     Ok(VmNewReport { vm, accel_reason: choice.reason, joined_lab: joins_lab })
 }
 
-/// Creates and starts a VM; a VM that fails to start leaves no serial log
-/// behind (libvirt opens it before QEMU runs).
-pub(crate) async fn create(libvirt: &Libvirt, spec: VmSpec, pool_dir: PathBuf) -> Result<VmInfo> {
-    let log = spec.serial_log.clone();
-    let log_existed = log.exists();
-    match libvirt.call(move |c| domain::create(c, &spec, &pool_dir)).await {
-        Ok(vm) => Ok(vm),
-        Err(e) => {
-            if !log_existed {
-                let _ = std::fs::remove_file(&log);
-            }
-            Err(e.into())
-        }
-    }
+/// Creates and starts a VM; with `watch`, also opens its serial console
+/// before the guest runs (see `virt::domain::create`).
+pub(crate) async fn create(libvirt: &Libvirt, spec: VmSpec, pool_dir: PathBuf, watch: bool) -> Result<(VmInfo, Option<Console>)> {
+    Ok(libvirt.call(move |c| domain::create(c, &spec, &pool_dir, watch)).await?)
 }
 
 /// `pxelab-<word>-<n>`, the first one not taken.
@@ -146,48 +135,104 @@ pub async fn vm_list(uri: &str) -> Result<Vec<VmInfo>> {
     Ok(libvirt.call(domain::list).await?)
 }
 
-/// `pxelab vm rm`.
+/// `pxelab vm rm`: the domain, its disk, and pxelab's record of its console.
 pub async fn vm_rm(uri: &str, name: &str) -> Result<VmMeta> {
     let libvirt = Libvirt::connect(uri).await?;
-    let name = name.to_string();
+    let owned = name.to_string();
     tracing::debug!("removing VM {name}");
-    Ok(libvirt.call(move |c| domain::remove(c, &name)).await?)
+    let meta = libvirt.call(move |c| domain::remove(c, &owned)).await?;
+    remove_record(&meta).await?;
+    Ok(meta)
 }
 
-/// `pxelab vm console`: writes the serial log to `out`; with `follow`, keeps
-/// writing what the guest writes until the VM stops or `shutdown`.
+/// Removes pxelab's record of a removed VM's console.
+pub(crate) async fn remove_record(meta: &VmMeta) -> Result<()> {
+    let path = PathBuf::from(&meta.serial_log);
+    match blocking::run(move || std::fs::remove_file(&path)).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::environment(format!("cannot remove the console record {}: {e}", meta.serial_log))),
+        _ => Ok(()),
+    }
+}
+
+/// `pxelab vm console`: writes pxelab's record of the VM's serial console
+/// to `out`; with `follow`, goes on with what the guest writes until the VM
+/// stops or `shutdown`.
+///
+/// The console is read through libvirt (so a remote host works as a local
+/// one), and libvirt lets one reader hold it. When a lab on this host
+/// follows the VM, the lab holds it and `-f` follows the lab's record;
+/// otherwise `-f` opens the console itself and adds to the record.
 pub async fn vm_console(uri: &str, name: &str, follow: bool, shutdown: CancellationToken, out: &mut (dyn Write + Send)) -> Result<()> {
-    super::refuse_remote(uri, "vm console")?;
     let libvirt = Libvirt::connect(uri).await?;
     let owned = name.to_string();
     let info = libvirt.call(move |c| domain::info(c, &owned)).await?;
-    let path = PathBuf::from(&info.meta.serial_log);
+    let record = PathBuf::from(&info.meta.serial_log);
+    let state = state_dir_or_err()?;
+    let lab_follows =
+        super::record::read(&state).ok().flatten().is_some_and(|lab| super::record::alive(lab.pid) && lab.uri == uri && lab.vms.iter().any(|v| v.name == name));
     let mut offset = 0u64;
+    let history = blocking::run({
+        let record = record.clone();
+        move || read_appended(&record, &mut offset).map(|b| (b, offset))
+    })
+    .await;
+    match history {
+        Ok((bytes, at)) => {
+            offset = at;
+            if write_out(out, &bytes).is_err() {
+                return Ok(());
+            }
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::environment(format!(
+                "no record of {name}'s serial console on this host: pxelab records it while a lab follows the VM or `vm console -f` runs; follow it live with `pxelab vm console -f {name}`"
+            )))
+        }
+        Err(e) => return Err(Error::environment(format!("cannot read the console record {}: {e}", record.display()))),
+    }
+    if !follow {
+        return Ok(());
+    }
+    if lab_follows {
+        follow_record(&libvirt, name, &record, offset, &shutdown, out).await
+    } else {
+        follow_console(&libvirt, name, &record, &shutdown, out).await
+    }
+}
+
+/// Writes and flushes; an error means the reader went away (`| head`),
+/// which ends the console quietly.
+fn write_out(out: &mut (dyn Write + Send), bytes: &[u8]) -> std::io::Result<()> {
+    out.write_all(bytes).and_then(|_| out.flush())
+}
+
+/// `vm console -f` beside a lab: the lab holds the console, its record grows.
+async fn follow_record(
+    libvirt: &Libvirt,
+    name: &str,
+    record: &Path,
+    mut offset: u64,
+    shutdown: &CancellationToken,
+    out: &mut (dyn Write + Send),
+) -> Result<()> {
     loop {
         let (read, at) = blocking::run({
-            let path = path.clone();
+            let record = record.to_path_buf();
             move || {
-                let read = read_appended(&path, &mut offset);
+                let read = read_appended(&record, &mut offset);
                 (read, offset)
             }
         })
         .await;
         offset = at;
         match read {
-            Ok(bytes) => {
-                // A reader that went away (`| head`) ends the console quietly.
-                if out.write_all(&bytes).and_then(|_| out.flush()).is_err() {
-                    return Ok(());
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && follow => {}
-            Err(e) => return Err(Error::environment(format!("cannot read serial log {}: {e}", path.display()))),
+            Ok(bytes) if write_out(out, &bytes).is_err() => return Ok(()),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::environment(format!("cannot read the console record {}: {e}", record.display()))),
         }
-        if !follow {
-            return Ok(());
-        }
-        let owned = name.to_string();
-        if !libvirt.call(move |c| domain::info(c, &owned)).await?.state.is_live() {
+        if !still_live(libvirt, name).await? {
             return Ok(());
         }
         tokio::select! {
@@ -195,6 +240,56 @@ pub async fn vm_console(uri: &str, name: &str, follow: bool, shutdown: Cancellat
             _ = tokio::time::sleep(FOLLOW_POLL) => {}
         }
     }
+}
+
+/// `vm console -f` on its own: reads the console through libvirt, writes it
+/// out and adds it to the record.
+async fn follow_console(libvirt: &Libvirt, name: &str, record: &Path, shutdown: &CancellationToken, out: &mut (dyn Write + Send)) -> Result<()> {
+    let owned = name.to_string();
+    let mut console = Some(
+        libvirt
+            .call(move |c| Console::open(c, &owned, false))
+            .await
+            .map_err(|e| Error::environment(format!("cannot open {name}'s serial console ({e}); if a `virsh console` holds it, close that one")))?,
+    );
+    while let Some(mut open) = console.take() {
+        let (open, drained) = libvirt
+            .call(move |_| {
+                let drained = open.drain();
+                Ok((open, drained))
+            })
+            .await?;
+        let drained = drained?;
+        if !drained.bytes.is_empty() {
+            let (path, bytes) = (record.to_path_buf(), drained.bytes.clone());
+            if let Err(e) = blocking::run(move || std::fs::OpenOptions::new().create(true).append(true).open(&path)?.write_all(&bytes)).await {
+                tracing::warn!("cannot record the console in {}: {e}", record.display());
+            }
+            if write_out(out, &drained.bytes).is_err() {
+                blocking::run(move || drop(open)).await;
+                return Ok(());
+            }
+        }
+        if drained.ended || !still_live(libvirt, name).await? {
+            // The console is closed on the blocking pool: it is a call to libvirtd.
+            blocking::run(move || drop(open)).await;
+            return Ok(());
+        }
+        console = Some(open);
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(FOLLOW_POLL) => {}
+        }
+    }
+    if let Some(open) = console {
+        blocking::run(move || drop(open)).await;
+    }
+    Ok(())
+}
+
+async fn still_live(libvirt: &Libvirt, name: &str) -> Result<bool> {
+    let owned = name.to_string();
+    Ok(libvirt.call(move |c| domain::info(c, &owned)).await?.state.is_live())
 }
 
 #[cfg(test)]

@@ -95,6 +95,24 @@ pub fn choose(requested: Option<Accel>, host: &HostKvm) -> AccelChoice {
     }
 }
 
+/// `--accel auto` for a libvirt host that is not this one: pxelab cannot
+/// look at its `/dev/kvm`, only ask libvirt whether it offers kvm guests.
+pub fn choose_for_remote(requested: Option<Accel>, kvm_offered: bool) -> AccelChoice {
+    match (requested, kvm_offered) {
+        (Some(_), _) => choose(requested, &HostKvm { dev_kvm_usable: false, backends: Vec::new(), hw_virt: false }),
+        (None, true) => AccelChoice {
+            accel: Accel::Kvm,
+            reason: "the remote libvirt host offers kvm guests (if they hang in firmware there, as under PVM, pass --accel tcg)".into(),
+        },
+        (None, false) => AccelChoice { accel: Accel::Tcg, reason: "the remote libvirt host offers no kvm guests: using tcg (software emulation)".into() },
+    }
+}
+
+/// Whether libvirt on the other end of `conn` can run kvm guests.
+pub fn kvm_offered(conn: &virt::connect::Connect) -> bool {
+    conn.get_domain_capabilities(None, Some("x86_64"), None, Some("kvm"), 0).is_ok()
+}
+
 fn serde_plain(accel: Accel) -> &'static str {
     match accel {
         Accel::Kvm => "kvm",
@@ -136,5 +154,14 @@ mod tests {
     fn this_host_is_judged_without_panicking() {
         let choice = choose_auto(&HostKvm::probe());
         assert!(!choice.reason.is_empty());
+    }
+
+    #[test]
+    fn a_remote_host_is_judged_by_what_its_libvirt_offers() {
+        assert_eq!(choose_for_remote(None, true).accel, Accel::Kvm);
+        assert!(choose_for_remote(None, true).reason.contains("--accel tcg"));
+        assert_eq!(choose_for_remote(None, false).accel, Accel::Tcg);
+        assert_eq!(choose_for_remote(Some(Accel::Tcg), true).accel, Accel::Tcg);
+        assert_eq!(choose_for_remote(Some(Accel::Kvm), false).accel, Accel::Kvm);
     }
 }

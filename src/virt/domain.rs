@@ -16,6 +16,7 @@ use virt::storage_pool::StoragePool;
 use virt::storage_vol::StorageVol;
 
 use super::accel::Accel;
+use super::console::Console;
 use super::domxml::{self, VmMeta, VmSpec};
 use super::VirtError;
 
@@ -94,9 +95,10 @@ pub fn ensure_pool(conn: &Connect, fallback_dir: &Path) -> Result<StoragePool, V
             return Ok(pool);
         }
     }
-    std::fs::create_dir_all(fallback_dir).map_err(|e| VirtError::NotReady(format!("cannot create {}: {e}", fallback_dir.display())))?;
     let xml = format!("<pool type='dir'><name>{OWN_POOL}</name><target><path>{}</path></target></pool>", escape(fallback_dir.to_string_lossy()));
     let pool = StoragePool::define_xml(conn, &xml, 0).map_err(libvirt("defining pxelab's storage pool"))?;
+    // libvirt makes the directory, on the libvirt host (which may not be this one).
+    pool.build(0).map_err(libvirt(format!("creating the directory {} for pxelab's storage pool", fallback_dir.display())))?;
     pool.create(0).map_err(libvirt("starting pxelab's storage pool"))?;
     pool.set_autostart(true).map_err(libvirt("setting autostart of pxelab's storage pool"))?;
     Ok(pool)
@@ -107,8 +109,9 @@ fn pool_name(pool: &StoragePool) -> String {
 }
 
 /// Creates the disk, defines and starts the domain. On failure, removes
-/// what it made.
-pub fn create(conn: &Connect, spec: &VmSpec, fallback_pool_dir: &Path) -> Result<VmInfo, VirtError> {
+/// what it made. With `watch`, the domain starts paused, its serial console
+/// is opened and only then does it run, so the console misses nothing.
+pub fn create(conn: &Connect, spec: &VmSpec, fallback_pool_dir: &Path, watch: bool) -> Result<(VmInfo, Option<Console>), VirtError> {
     if Domain::lookup_by_name(conn, &spec.name).is_ok() {
         return Err(VirtError::Refused(format!("a domain named {:?} exists already; choose another --name", spec.name)));
     }
@@ -120,15 +123,29 @@ pub fn create(conn: &Connect, spec: &VmSpec, fallback_pool_dir: &Path) -> Result
     let vol = StorageVol::create_xml(&pool, &vol_xml, 0).map_err(libvirt(format!("creating disk {volume}")))?;
     let xml = domxml::domain_xml(spec, &pool_name, &volume);
     let made = Domain::define_xml(conn, &xml).map_err(libvirt(format!("defining domain {}", spec.name))).and_then(|dom| {
-        dom.create().map_err(libvirt(format!("starting domain {}", spec.name))).inspect_err(|_e| {
-            let _ = dom.undefine();
+        start(conn, &dom, &spec.name, watch).inspect_err(|_e| {
+            let _ = dom.destroy();
+            let _ = dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM);
         })
     });
-    if let Err(e) = made {
-        let _ = vol.delete(0);
-        return Err(e);
+    match made {
+        Ok(console) => Ok((info(conn, &spec.name)?, console)),
+        Err(e) => {
+            let _ = vol.delete(0);
+            Err(e)
+        }
     }
-    info(conn, &spec.name)
+}
+
+fn start(conn: &Connect, dom: &Domain, name: &str, watch: bool) -> Result<Option<Console>, VirtError> {
+    if !watch {
+        dom.create().map_err(libvirt(format!("starting domain {name}")))?;
+        return Ok(None);
+    }
+    dom.create_with_flags(virt::sys::VIR_DOMAIN_START_PAUSED).map_err(libvirt(format!("starting domain {name}")))?;
+    let console = Console::open(conn, name, false)?;
+    dom.resume().map_err(libvirt(format!("resuming domain {name}")))?;
+    Ok(Some(console))
 }
 
 /// One pxelab VM's state.
@@ -191,7 +208,8 @@ pub fn list(conn: &Connect) -> Result<Vec<VmInfo>, VirtError> {
     Ok(out)
 }
 
-/// Stops and removes a pxelab VM, its disk volume and its serial log.
+/// Stops and removes a pxelab VM and its disk volume (the record of its
+/// console is on pxelab's host, not libvirt's: the caller removes it).
 pub fn remove(conn: &Connect, name: &str) -> Result<VmMeta, VirtError> {
     let dom = lookup(conn, name)?;
     let xml = dom.get_xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(libvirt(format!("reading domain {name}")))?;
@@ -205,12 +223,6 @@ pub fn remove(conn: &Connect, name: &str) -> Result<VmMeta, VirtError> {
         if let Ok(vol) = StorageVol::lookup_by_name(&pool, &meta.volume) {
             vol.delete(0).map_err(libvirt(format!("deleting disk {}", meta.volume)))?;
         }
-    }
-    match std::fs::remove_file(&meta.serial_log) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(VirtError::NotReady(format!("cannot remove serial log {}: {e}", meta.serial_log)));
-        }
-        _ => {}
     }
     Ok(meta)
 }

@@ -5,7 +5,10 @@
 //! [`super::domain`] (the same split as `netxml.rs` / `network.rs`).
 //!
 //! Every domain pxelab creates carries a `<metadata>` element in pxelab's
-//! own namespace ([`NAMESPACE`]), naming its disk volume and serial log.
+//! own namespace ([`NAMESPACE`]), naming its disk volume and where pxelab
+//! records its serial console. The domain has no `<log file>`: that would
+//! be a path on the libvirt host, which may be another machine; pxelab
+//! reads the console through libvirt instead (`console.rs`).
 //! `vm list`, `vm rm` and `down` act only on domains that carry it, so
 //! pxelab never touches a VM it did not make.
 
@@ -31,6 +34,8 @@ pub struct VmSpec {
     pub vcpus: u32,
     pub disk_gib: u64,
     pub accel: Accel,
+    /// Where pxelab records the serial console, on the host pxelab runs on
+    /// (kept in the metadata; the console itself is read through libvirt).
     pub serial_log: PathBuf,
     /// Boot from the network first (then from the disk).
     pub pxe: bool,
@@ -127,7 +132,6 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
       <boot order='{net_boot}'/>
     </interface>
     <serial type='pty'>
-      <log file='{log}' append='on'/>
       <target port='0'/>
     </serial>
     <console type='pty'>

@@ -7,6 +7,7 @@
 //! bottom and a whole multi-call operation runs in one `call`.
 
 pub mod accel;
+pub mod console;
 pub mod domain;
 pub mod domxml;
 pub mod network;
@@ -20,7 +21,7 @@ use virt::error::ErrorNumber;
 /// A failure talking to libvirt, or a refusal of what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum VirtError {
-    #[error("cannot connect to libvirt at {uri}: {message}; is libvirtd running? (start it with `libvirtd -d`, or pass another URI with -c)")]
+    #[error("cannot connect to libvirt at {uri}: {message}; {}", connect_hint(uri))]
     Connect { uri: String, message: String },
     #[error("network {0:?} does not exist; list networks with `virsh net-list --all`")]
     NoNetwork(String),
@@ -50,6 +51,15 @@ pub fn is_remote(uri: &str) -> bool {
         Some("unix" | "ext") => false,
         Some(_) => true,
         None => !host.is_empty(),
+    }
+}
+
+/// What to try when a connection fails: local and remote differ.
+fn connect_hint(uri: &str) -> String {
+    if is_remote(uri) {
+        format!("can this host reach that one, and does libvirtd run there? (check with `virsh -c '{uri}' hostname`)")
+    } else {
+        "is libvirtd running? (start it with `libvirtd -d`, or pass another URI with -c)".to_string()
     }
 }
 
