@@ -31,13 +31,13 @@ apt-get update -qq
 # libvirt and QEMU, both from backports (qemu-utils here already is).
 apt-get install -y -qq -t bookworm-backports --no-install-recommends \
     libvirt-dev libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu \
-    qemu-system-x86 qemu-utils qemu-block-extra dnsmasq-base ipxe-qemu >/dev/null
+    qemu-system-x86 qemu-utils qemu-block-extra dnsmasq-base ipxe-qemu ovmf >/dev/null
 
 # Build, fixtures (ISO tooling, the kernel/initrd sources, syslinux) and test clients.
 apt-get install -y -qq --no-install-recommends \
     pkg-config gcc g++ make patch openssl xz-utils zstd python3 iptables \
     xorriso cpio busybox-static syslinux-common pxelinux isolinux \
-    debian-installer-12-netboot-amd64 \
+    debian-installer-12-netboot-amd64 grub-efi-amd64-signed shim-signed \
     curl wget atftp lftp iproute2 procps psmisc \
     zsh fish groff-base man-db tcpdump lintian dpkg-dev >/dev/null
 

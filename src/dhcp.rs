@@ -77,6 +77,9 @@ pub struct DhcpParams {
     /// What iPXE clients get instead: pxelab's `http://SERVER[:PORT]/boot.ipxe`
     /// (the installer over HTTP, no menu). `None`: every client gets `file`.
     pub ipxe: Option<String>,
+    /// What x86-64 UEFI clients (option 93 = 7 or 9) that are not iPXE get
+    /// instead of `file`: a shim. `None`: they get `file` too.
+    pub uefi: Option<String>,
 }
 
 impl DhcpParams {
@@ -119,7 +122,14 @@ impl DhcpParams {
             return Err(format!("the range {}-{} includes the server {server}; choose a range without it", range.0, range.1));
         }
         crate::boot::check_boot_file(file).map_err(|e| format!("--file {e}"))?;
-        Ok(DhcpParams { server, subnet, range, file: file.to_string(), ipxe: None })
+        Ok(DhcpParams { server, subnet, range, file: file.to_string(), ipxe: None, uefi: None })
+    }
+
+    /// Sends x86-64 UEFI clients (not iPXE) to `file` (a shim in the boot tree).
+    pub fn with_uefi(mut self, file: &str) -> Result<DhcpParams, String> {
+        crate::boot::check_boot_file(file).map_err(|e| format!("--uefi-file {e}"))?;
+        self.uefi = Some(file.to_string());
+        Ok(self)
     }
 
     /// Sends iPXE clients to the iPXE script on pxelab's HTTP server at `port`.
@@ -140,7 +150,24 @@ pub struct LabDnsmasq {
     /// Hand out leases without the waits measured in a first boot (see
     /// [`LabDnsmasq::lines`]).
     pub fast: bool,
+    /// UEFI clients that are not iPXE (client-arch 7 or 9) get this boot
+    /// file (the shim) from this TFTP server, instead of `pxelinux.0`.
+    pub uefi: Option<UefiBoot>,
 }
+
+/// The boot file for x86-64 UEFI clients and the server that has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UefiBoot {
+    pub file: String,
+    pub server: std::net::IpAddr,
+}
+
+/// Tags x86-64 UEFI clients (option 93: 7 is x86-64 UEFI, 9 is the same
+/// as some firmware reports it; RFC 4578 and its errata).
+const EFI64_MATCH: [&str; 2] = ["dhcp-match=set:efi64,option:client-arch,7", "dhcp-match=set:efi64,option:client-arch,9"];
+/// What UEFI clients that are not iPXE boot, before `FILE,,SERVER`.
+/// `!ipxe`: an iPXE EFI client is tagged both ways and takes the script.
+const EFI64_BOOT: &str = "dhcp-boot=tag:efi64,tag:!ipxe,";
 
 /// iPXE's "ignore ProxyDHCP" setting (175.176, `no-pxedhcp`), for dnsmasq.
 pub const IPXE_NO_PROXYDHCP: &str = "dhcp-option=tag:ipxe,encap:175,176,1";
@@ -177,6 +204,13 @@ impl LabDnsmasq {
         if self.fast {
             lines.push(IPXE_NO_PROXYDHCP.to_string());
         }
+        if let Some(uefi) = &self.uefi {
+            lines.extend(EFI64_MATCH.iter().map(|l| l.to_string()));
+            if !lines.iter().any(|l| l == IPXE_USERCLASS) {
+                lines.push(IPXE_USERCLASS.to_string());
+            }
+            lines.push(format!("{EFI64_BOOT}{},,{}", uefi.file, uefi.server));
+        }
         lines
     }
 
@@ -186,7 +220,13 @@ impl LabDnsmasq {
     pub fn of(options: &[String]) -> LabDnsmasq {
         let has = |line: &str| options.iter().any(|o| o == line);
         let ipxe_script = options.iter().find_map(|o| o.strip_prefix(IPXE_BOOT)).filter(|_| has(IPXE_USERCLASS)).map(str::to_string);
-        LabDnsmasq { ipxe_script, fast: has(NO_PING) && has(IPXE_USERCLASS) && has(IPXE_NO_PROXYDHCP) }
+        let uefi = options
+            .iter()
+            .find_map(|o| o.strip_prefix(EFI64_BOOT))
+            .filter(|_| EFI64_MATCH.iter().any(|m| has(m)))
+            .and_then(|rest| rest.split_once(",,"))
+            .and_then(|(file, server)| Some(UefiBoot { file: file.to_string(), server: server.parse().ok()? }));
+        LabDnsmasq { ipxe_script, fast: has(NO_PING) && has(IPXE_USERCLASS) && has(IPXE_NO_PROXYDHCP), uefi }
     }
 }
 
@@ -212,7 +252,7 @@ fn default_range_text(subnet: Subnet, server: Ipv4Addr) -> String {
 /// An ISC dhcpd `subnet` block (the seed's). With iPXE, the option space
 /// that names iPXE's `no-pxedhcp` comes first: it must be declared globally.
 pub fn isc(p: &DhcpParams) -> String {
-    let (space, filename) = match &p.ipxe {
+    let (mut space, mut filename) = match &p.ipxe {
         None => (String::new(), format!("    filename \"{}\";   # the boot file\n", p.file)),
         Some(ipxe) => (
             "# iPXE's own options (once per dhcpd.conf, outside any subnet)\n\
@@ -226,6 +266,15 @@ pub fn isc(p: &DhcpParams) -> String {
             ),
         ),
     };
+    if let Some(uefi) = &p.uefi {
+        // The client's architecture (RFC 4578): 7 and 9 are x86-64 UEFI.
+        space.push_str("# the PXE client's architecture (once per dhcpd.conf)\noption arch code 93 = unsigned integer 16;\n");
+        let uefi_branch = format!("if option arch = 00:07 or option arch = 00:09 {{\n        filename \"{uefi}\";   # x86-64 UEFI clients: the shim\n    }}");
+        filename = match &p.ipxe {
+            None => format!("    {uefi_branch} else {{\n        filename \"{}\";   # the boot file (BIOS)\n    }}\n", p.file),
+            Some(_) => filename.replacen("    } else {", &format!("    }} els{uefi_branch} else {{"), 1),
+        };
+    }
     format!(
         "# ISC dhcpd: add to /etc/dhcp/dhcpd.conf, then restart isc-dhcp-server\n\
          {space}subnet {net} netmask {mask} {{\n    range {a} {b};\n    default-lease-time 600;\n    max-lease-time 7200;\n    next-server {server};   # the PXE (TFTP) server\n{filename}}}\n",
@@ -239,19 +288,29 @@ pub fn isc(p: &DhcpParams) -> String {
 
 /// dnsmasq as the network's DHCP server.
 pub fn dnsmasq(p: &DhcpParams) -> String {
-    let boot = match &p.ipxe {
-        None => format!("dhcp-boot={},,{}\n", p.file, p.server),
+    let not_efi = if p.uefi.is_some() { "tag:!efi64," } else { "" };
+    let mut boot = match &p.ipxe {
+        None => format!("dhcp-boot={not_efi}{},,{}\n", p.file, p.server),
         Some(ipxe) => format!(
             "# iPXE clients get the installer over HTTP; the others {file} over TFTP\n\
              {IPXE_USERCLASS}\n\
              {IPXE_BOOT}{ipxe}\n\
-             dhcp-boot=tag:!ipxe,{file},,{server}\n\
+             dhcp-boot=tag:!ipxe,{not_efi}{file},,{server}\n\
              # iPXE: no 2 s wait for ProxyDHCP offers\n\
              {IPXE_NO_PROXYDHCP}\n",
             file = p.file,
             server = p.server
         ),
     };
+    if let Some(uefi) = &p.uefi {
+        boot.push_str("# x86-64 UEFI clients (client-arch 7 or 9) that are not iPXE: the shim\n");
+        for line in EFI64_MATCH {
+            boot.push_str(line);
+            boot.push('\n');
+        }
+        let not_ipxe = if p.ipxe.is_some() { "tag:!ipxe," } else { "" };
+        boot.push_str(&format!("dhcp-boot=tag:efi64,{not_ipxe}{uefi},,{}\n", p.server));
+    }
     format!(
         "# dnsmasq: add to /etc/dnsmasq.conf (or a file in /etc/dnsmasq.d/), then restart dnsmasq\n\
          dhcp-range={a},{b},{mask},12h\n{boot}",
@@ -269,10 +328,11 @@ pub fn dnsmasq_proxy(p: &DhcpParams) -> String {
         "# dnsmasq as proxy DHCP, beside a DHCP server you do not control: hands out no addresses\n\
          port=0\n\
          dhcp-range={net},proxy,{mask}\n\
-         pxe-service=x86PC,\"Boot from pxelab\",{base},{server}\n",
+         pxe-service=x86PC,\"Boot from pxelab\",{base},{server}\n{uefi}",
         net = p.subnet.network,
         mask = p.subnet.netmask(),
         server = p.server,
+        uefi = p.uefi.as_ref().map(|f| format!("pxe-service=X86-64_EFI,\"Boot from pxelab (UEFI)\",{f},{}\n", p.server)).unwrap_or_default(),
     )
 }
 
@@ -292,9 +352,21 @@ pub fn windows(p: &DhcpParams) -> String {
          Set-DhcpServerv4OptionValue -OptionId 67 -Value \"{file}\"\n\
          # PowerShell, for the {scope} scope only:\n\
          Set-DhcpServerv4OptionValue -ScopeId {scope} -OptionId 66 -Value \"{server}\"\n\
-         Set-DhcpServerv4OptionValue -ScopeId {scope} -OptionId 67 -Value \"{file}\"\n",
+         Set-DhcpServerv4OptionValue -ScopeId {scope} -OptionId 67 -Value \"{file}\"\n{uefi}",
         server = p.server,
-        file = p.file
+        file = p.file,
+        uefi = p.uefi.as_ref().map(|f| windows_uefi(scope, f)).unwrap_or_default(),
+    )
+}
+
+/// x86-64 UEFI clients on Windows DHCP: a vendor class for what they send
+/// in option 60 (`PXEClient:Arch:00007`) and a policy giving them 067.
+fn windows_uefi(scope: Ipv4Addr, file: &str) -> String {
+    format!(
+        "# x86-64 UEFI clients get the shim instead: a vendor class and a policy (PowerShell, {scope} scope)\n\
+         Add-DhcpServerv4Class -Name \"PXEClient UEFI x64\" -Type Vendor -Data \"PXEClient:Arch:00007\"\n\
+         Add-DhcpServerv4Policy -Name \"pxelab UEFI x64\" -ScopeId {scope} -Condition OR -VendorClass EQ,\"PXEClient UEFI x64*\"\n\
+         Set-DhcpServerv4OptionValue -ScopeId {scope} -PolicyName \"pxelab UEFI x64\" -OptionId 67 -Value \"{file}\"\n"
     )
 }
 
@@ -309,7 +381,8 @@ pub fn libvirt(p: &DhcpParams) -> String {
             "<!-- iPXE clients over HTTP, and no waits for the first lease (what `pxelab up` adds): xmlns:dnsmasq='{ns}' on <network>, and as its last child: -->\n<dnsmasq:options>\n",
             ns = crate::virt::netxml::DNSMASQ_NS
         ));
-        for line in (LabDnsmasq { ipxe_script: Some(ipxe.clone()), fast: true }).lines() {
+        let uefi = p.uefi.as_ref().map(|file| UefiBoot { file: file.clone(), server: p.server.into() });
+        for line in (LabDnsmasq { ipxe_script: Some(ipxe.clone()), fast: true, uefi }).lines() {
             out.push_str(&format!("  <dnsmasq:option value='{line}'/>\n"));
         }
         out.push_str("</dnsmasq:options>\n");
@@ -325,16 +398,33 @@ mod tests {
     fn a_labs_dnsmasq_lines() {
         let script = Some("http://10.0.0.1/boot.ipxe".to_string());
         assert_eq!(
-            LabDnsmasq { ipxe_script: script.clone(), fast: true }.lines(),
+            LabDnsmasq { ipxe_script: script.clone(), fast: true, uefi: None }.lines(),
             ["no-ping", "dhcp-userclass=set:ipxe,iPXE", "dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe", "dhcp-option=tag:ipxe,encap:175,176,1"]
         );
-        assert_eq!(LabDnsmasq { ipxe_script: script, fast: false }.lines(), ["dhcp-userclass=set:ipxe,iPXE", "dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe"]);
-        assert_eq!(LabDnsmasq { ipxe_script: None, fast: true }.lines(), ["no-ping", "dhcp-userclass=set:ipxe,iPXE", "dhcp-option=tag:ipxe,encap:175,176,1"]);
+        assert_eq!(
+            LabDnsmasq { ipxe_script: script, fast: false, uefi: None }.lines(),
+            ["dhcp-userclass=set:ipxe,iPXE", "dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe"]
+        );
+        assert_eq!(
+            LabDnsmasq { ipxe_script: None, fast: true, uefi: None }.lines(),
+            ["no-ping", "dhcp-userclass=set:ipxe,iPXE", "dhcp-option=tag:ipxe,encap:175,176,1"]
+        );
+        let uefi = Some(UefiBoot { file: "iso/EFI/BOOT/BOOTX64.EFI".into(), server: "10.0.0.1".parse().unwrap() });
+        assert_eq!(
+            LabDnsmasq { ipxe_script: None, fast: false, uefi: uefi.clone() }.lines(),
+            [
+                "dhcp-match=set:efi64,option:client-arch,7",
+                "dhcp-match=set:efi64,option:client-arch,9",
+                "dhcp-userclass=set:ipxe,iPXE",
+                "dhcp-boot=tag:efi64,tag:!ipxe,iso/EFI/BOOT/BOOTX64.EFI,,10.0.0.1"
+            ]
+        );
         assert!(LabDnsmasq::default().lines().is_empty());
         for lab in [
-            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: true },
-            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: false },
-            LabDnsmasq { ipxe_script: None, fast: true },
+            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: true, uefi: None },
+            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: false, uefi: None },
+            LabDnsmasq { ipxe_script: None, fast: true, uefi: None },
+            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: true, uefi: uefi.clone() },
             LabDnsmasq::default(),
         ] {
             assert_eq!(LabDnsmasq::of(&lab.lines()), lab, "read back");

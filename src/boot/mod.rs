@@ -5,6 +5,8 @@
 //! pxelinux.cfg/default  boot.msg                                              (generated)
 //! boot.ipxe                                                   (generated, with HTTP)
 //! pxelinux.cfg/01-<mac>  mac/<mac>.ipxe             (generated, one per lab VM)
+//! {grub,boot/grub,debian-installer/amd64/grub,EFI/BOOT}/grub.cfg[-01-<mac>]  (generated, UEFI)
+//! efi/bootx64.efi  efi/grubx64.efi             (the host's shim and GRUB, when the ISO has none)
 //! iso/…                                                                        (every file of the ISO)
 //! ```
 //!
@@ -18,12 +20,14 @@
 pub mod ipxe;
 mod menu;
 pub mod syslinux;
+pub mod uefi;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
 
 pub use menu::{BootAction, BootEntry, DefaultEntry, Menu, MenuError, Ui};
+pub use uefi::UefiLoader;
 
 use crate::iso::{Distro, IsoFile, IsoIndex, NodeKind};
 use crate::mac::MacAddr;
@@ -143,14 +147,17 @@ pub struct BootTree {
     /// What a lab VM gets instead of the menu: the pxelinux config and the
     /// iPXE script that boot the installer at once.
     at_once: AtOnce,
-    /// Per-VM files (`pxelinux.cfg/01-<mac>`, `mac/<mac>.ipxe`), added
-    /// while the servers run as the lab makes VMs.
+    /// Per-VM files (`pxelinux.cfg/01-<mac>`, `mac/<mac>.ipxe`,
+    /// `…/grub.cfg-01-<mac>`), added while the servers run as the lab makes VMs.
     per_vm: RwLock<BTreeMap<String, Arc<[u8]>>>,
+    /// What UEFI clients that are not iPXE get (see `uefi.rs`).
+    uefi: Option<UefiLoader>,
 }
 
 #[derive(Debug)]
 struct AtOnce {
     pxelinux: Arc<[u8]>,
+    grub: Arc<[u8]>,
     ipxe: Option<Arc<[u8]>>,
 }
 
@@ -166,8 +173,28 @@ impl BootTree {
         let mut memory: BTreeMap<String, Arc<[u8]>> = syslinux.into_iter().map(|(name, bytes)| (name.to_string(), Arc::from(bytes))).collect();
         memory.insert("pxelinux.cfg/default".into(), Arc::from(menu.render().into_bytes()));
         memory.insert("boot.msg".into(), Arc::from(menu.render_welcome().into_bytes()));
-        let at_once = AtOnce { pxelinux: Arc::from(menu.render_at_once().into_bytes()), ipxe: None };
-        BootTree { iso, memory, menu, at_once, per_vm: RwLock::new(BTreeMap::new()) }
+        let grub: Arc<[u8]> = Arc::from(uefi::render(&menu).into_bytes());
+        for prefix in uefi::GRUB_PREFIXES {
+            memory.insert(format!("{prefix}/grub.cfg"), grub.clone());
+        }
+        let at_once = AtOnce { pxelinux: Arc::from(menu.render_at_once().into_bytes()), grub: Arc::from(uefi::render_at_once(&menu).into_bytes()), ipxe: None };
+        BootTree { iso, memory, menu, at_once, per_vm: RwLock::new(BTreeMap::new()), uefi: None }
+    }
+
+    /// Serves `loader` to UEFI clients that are not iPXE (the host's pair
+    /// from memory; the ISO's in place).
+    pub fn with_uefi(mut self, loader: UefiLoader) -> BootTree {
+        if let UefiLoader::Host { shim, grub } = &loader {
+            self.memory.insert(uefi::HOST_SHIM_PATH.into(), Arc::from(shim.as_slice()));
+            self.memory.insert(uefi::HOST_GRUB_PATH.into(), Arc::from(grub.as_slice()));
+        }
+        self.uefi = Some(loader);
+        self
+    }
+
+    /// The shim and GRUB for UEFI clients, if the tree has them.
+    pub fn uefi(&self) -> Option<&UefiLoader> {
+        self.uefi.as_ref()
     }
 
     pub fn menu(&self) -> &Menu {
@@ -189,7 +216,7 @@ impl BootTree {
     pub fn with_ipxe_per_vm(mut self, http_base: &str, distro: &Distro, args: &str, tftp_server: IpAddr) -> BootTree {
         let script = ipxe::script(http_base, &distro.kernel, &distro.initrd, args);
         self.at_once.ipxe = Some(Arc::from(script.into_bytes()));
-        self.memory.insert(ipxe::SCRIPT.into(), Arc::from(ipxe::dispatch(tftp_server).into_bytes()));
+        self.memory.insert(ipxe::SCRIPT.into(), Arc::from(ipxe::dispatch(tftp_server, http_base, &self.menu).into_bytes()));
         self
     }
 
@@ -198,6 +225,9 @@ impl BootTree {
     pub fn boot_at_once(&self, mac: MacAddr) {
         let mut per_vm = self.per_vm.write().unwrap_or_else(|e| e.into_inner());
         per_vm.insert(mac.pxelinux_config(), self.at_once.pxelinux.clone());
+        for prefix in uefi::GRUB_PREFIXES {
+            per_vm.insert(format!("{prefix}/{}", uefi::per_vm_name(&mac)), self.at_once.grub.clone());
+        }
         if let Some(script) = &self.at_once.ipxe {
             per_vm.insert(ipxe::per_vm_path(&mac), script.clone());
         }

@@ -38,6 +38,10 @@ pub struct DhcpConfigArgs {
     /// http://SERVER[:PORT]/boot.ipxe (ISC, dnsmasq, libvirt); `none` sends every client the --file.
     #[arg(long, value_name = "PORT", value_parser = super::serve::parse_http_port)]
     pub http_port: Option<super::serve::HttpPort>,
+    /// What x86-64 UEFI clients (not iPXE) boot: a shim in the boot tree (default: the running
+    /// lab's, else efi/bootx64.efi, the host's shim); `none` sends them the --file too.
+    #[arg(long, value_name = "FILE")]
+    pub uefi_file: Option<String>,
 }
 
 pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
@@ -49,8 +53,15 @@ pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
         (DhcpFormat::Windows, _) => lab::DhcpFormat::Windows,
         (DhcpFormat::Libvirt, _) => lab::DhcpFormat::Libvirt,
     };
-    let request =
-        lab::DhcpRequest { format, server: args.server, subnet: args.subnet, range: args.range, file: args.file, http_port: args.http_port.map(|p| p.0) };
+    let request = lab::DhcpRequest {
+        format,
+        server: args.server,
+        subnet: args.subnet,
+        range: args.range,
+        file: args.file,
+        http_port: args.http_port.map(|p| p.0),
+        uefi_file: args.uefi_file,
+    };
     let text = lab::dhcp_config(&request)?;
     if globals.json {
         output::json(&serde_json::json!({ "format": format.name(), "config": text }));

@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::iso::Overrides;
+use crate::virt::domxml::Firmware;
 
 pub use output::Outcome;
 
@@ -182,6 +183,35 @@ pub struct VmShapeArgs {
     pub disk_size: u64,
     #[arg(long, value_enum, default_value_t = Accel::Auto)]
     pub accel: Accel,
+}
+
+/// `up --firmware`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FirmwareArg {
+    /// SeaBIOS (the `pc` machine).
+    Bios,
+    /// OVMF on q35 (Secure Boot with --secure-boot).
+    Uefi,
+    /// One VM of each, on one network.
+    Both,
+}
+
+/// `vm new --firmware`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VmFirmwareArg {
+    Bios,
+    Uefi,
+}
+
+/// The firmwares asked for, each VM's `Firmware`.
+pub fn firmwares(arg: FirmwareArg, secure_boot: bool) -> Result<Vec<Firmware>> {
+    let uefi = if secure_boot { Firmware::SecureBoot } else { Firmware::Uefi };
+    match (arg, secure_boot) {
+        (FirmwareArg::Bios, true) => Err(Error::usage("--secure-boot is a UEFI feature: add --firmware uefi (or both)")),
+        (FirmwareArg::Bios, false) => Ok(vec![Firmware::Bios]),
+        (FirmwareArg::Uefi, _) => Ok(vec![uefi]),
+        (FirmwareArg::Both, _) => Ok(vec![Firmware::Bios, uefi]),
+    }
 }
 
 impl VmShapeArgs {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::output::{self, LabDisplay, Outcome};
-use super::{runtime, shutdown_on_signals, Globals, IsoOverrideArgs, VmShapeArgs};
+use super::{runtime, shutdown_on_signals, FirmwareArg, Globals, IsoOverrideArgs, VmShapeArgs};
 use crate::boot::DefaultEntry;
 use crate::error::{Error, Result};
 use crate::lab::{self, progress};
@@ -89,6 +89,13 @@ pub struct UpArgs {
     pub force: bool,
     #[command(flatten)]
     pub shape: VmShapeArgs,
+    /// The VMs' firmware: `both` makes each VM twice, once BIOS and once UEFI, on one network.
+    #[arg(long, value_enum, default_value = "bios", value_name = "FIRMWARE")]
+    pub firmware: FirmwareArg,
+    /// UEFI VMs boot with Secure Boot on (q35, SMM, Microsoft's keys), through the ISO's own
+    /// signed shim and GRUB.
+    #[arg(long)]
+    pub secure_boot: bool,
     /// The FTP port the installer is pointed at (0: any free port). TFTP is
     /// always port 69: PXE clients ask for no other.
     #[arg(long, default_value_t = 21, value_name = "PORT")]
@@ -136,6 +143,7 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         server_ip: args.server_ip,
         vms: if args.no_vm && !args.vm { 0 } else { args.vms },
         shape: args.shape.shape(),
+        firmwares: super::firmwares(args.firmware, args.secure_boot)?,
         wait_for,
         expect: args.expect,
         timeout: args.timeout.map(Duration::from_secs),

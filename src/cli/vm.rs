@@ -39,6 +39,12 @@ pub struct VmNewArgs {
     pub network: Option<String>,
     #[command(flatten)]
     pub shape: VmShapeArgs,
+    /// The VM's firmware: SeaBIOS, or OVMF (UEFI) on q35.
+    #[arg(long, value_enum, default_value = "bios", value_name = "FIRMWARE")]
+    pub firmware: super::VmFirmwareArg,
+    /// With --firmware uefi: Secure Boot on (SMM, Microsoft's keys enrolled).
+    #[arg(long)]
+    pub secure_boot: bool,
     /// Where pxelab records the serial console, on this host (default: the state directory's logs/).
     #[arg(long, value_name = "PATH")]
     pub serial_log: Option<PathBuf>,
@@ -54,6 +60,13 @@ pub fn run(command: VmCommand, globals: &Globals) -> Result<Outcome> {
                 shape: args.shape.shape(),
                 serial_log: args.serial_log,
                 pxe: args.pxe,
+                firmware: super::firmwares(
+                    match args.firmware {
+                        super::VmFirmwareArg::Bios => super::FirmwareArg::Bios,
+                        super::VmFirmwareArg::Uefi => super::FirmwareArg::Uefi,
+                    },
+                    args.secure_boot,
+                )?[0],
             };
             let report = runtime()?.block_on(lab::vm_new(request))?;
             if globals.json {

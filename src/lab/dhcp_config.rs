@@ -38,6 +38,9 @@ pub struct DhcpRequest {
     /// pxelab's HTTP port, for the iPXE lines: `None` for the running lab's
     /// (else 80), `Some(None)` for no iPXE lines.
     pub http_port: Option<Option<u16>>,
+    /// The UEFI shim's path: `None` for the running lab's (else the host's
+    /// `efi/bootx64.efi`), `Some("none")` for no UEFI lines.
+    pub uefi_file: Option<String>,
 }
 
 /// The configuration text for `request.format`.
@@ -58,6 +61,14 @@ pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
     };
     if let Some(port) = http_port {
         params = params.with_ipxe(port);
+    }
+    let uefi = match &request.uefi_file {
+        Some(file) if file == "none" => None,
+        Some(file) => Some(file.clone()),
+        None => Some(lab.as_ref().and_then(|l| l.uefi_file.clone()).unwrap_or_else(|| crate::boot::uefi::HOST_SHIM_PATH.to_string())),
+    };
+    if let Some(file) = uefi {
+        params = params.with_uefi(&file).map_err(Error::bad_input)?;
     }
     Ok(match request.format {
         DhcpFormat::Isc => dhcp::isc(&params),

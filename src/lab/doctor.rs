@@ -31,7 +31,7 @@ use crate::serve::Limits;
 use crate::serve::{transport_of, Protocol};
 use crate::virt::accel::{Accel, AccelChoice};
 use crate::virt::domain;
-use crate::virt::domxml::{self, NetworkBoot};
+use crate::virt::domxml::{self, Firmware, NetworkBoot};
 use crate::virt::network::{self, NetworkState};
 use crate::virt::netxml::{self, NetworkXml};
 use crate::virt::{Libvirt, VirtError};
@@ -222,11 +222,28 @@ fn running_lab(f: &mut Findings) -> Option<LabRecord> {
     }
 }
 
-/// Checks of this host itself: syslinux.
+/// Checks of this host itself: syslinux, OVMF, the UEFI loaders.
 fn host_checks(f: &mut Findings) {
     match syslinux::load() {
         Ok(files) => f.ok("syslinux", format!("{} found", files.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "))),
         Err(missing) => f.fail("syslinux", format!("{} is missing", missing.file), missing.to_string()),
+    }
+    match domxml::missing_ovmf() {
+        None => f.ok("ovmf", "OVMF (plain and Secure Boot builds) found: UEFI VMs can run"),
+        Some(file) => {
+            f.warn("ovmf", format!("{file} is missing: UEFI VMs (--firmware uefi) cannot start"), "install the ovmf package; BIOS VMs are not affected")
+        }
+    }
+    match crate::boot::UefiLoader::from_host() {
+        Ok(_) => f.ok(
+            "uefi.loaders",
+            format!("{} and {} found: UEFI PXE clients boot even from ISOs without their own", crate::boot::uefi::HOST_SHIM, crate::boot::uefi::HOST_GRUB),
+        ),
+        Err(missing) => f.warn(
+            "uefi.loaders",
+            format!("no host shim and GRUB for UEFI PXE clients ({missing})"),
+            "install shim-signed and grub-efi-amd64-signed; until then UEFI clients without iPXE boot only ISOs with their own EFI/BOOT shim",
+        ),
     }
 }
 
@@ -558,6 +575,27 @@ fn firewall_check(f: &mut Findings, bridge: &str, lab: Option<&LabRecord>) {
     }
 }
 
+/// A VM's firmware against what the lab serves its kind of client.
+fn firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: Option<&LabRecord>) {
+    let served = lab.and_then(|l| l.uefi_file.clone());
+    match (firmware, lab, served) {
+        (Firmware::Bios, _, _) => f.ok("vm.firmware", format!("{name} boots by BIOS: the lab's pxelinux.0 (or iPXE over HTTP)")),
+        (Firmware::Uefi, _, _) => f.ok("vm.firmware", format!("{name} boots by UEFI: QEMU's iPXE EFI ROM takes the HTTP path")),
+        (Firmware::SecureBoot, None, _) => f.ok("vm.firmware", format!("{name} boots by UEFI with Secure Boot (edk2's own PXE, then a signed shim)")),
+        (Firmware::SecureBoot, Some(_), Some(file)) if file.starts_with(&format!("{}/", crate::boot::ISO_DIR)) => {
+            f.ok("vm.firmware", format!("{name} boots by UEFI with Secure Boot: the lab serves the ISO's signed shim {file}"))
+        }
+        (Firmware::SecureBoot, Some(_), other) => f.fail(
+            "vm.firmware",
+            format!(
+                "{name} boots with Secure Boot, but the lab serves {} to UEFI clients, which cannot verify the ISO's kernel",
+                other.unwrap_or_else(|| "no shim".into())
+            ),
+            format!("turn Secure Boot off for it (`pxelab vm rm {name}` and `vm new --firmware uefi`), or serve an ISO with a signed EFI/BOOT shim and GRUB"),
+        ),
+    }
+}
+
 fn vm_checks(
     f: &mut Findings,
     name: &str,
@@ -595,6 +633,8 @@ fn vm_checks(
     } else {
         f.ok("vm.network", format!("{name}'s NIC is on network {network}"));
     }
+
+    firmware_check(f, name, domxml::firmware_of(&xml), lab);
 
     match domxml::network_boot(&xml) {
         NetworkBoot::First => f.ok("vm.boot", format!("{name} boots from the network first")),

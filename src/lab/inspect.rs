@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::boot::{self, BootOptions, DefaultEntry, Ui};
+use crate::boot::{self, BootOptions, DefaultEntry, UefiLoader, Ui};
 use crate::error::Result;
 use crate::iso::{self, Distro, IsoIndex, NameSource, Overrides};
 
@@ -17,6 +17,10 @@ pub struct Inspection {
     pub path: String,
     pub files: usize,
     pub names_from: NameSource,
+    /// The ISO's signed UEFI shim (`EFI/BOOT/BOOTX64.EFI`, with `grubx64.efi`
+    /// beside it): what UEFI and Secure Boot clients are served. `None`: the
+    /// host's shim and GRUB are served instead, and Secure Boot is refused.
+    pub efi_loader: Option<String>,
     /// The rendered `pxelinux.cfg/default`, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub menu: Option<String>,
@@ -35,7 +39,8 @@ impl Inspection {
              Kernel     {}\n\
              Initrd     {}\n\
              Stage2     {}\n\
-             Args       {}\n",
+             Args       {}\n\
+             EFI        {}\n",
             self.path,
             d.size_bytes,
             d.volume_id,
@@ -50,6 +55,10 @@ impl Inspection {
             d.initrd,
             or_dash(&d.stage2),
             if d.kernel_args.is_empty() { "-" } else { &d.kernel_args },
+            match &self.efi_loader {
+                Some(shim) => format!("{shim} and its grubx64.efi (UEFI and Secure Boot clients boot through them)"),
+                None => "- (UEFI clients get the host's shim and GRUB; no Secure Boot)".to_string(),
+            },
         );
         if let Some(menu) = &self.menu {
             out.push_str("\n# pxelinux.cfg/default\n");
@@ -85,5 +94,9 @@ pub fn inspect(request: &InspectRequest) -> Result<Inspection> {
     } else {
         None
     };
-    Ok(Inspection { files: iso.files().len(), names_from: iso.name_source(), path: request.iso.display().to_string(), distro, menu })
+    let efi_loader = match UefiLoader::in_iso(&iso) {
+        Some(UefiLoader::Iso { shim }) => Some(shim),
+        _ => None,
+    };
+    Ok(Inspection { efi_loader, files: iso.files().len(), names_from: iso.name_source(), path: request.iso.display().to_string(), distro, menu })
 }

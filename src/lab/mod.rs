@@ -35,7 +35,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use crate::blocking;
-use crate::boot::{BootOptions, BootTree, DefaultEntry, Ui};
+use crate::boot::{BootOptions, BootTree, DefaultEntry, UefiLoader, Ui};
 use crate::error::{Error, Result};
 use crate::iso::{self, Distro, IsoIndex, Overrides};
 use crate::serve::{Protocol, ServeError};
@@ -151,6 +151,17 @@ pub(crate) fn prepare(iso_path: &Path, plan: &BootPlan<'_>) -> Result<Prepared> 
             Some(tftp) => tree.with_ipxe_per_vm(base, &distro, &kernel_args, tftp),
             None => tree.with_ipxe(base, &distro, &kernel_args),
         };
+    }
+    // UEFI clients that are not iPXE: the ISO's signed shim and GRUB, else
+    // the host's; without either they are not served (iPXE ones still are).
+    // The host's pair is in the tree either way, so `efi/bootx64.efi` is a
+    // name other DHCP servers can always be given (`dhcp-config`).
+    match UefiLoader::from_host() {
+        Ok(host) => tree = tree.with_uefi(host),
+        Err(missing) => tracing::debug!("no host shim and GRUB for UEFI PXE clients: {missing}"),
+    }
+    if let Some(own) = UefiLoader::in_iso(&iso) {
+        tree = tree.with_uefi(own);
     }
     Ok(Prepared { iso, distro, tree, kernel_args })
 }

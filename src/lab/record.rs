@@ -43,6 +43,9 @@ pub struct LabRecord {
     /// Where HTTP listens, when the lab serves it.
     #[serde(default)]
     pub http: Option<String>,
+    /// What x86-64 UEFI clients that are not iPXE boot (a shim in the tree).
+    #[serde(default)]
+    pub uefi_file: Option<String>,
     /// The FTP passive range (`50000-50100`), for `doctor`'s firewall check.
     #[serde(default)]
     pub passive_ports: Option<String>,

@@ -33,14 +33,14 @@ use super::undo::undo_journal;
 use super::{ensure_dir, ipv4_server, pause_point, prepare, server_error, state_dir_or_err, BootPlan, ServeFlags, VmShape};
 use crate::blocking;
 use crate::boot::{self, BootTree, DefaultEntry};
-use crate::dhcp::LabDnsmasq;
+use crate::dhcp::{LabDnsmasq, UefiBoot};
 use crate::error::{Error, Kind, Result};
 use crate::iso::Overrides;
 use crate::mac::MacAddr;
 use crate::serve::{AllowList, FtpRoot, Limits, Protocol, ServeConfig, ServeEvent, Servers, Transfer};
 use crate::virt::accel::{Accel, AccelChoice};
 use crate::virt::domain::{self, VmState};
-use crate::virt::domxml::{self, VmSpec};
+use crate::virt::domxml::{self, Firmware, VmSpec};
 use crate::virt::network::{self, NetworkState};
 use crate::virt::netxml::{self, Bootp};
 use crate::virt::Libvirt;
@@ -64,6 +64,9 @@ pub struct UpRequest {
     pub server_ip: Option<IpAddr>,
     pub vms: u32,
     pub shape: VmShape,
+    /// Each of `vms` is made once per firmware here (`--firmware both`: a
+    /// BIOS and a UEFI VM).
+    pub firmwares: Vec<Firmware>,
     pub wait_for: Option<Stage>,
     pub expect: Option<String>,
     pub timeout: Option<Duration>,
@@ -324,8 +327,10 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         let name = iso_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
         installer_files.push(format!("/{name}"));
     }
+    let mut bootloaders = vec!["pxelinux.0".to_string(), boot::IPXE_SCRIPT.to_string()];
+    bootloaders.extend(prepared.tree.uefi().map(|l| l.boot_file()));
     let milestones = Milestones {
-        bootloaders: vec!["pxelinux.0".into(), boot::IPXE_SCRIPT.into()],
+        bootloaders,
         kernel: format!("{}/{}", boot::ISO_DIR, distro.kernel),
         initrd: format!("{}/{}", boot::ISO_DIR, distro.initrd),
         installer_files,
@@ -349,6 +354,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         tftp: String::new(),
         ftp: String::new(),
         http: None,
+        uefi_file: prepared.tree.uefi().map(|l| l.boot_file()),
         passive_ports: Some(format!("{}-{}", request.passive_ports.start(), request.passive_ports.end())),
         kernel_args: prepared.kernel_args.clone(),
         started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
@@ -367,7 +373,23 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         allow: AllowList::default(),
         limits: Limits { passive_ports: request.passive_ports.clone(), ..Limits::default() },
     };
-    let dnsmasq = LabDnsmasq { ipxe_script: http_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)), fast: request.fast_dhcp };
+    let uefi = prepared.tree.uefi();
+    if request.vms > 0 && request.firmwares.contains(&Firmware::SecureBoot) && !uefi.is_some_and(|l| l.is_the_isos()) {
+        return Err(Error::bad_input(format!(
+            "--secure-boot: {} has no signed shim and GRUB in EFI/BOOT, and only the vendor's own chain verifies its kernel under Secure Boot; drop --secure-boot",
+            iso_path.display()
+        )));
+    }
+    if request.vms > 0 && request.firmwares.iter().any(|f| f.is_uefi()) && site == Site::Here {
+        if let Some(missing) = domxml::missing_ovmf() {
+            return Err(Error::environment(format!("UEFI VMs need OVMF: {missing} is missing; install the ovmf package, or use --firmware bios")));
+        }
+    }
+    let dnsmasq = LabDnsmasq {
+        ipxe_script: http_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)),
+        fast: request.fast_dhcp,
+        uefi: uefi.map(|l| UefiBoot { file: l.boot_file(), server: server_ip }),
+    };
     Ok(Plan {
         site,
         net,
@@ -441,10 +463,12 @@ impl Lab {
         pause_point("after-patch", shutdown).await;
 
         for _ in 0..request.vms {
-            if shutdown.is_cancelled() {
-                return Ok(());
+            for &firmware in &request.firmwares {
+                if shutdown.is_cancelled() {
+                    return Ok(());
+                }
+                self.create_vm(request.shape, firmware, &plan.accel, report).await?;
             }
-            self.create_vm(request.shape, &plan.accel, report).await?;
         }
         self.record.ready = true;
         self.save().await;
@@ -551,7 +575,7 @@ impl Lab {
         }
     }
 
-    async fn create_vm(&mut self, shape: VmShape, choice: &AccelChoice, report: Report<'_>) -> Result<()> {
+    async fn create_vm(&mut self, shape: VmShape, firmware: Firmware, choice: &AccelChoice, report: Report<'_>) -> Result<()> {
         let taken = self.libvirt.call(domain::names).await?;
         let name = super::vm::generate_name(&taken);
         let logs = ensure_dir(self.state.join("logs"))?;
@@ -569,6 +593,7 @@ impl Lab {
             serial_log: logs.join(format!("{name}.serial.log")),
             pxe: true,
             mac: Some(mac),
+            firmware,
         };
         self.journal
             .record_vm(&CreatedVm { uri: self.libvirt.uri().to_string(), name: name.clone() })
@@ -583,7 +608,7 @@ impl Lab {
             ra.announce();
         }
         self.track(&info.name, &info.meta.serial_log).await?;
-        report(&LabEvent::Step { message: format!("created VM {} ({}: {})", info.name, info.accel.name(), choice.reason) });
+        report(&LabEvent::Step { message: format!("created VM {} ({}, {}: {})", info.name, firmware.name(), info.accel.name(), choice.reason) });
         Ok(())
     }
 
@@ -703,7 +728,12 @@ impl Lab {
     /// `pxelinux.cfg/01-<mac>`): known by its MAC before its lease is seen.
     fn vm_named_by(&self, path: &str) -> Option<String> {
         let path = path.trim_start_matches('/');
-        let hyphenated = path.strip_prefix("mac/").and_then(|p| p.strip_suffix(".ipxe")).or_else(|| path.strip_prefix("pxelinux.cfg/01-"))?;
+        let name = path.rsplit('/').next().unwrap_or(path);
+        let hyphenated = path
+            .strip_prefix("mac/")
+            .and_then(|p| p.strip_suffix(".ipxe"))
+            .or_else(|| path.strip_prefix("pxelinux.cfg/01-"))
+            .or_else(|| name.strip_prefix("grub.cfg-01-"))?;
         let mac: MacAddr = hyphenated.parse().ok()?;
         self.progress.vms().iter().find(|v| v.mac.parse::<MacAddr>().ok() == Some(mac)).map(|v| v.name.clone())
     }

@@ -15,7 +15,7 @@ use crate::blocking;
 use crate::error::{Error, Result};
 use crate::virt::console::Console;
 use crate::virt::domain::{self, VmInfo};
-use crate::virt::domxml::{self, VmMeta, VmSpec};
+use crate::virt::domxml::{self, Firmware, VmMeta, VmSpec};
 use crate::virt::{network, Libvirt};
 
 /// Words for generated names: short, distinct, easy to type.
@@ -33,6 +33,7 @@ pub struct VmNewRequest {
     pub shape: VmShape,
     pub serial_log: Option<PathBuf>,
     pub pxe: bool,
+    pub firmware: Firmware,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +112,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         pxe: request.pxe,
         // libvirt picks; a running lab reads it from the domain when it adopts the VM.
         mac: None,
+        firmware: request.firmware,
     };
     tracing::debug!("creating VM {} on {} ({:?})", spec.name, spec.network, spec.accel);
     let (vm, _) = create(&libvirt, spec, pool_dir, false).await?;

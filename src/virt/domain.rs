@@ -17,7 +17,7 @@ use virt::storage_vol::StorageVol;
 
 use super::accel::Accel;
 use super::console::Console;
-use super::domxml::{self, VmMeta, VmSpec};
+use super::domxml::{self, Firmware, VmMeta, VmSpec};
 use super::VirtError;
 
 /// The storage pool pxelab creates when libvirt has no `default` pool.
@@ -62,6 +62,7 @@ pub struct VmInfo {
     pub state: VmState,
     pub networks: Vec<String>,
     pub accel: Accel,
+    pub firmware: Firmware,
     #[serde(flatten)]
     pub meta: VmMeta,
 }
@@ -170,6 +171,7 @@ fn describe(dom: &Domain, xml: &str, meta: VmMeta) -> VmInfo {
         state,
         networks: domxml::interfaces(xml).into_iter().filter_map(|i| i.network).collect(),
         accel: domxml::accel_of(xml).unwrap_or(Accel::Tcg),
+        firmware: domxml::firmware_of(xml),
         meta,
     }
 }

@@ -25,6 +25,41 @@ use crate::mac::MacAddr;
 /// pxelab's metadata namespace (`.invalid` never resolves: it names, it is not fetched).
 pub const NAMESPACE: &str = "http://pxelab.invalid/xmlns/vm/1";
 
+/// The firmware a VM boots with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum Firmware {
+    /// SeaBIOS on the `pc` machine: the NIC's iPXE ROM, then pxelinux or HTTP.
+    #[default]
+    Bios,
+    /// OVMF (edk2) on q35 with Secure Boot off: QEMU's iPXE EFI ROM runs.
+    Uefi,
+    /// OVMF with Microsoft's keys enrolled and Secure Boot on (q35, SMM).
+    /// QEMU's iPXE ROM is not signed, so the NIC's ROM is off and edk2's own
+    /// PXE runs, then a signed shim and GRUB.
+    SecureBoot,
+}
+
+impl Firmware {
+    pub fn name(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+            Firmware::SecureBoot => "uefi-secure-boot",
+        }
+    }
+
+    pub fn is_uefi(self) -> bool {
+        self != Firmware::Bios
+    }
+}
+
+/// The OVMF builds libvirt picks for UEFI guests (plain and Secure Boot)
+/// that this host lacks (Debian's `ovmf` package), if any.
+pub fn missing_ovmf() -> Option<&'static str> {
+    ["/usr/share/OVMF/OVMF_CODE_4M.fd", "/usr/share/OVMF/OVMF_CODE_4M.ms.fd"].into_iter().find(|p| !std::path::Path::new(p).exists())
+}
+
 /// What a new VM looks like.
 #[derive(Debug, Clone)]
 pub struct VmSpec {
@@ -41,6 +76,7 @@ pub struct VmSpec {
     pub pxe: bool,
     /// The NIC's address; `None` lets libvirt pick one.
     pub mac: Option<MacAddr>,
+    pub firmware: Firmware,
 }
 
 /// pxelab's record inside a domain's `<metadata>`.
@@ -91,6 +127,23 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
     let log = spec.serial_log.to_string_lossy();
     let (net_boot, disk_boot) = if spec.pxe { (1, 2) } else { (2, 1) };
     let mac = spec.mac.map(|m| format!("\n      <mac address='{m}'/>")).unwrap_or_default();
+    // UEFI: libvirt picks OVMF from QEMU's firmware descriptors by feature.
+    // Both features are stated: on q35 a bare firmware='efi' matches the
+    // Secure Boot descriptor first. NVRAM is libvirt's, one file per domain,
+    // removed with it (VIR_DOMAIN_UNDEFINE_NVRAM).
+    let (os, smm, rom) = match spec.firmware {
+        Firmware::Bios => ("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <bios useserial='yes'/>\n  </os>".to_string(), "", ""),
+        Firmware::Uefi => (
+            "  <os firmware='efi'>\n    <type arch='x86_64' machine='q35'>hvm</type>\n    <firmware>\n      <feature enabled='no' name='secure-boot'/>\n      <feature enabled='no' name='enrolled-keys'/>\n    </firmware>\n  </os>".to_string(),
+            "",
+            "",
+        ),
+        Firmware::SecureBoot => (
+            "  <os firmware='efi'>\n    <type arch='x86_64' machine='q35'>hvm</type>\n    <firmware>\n      <feature enabled='yes' name='secure-boot'/>\n      <feature enabled='yes' name='enrolled-keys'/>\n    </firmware>\n    <loader secure='yes'/>\n  </os>".to_string(),
+            "\n    <smm state='on'/>",
+            "\n      <rom enabled='no'/>",
+        ),
+    };
     // host-passthrough needs real virtualisation; TCG emulates a generic CPU.
     let cpu = match spec.accel {
         Accel::Kvm => "  <cpu mode='host-passthrough'/>\n",
@@ -107,13 +160,10 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
   </metadata>
   <memory unit='MiB'>{memory}</memory>
   <vcpu>{vcpus}</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <bios useserial='yes'/>
-  </os>
+{os}
   <features>
     <acpi/>
-    <apic/>
+    <apic/>{smm}
   </features>
 {cpu}  <clock offset='utc'/>
   <on_poweroff>destroy</on_poweroff>
@@ -129,7 +179,7 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
     <interface type='network'>{mac}
       <source network='{network}'/>
       <model type='virtio'/>
-      <boot order='{net_boot}'/>
+      <boot order='{net_boot}'/>{rom}
     </interface>
     <serial type='pty'>
       <target port='0'/>
@@ -185,6 +235,53 @@ pub fn meta_of(xml: &str) -> Option<VmMeta> {
         }
     }
     Some(VmMeta { pool: pool?, volume: volume?, serial_log: log? })
+}
+
+/// The firmware a domain XML boots with: `<os firmware='efi'>` (or an
+/// explicit pflash `<loader>`) is UEFI, with Secure Boot when its
+/// `secure-boot` feature is on or its loader is `secure='yes'`.
+pub fn firmware_of(xml: &str) -> Firmware {
+    let mut reader = Reader::from_str(xml);
+    let mut path: Vec<String> = Vec::new();
+    let (mut efi, mut secure) = (false, false);
+    loop {
+        let (e, empty) = match reader.read_event() {
+            Ok(Event::Start(e)) => (e, false),
+            Ok(Event::Empty(e)) => (e, true),
+            Ok(Event::End(_)) => {
+                path.pop();
+                continue;
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => continue,
+        };
+        let name = e.name().as_ref().to_string();
+        let parent = path.last().map(String::as_str);
+        match (parent, name.as_str()) {
+            (Some("domain"), "os") => efi |= attr(&e, "firmware").as_deref() == Some("efi"),
+            (Some("os"), "loader") => {
+                efi |= attr(&e, "type").as_deref() == Some("pflash");
+                secure |= attr(&e, "secure").as_deref() == Some("yes");
+            }
+            (Some("firmware"), "feature")
+                if path.len() >= 2
+                    && path[path.len() - 2] == "os"
+                    && attr(&e, "name").as_deref() == Some("secure-boot")
+                    && attr(&e, "enabled").as_deref() == Some("yes") =>
+            {
+                secure = true;
+            }
+            _ => {}
+        }
+        if !empty {
+            path.push(name);
+        }
+    }
+    match (efi, secure) {
+        (false, _) => Firmware::Bios,
+        (true, false) => Firmware::Uefi,
+        (true, true) => Firmware::SecureBoot,
+    }
 }
 
 /// The accelerator a domain XML runs under: libvirt's `type='kvm'` is KVM,
@@ -313,7 +410,29 @@ mod tests {
             serial_log: "/var/lib/pxelab/logs/pxelab-oak-1.serial.log".into(),
             pxe,
             mac: None,
+            firmware: Firmware::Bios,
         }
+    }
+
+    #[test]
+    fn each_firmware_reads_back_as_itself() {
+        for firmware in [Firmware::Bios, Firmware::Uefi, Firmware::SecureBoot] {
+            let xml = domain_xml(&VmSpec { firmware, ..spec(true) }, "p", "v");
+            assert_eq!(firmware_of(&xml), firmware, "{xml}");
+        }
+        let bios = domain_xml(&spec(true), "p", "v");
+        assert!(bios.contains("machine='pc'") && bios.contains("<bios useserial='yes'/>") && !bios.contains("efi"), "{bios}");
+        let uefi = domain_xml(&VmSpec { firmware: Firmware::Uefi, ..spec(true) }, "p", "v");
+        assert!(uefi.contains("<os firmware='efi'>") && uefi.contains("machine='q35'"), "{uefi}");
+        assert!(uefi.contains("<feature enabled='no' name='secure-boot'/>") && !uefi.contains("<rom enabled='no'/>"), "{uefi}");
+        let sb = domain_xml(&VmSpec { firmware: Firmware::SecureBoot, ..spec(true) }, "p", "v");
+        assert!(sb.contains("<smm state='on'/>") && sb.contains("<loader secure='yes'/>") && sb.contains("<rom enabled='no'/>"), "{sb}");
+        // libvirt's expansion of a secure domain: an explicit pflash loader.
+        let live = "<domain type='qemu'><os><type arch='x86_64' machine='pc-q35-10.0'>hvm</type>\
+                    <loader readonly='yes' secure='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.ms.fd</loader></os></domain>";
+        assert_eq!(firmware_of(live), Firmware::SecureBoot);
+        let plain = "<domain type='qemu'><os><loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader></os></domain>";
+        assert_eq!(firmware_of(plain), Firmware::Uefi);
     }
 
     #[test]
