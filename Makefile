@@ -105,6 +105,7 @@ bench: build fixtures
 	bash scripts/with-libvirtd.sh python3 bench/up_vs_manual.py
 	bash scripts/with-libvirtd.sh python3 bench/guest_transfer.py
 	bash scripts/with-libvirtd.sh python3 bench/savings.py
+	bash scripts/with-libvirtd.sh bash bench/firmware.sh
 
 clean:
 	$(CARGO) clean

@@ -141,3 +141,106 @@ fn vm_new_makes_uefi_vms_whose_nvram_goes_with_them() {
     assert!(rm.status.success(), "{}", String::from_utf8_lossy(&rm.stderr));
     assert!(!std::path::Path::new(&nvram).exists(), "NVRAM removed with the VM");
 }
+
+#[test]
+fn iso_inspect_shows_the_isos_efi_loader() {
+    let inspect = |name: &str| -> Value {
+        let out = common::pxelab().args(["--json", "iso", "inspect"]).arg(fixture(name)).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    assert_eq!(inspect("centos-busybox.iso")["efi_loader"], "EFI/BOOT/BOOTX64.EFI");
+    assert!(inspect("ubuntu-busybox.iso")["efi_loader"].is_null());
+    let text = common::pxelab().args(["iso", "inspect"]).arg(fixture("centos-busybox.iso")).output().unwrap();
+    assert!(String::from_utf8_lossy(&text.stdout).contains("EFI        EFI/BOOT/BOOTX64.EFI and its grubx64.efi"), "{}", String::from_utf8_lossy(&text.stdout));
+}
+
+/// A UEFI machine pxelab did not make, with its NIC's iPXE ROM off so the
+/// firmware's own PXE runs (TCG, no disk), its serial console in `log`.
+fn uefi_stranger_xml(name: &str, network: &str, log: &str) -> String {
+    format!(
+        "<domain type='qemu'><name>{name}</name><memory unit='MiB'>512</memory><vcpu>1</vcpu>\
+         <os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><firmware>\
+         <feature enabled='no' name='secure-boot'/><feature enabled='no' name='enrolled-keys'/></firmware></os>\
+         <features><acpi/><apic/></features>\
+         <devices><interface type='network'><source network='{network}'/><model type='virtio'/><boot order='1'/><rom enabled='no'/></interface>\
+         <serial type='pty'><log file='{log}' append='off'/><target port='0'/></serial>\
+         <console type='pty'><target type='serial' port='0'/></console></devices></domain>"
+    )
+}
+
+struct Stranger(String);
+
+impl Drop for Stranger {
+    fn drop(&mut self) {
+        let _ = common::net::virsh(&["destroy", &self.0]);
+    }
+}
+
+/// An ISO with no EFI/BOOT of its own: a UEFI client that is not iPXE gets
+/// the host's Debian shim and GRUB, and GRUB the generated menu (here with
+/// the installer as its default), which boots the installer.
+#[test]
+fn any_other_uefi_machine_boots_through_the_hosts_shim_grub_and_menu() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let iso = fixture("ubuntu-busybox.iso");
+    let out = net.pxelab(&["up", "--detach", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &net.name, "--menu-default", "install"]);
+    assert!(out.status.success(), "up --detach: {}", String::from_utf8_lossy(&out.stderr));
+    let logs = tempfile::tempdir().unwrap();
+    let log = logs.path().join("stranger.log");
+    let name = format!("{}-uefi", net.name);
+    let file = logs.path().join("domain.xml");
+    std::fs::write(&file, uefi_stranger_xml(&name, &net.name, log.to_str().unwrap())).unwrap();
+    virsh_ok(&["create", file.to_str().unwrap()]);
+    let _stranger = Stranger(name.clone());
+    common::net::wait_for("the installer on the stranger's console", std::time::Duration::from_secs(400), || {
+        std::fs::read(&log).is_ok_and(|t| String::from_utf8_lossy(&t).contains("PXELAB-STAGE: installer ready"))
+    });
+    let console = String::from_utf8_lossy(&std::fs::read(&log).unwrap()).into_owned();
+    assert!(console.contains("NBP filename is efi/bootx64.efi"), "the host's shim, by the efi64 tag:\n{console}");
+    assert!(console.contains("GNU GRUB"), "GRUB ran:\n{console}");
+    assert!(console.contains("PXELAB-STAGE: firmware uefi secureboot 0"), "{console}");
+    drop(_stranger);
+    assert!(net.pxelab(&["down"]).status.success());
+    net.assert_restored(&original, "after a UEFI stranger");
+}
+
+/// doctor: OVMF and the loaders on this host, and a Secure Boot VM beside a
+/// lab that can only offer it the host's Debian shim.
+#[test]
+fn doctor_checks_ovmf_the_loaders_and_a_vms_firmware() {
+    let net = TestNet::with_dhcp();
+    let iso = fixture("ubuntu-busybox.iso");
+    let out = net.pxelab(&["up", "--detach", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &net.name]);
+    assert!(out.status.success(), "up --detach: {}", String::from_utf8_lossy(&out.stderr));
+    let vm = net.pxelab(&[
+        "--json",
+        "vm",
+        "new",
+        "--pxe",
+        "--network",
+        &net.name,
+        "--memory",
+        "256",
+        "--vcpus",
+        "1",
+        "--disk-size",
+        "1",
+        "--firmware",
+        "uefi",
+        "--secure-boot",
+    ]);
+    assert!(vm.status.success(), "{}", String::from_utf8_lossy(&vm.stderr));
+    let vm: Value = serde_json::from_slice(&vm.stdout).unwrap();
+    assert_eq!(vm["firmware"], "uefi-secure-boot");
+    let name = vm["name"].as_str().unwrap();
+    let report: Value = serde_json::from_slice(&net.pxelab(&["--json", "doctor", "--vm", name]).stdout).unwrap();
+    let check = |id: &str| report["checks"].as_array().unwrap().iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("no {id}: {report:#}"));
+    assert_eq!(check("ovmf")["status"], "ok", "{report:#}");
+    assert_eq!(check("uefi.loaders")["status"], "ok", "{report:#}");
+    let firmware = check("vm.firmware");
+    assert_eq!(firmware["status"], "warn", "{firmware}");
+    assert!(firmware["detail"].as_str().unwrap().contains("Debian shim"), "{firmware}");
+    assert!(net.pxelab(&["down"]).status.success());
+}

@@ -585,12 +585,14 @@ fn firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: Option<
         (Firmware::SecureBoot, Some(_), Some(file)) if file.starts_with(&format!("{}/", crate::boot::ISO_DIR)) => {
             f.ok("vm.firmware", format!("{name} boots by UEFI with Secure Boot: the lab serves the ISO's signed shim {file}"))
         }
-        (Firmware::SecureBoot, Some(_), other) => f.fail(
+        (Firmware::SecureBoot, Some(_), None) => f.fail(
             "vm.firmware",
-            format!(
-                "{name} boots with Secure Boot, but the lab serves {} to UEFI clients, which cannot verify the ISO's kernel",
-                other.unwrap_or_else(|| "no shim".into())
-            ),
+            format!("{name} boots with Secure Boot, but the lab serves no shim to UEFI clients"),
+            "install shim-signed and grub-efi-amd64-signed, or serve an ISO with a signed EFI/BOOT shim and GRUB",
+        ),
+        (Firmware::SecureBoot, Some(_), Some(other)) => f.warn(
+            "vm.firmware",
+            format!("{name} boots with Secure Boot, but the lab serves the host's Debian shim ({other}), which verifies only kernels Debian signed"),
             format!("turn Secure Boot off for it (`pxelab vm rm {name}` and `vm new --firmware uefi`), or serve an ISO with a signed EFI/BOOT shim and GRUB"),
         ),
     }

@@ -37,6 +37,7 @@ pub enum Firmware {
     /// OVMF with Microsoft's keys enrolled and Secure Boot on (q35, SMM).
     /// QEMU's iPXE ROM is not signed, so the NIC's ROM is off and edk2's own
     /// PXE runs, then a signed shim and GRUB.
+    #[serde(rename = "uefi-secure-boot")]
     SecureBoot,
 }
 
@@ -419,6 +420,7 @@ mod tests {
         for firmware in [Firmware::Bios, Firmware::Uefi, Firmware::SecureBoot] {
             let xml = domain_xml(&VmSpec { firmware, ..spec(true) }, "p", "v");
             assert_eq!(firmware_of(&xml), firmware, "{xml}");
+            assert_eq!(serde_json::to_value(firmware).unwrap(), firmware.name(), "JSON and text name it alike");
         }
         let bios = domain_xml(&spec(true), "p", "v");
         assert!(bios.contains("machine='pc'") && bios.contains("<bios useserial='yes'/>") && !bios.contains("efi"), "{bios}");
