@@ -12,6 +12,7 @@
 //! - [`lab`]: ties the parts together for each verb; the only caller of the parts.
 //! - [`cli`]: the command line.
 
+pub mod answer;
 pub mod blocking;
 pub mod boot;
 pub mod cli;

@@ -159,6 +159,17 @@ struct AtOnce {
     pxelinux: Arc<[u8]>,
     grub: Arc<[u8]>,
     ipxe: Option<Arc<[u8]>>,
+    /// What the iPXE script is made of, to render it again for a VM with
+    /// arguments of its own: base URL, kernel and initrd (ISO paths), args.
+    ipxe_parts: Option<(String, String, String, String)>,
+}
+
+/// What one lab VM gets beyond the installer at once: kernel arguments of
+/// its own (an answer file's URL) and files of its own (that answer file).
+#[derive(Debug, Clone, Default)]
+pub struct PerVm {
+    pub args: String,
+    pub files: Vec<(String, Vec<u8>)>,
 }
 
 impl BootTree {
@@ -177,7 +188,12 @@ impl BootTree {
         for prefix in uefi::GRUB_PREFIXES {
             memory.insert(format!("{prefix}/grub.cfg"), grub.clone());
         }
-        let at_once = AtOnce { pxelinux: Arc::from(menu.render_at_once().into_bytes()), grub: Arc::from(uefi::render_at_once(&menu).into_bytes()), ipxe: None };
+        let at_once = AtOnce {
+            pxelinux: Arc::from(menu.render_at_once().into_bytes()),
+            grub: Arc::from(uefi::render_at_once(&menu).into_bytes()),
+            ipxe: None,
+            ipxe_parts: None,
+        };
         BootTree { iso, memory, menu, at_once, per_vm: RwLock::new(BTreeMap::new()), uefi: None }
     }
 
@@ -216,20 +232,46 @@ impl BootTree {
     pub fn with_ipxe_per_vm(mut self, http_base: &str, distro: &Distro, args: &str, tftp_server: IpAddr) -> BootTree {
         let script = ipxe::script(http_base, &distro.kernel, &distro.initrd, args);
         self.at_once.ipxe = Some(Arc::from(script.into_bytes()));
+        self.at_once.ipxe_parts = Some((http_base.into(), distro.kernel.clone(), distro.initrd.clone(), args.into()));
         self.memory.insert(ipxe::SCRIPT.into(), Arc::from(ipxe::dispatch(tftp_server, http_base, &self.menu).into_bytes()));
         self
     }
 
     /// From now on, the VM with `mac` boots the installer at once: its own
-    /// pxelinux config and (with iPXE) its own script.
+    /// pxelinux config, GRUB config and (with iPXE) script.
     pub fn boot_at_once(&self, mac: MacAddr) {
+        self.boot_at_once_with(mac, &PerVm::default());
+    }
+
+    /// As [`boot_at_once`](Self::boot_at_once), with `extra`'s kernel
+    /// arguments added to the VM's configs and its files in the tree.
+    pub fn boot_at_once_with(&self, mac: MacAddr, extra: &PerVm) {
+        let (pxelinux, grub, script) = if extra.args.is_empty() {
+            (self.at_once.pxelinux.clone(), self.at_once.grub.clone(), self.at_once.ipxe.clone())
+        } else {
+            let mut menu = self.menu.clone();
+            for entry in &mut menu.entries {
+                if let BootAction::Linux { append, .. } = &mut entry.action {
+                    *append = format!("{append} {}", extra.args).trim().to_string();
+                }
+            }
+            let script = self
+                .at_once
+                .ipxe_parts
+                .as_ref()
+                .map(|(base, kernel, initrd, args)| Arc::from(ipxe::script(base, kernel, initrd, &format!("{args} {}", extra.args)).into_bytes()));
+            (Arc::from(menu.render_at_once().into_bytes()), Arc::from(uefi::render_at_once(&menu).into_bytes()), script)
+        };
         let mut per_vm = self.per_vm.write().unwrap_or_else(|e| e.into_inner());
-        per_vm.insert(mac.pxelinux_config(), self.at_once.pxelinux.clone());
+        per_vm.insert(mac.pxelinux_config(), pxelinux);
         for prefix in uefi::GRUB_PREFIXES {
-            per_vm.insert(format!("{prefix}/{}", uefi::per_vm_name(&mac)), self.at_once.grub.clone());
+            per_vm.insert(format!("{prefix}/{}", uefi::per_vm_name(&mac)), grub.clone());
         }
-        if let Some(script) = &self.at_once.ipxe {
-            per_vm.insert(ipxe::per_vm_path(&mac), script.clone());
+        if let Some(script) = script {
+            per_vm.insert(ipxe::per_vm_path(&mac), script);
+        }
+        for (path, bytes) in &extra.files {
+            per_vm.insert(path.clone(), Arc::from(bytes.as_slice()));
         }
     }
 

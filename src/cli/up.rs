@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::output::{self, LabDisplay, Outcome};
 use super::{runtime, shutdown_on_signals, FirmwareArg, Globals, IsoOverrideArgs, VmShapeArgs};
+use crate::answer::AnswerKind;
 use crate::boot::DefaultEntry;
 use crate::error::{Error, Result};
 use crate::lab::{self, progress};
@@ -92,6 +93,17 @@ pub struct UpArgs {
     /// The VMs' firmware: `both` makes each VM twice, once BIOS and once UEFI, on one network.
     #[arg(long, value_enum, default_value = "bios", value_name = "FIRMWARE")]
     pub firmware: FirmwareArg,
+    /// A kickstart for the lab's VMs (RHEL family): served per VM over HTTP, with inst.ks=.
+    /// `{server}`, `{http}`, `{vm}` and `{mac}` in it are filled in for each VM.
+    #[arg(long, value_name = "FILE", group = "answer")]
+    pub kickstart: Option<PathBuf>,
+    /// A preseed for the lab's VMs (Debian): served per VM, with auto=true url=.
+    #[arg(long, value_name = "FILE", group = "answer")]
+    pub preseed: Option<PathBuf>,
+    /// An autoinstall user-data for the lab's VMs (Ubuntu): served per VM with an empty
+    /// meta-data, with autoinstall ds=nocloud-net;s=.
+    #[arg(long, value_name = "FILE", group = "answer")]
+    pub autoinstall: Option<PathBuf>,
     /// UEFI VMs boot with Secure Boot on (q35, SMM, Microsoft's keys), through the ISO's own
     /// signed shim and GRUB.
     #[arg(long)]
@@ -144,6 +156,12 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         vms: if args.no_vm && !args.vm { 0 } else { args.vms },
         shape: args.shape.shape(),
         firmwares: super::firmwares(args.firmware, args.secure_boot)?,
+        answer: match (args.kickstart, args.preseed, args.autoinstall) {
+            (Some(f), _, _) => Some((AnswerKind::Kickstart, f)),
+            (_, Some(f), _) => Some((AnswerKind::Preseed, f)),
+            (_, _, Some(f)) => Some((AnswerKind::Autoinstall, f)),
+            _ => None,
+        },
         wait_for,
         expect: args.expect,
         timeout: args.timeout.map(Duration::from_secs),

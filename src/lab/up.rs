@@ -31,8 +31,9 @@ use super::record::{self, Counters, LabRecord};
 use super::serve::{endpoints, Endpoints};
 use super::undo::undo_journal;
 use super::{ensure_dir, ipv4_server, pause_point, prepare, server_error, state_dir_or_err, BootPlan, ServeFlags, VmShape};
+use crate::answer::{AnswerFile, AnswerKind, Vars};
 use crate::blocking;
-use crate::boot::{self, BootTree, DefaultEntry};
+use crate::boot::{self, BootTree, DefaultEntry, PerVm};
 use crate::dhcp::{LabDnsmasq, UefiBoot};
 use crate::error::{Error, Kind, Result};
 use crate::iso::Overrides;
@@ -64,6 +65,8 @@ pub struct UpRequest {
     pub server_ip: Option<IpAddr>,
     pub vms: u32,
     pub shape: VmShape,
+    /// An answer file for the lab's VMs (`--kickstart`, `--preseed`, `--autoinstall`).
+    pub answer: Option<(AnswerKind, PathBuf)>,
     /// Each of `vms` is made once per firmware here (`--firmware both`: a
     /// BIOS and a UEFI VM).
     pub firmwares: Vec<Firmware>,
@@ -157,10 +160,11 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
     let journal = Journal::open(&state).map_err(|e| Error::environment(format!("cannot open the journal in {}: {e}", state.display())))?;
     refuse_if_lab_exists(&state, &journal)?;
     let libvirt = Libvirt::connect(&request.uri).await?;
-    let plan = plan(&request, expect, &libvirt).await?;
+    let mut plan = plan(&request, expect, &libvirt).await?;
 
     let mut lab = Lab {
         site: plan.site,
+        answer: plan.answer.take(),
         libvirt,
         journal,
         state,
@@ -206,6 +210,13 @@ pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()
         )));
     }
     Ok(())
+}
+
+/// The lab's answer file and what its templates are filled with.
+struct Answer {
+    file: AnswerFile,
+    server: String,
+    http_base: String,
 }
 
 /// Where the lab's network is, seen from pxelab's servers.
@@ -255,6 +266,7 @@ fn is_local_address(ip: IpAddr) -> bool {
 /// What `up` read and decided before its first change.
 struct Plan {
     site: Site,
+    answer: Option<Answer>,
     net: NetworkState,
     bootp: Bootp,
     /// What the lab adds to libvirt's dnsmasq: the iPXE fast path, fast DHCP.
@@ -318,6 +330,21 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     .await?;
     let distro = &prepared.distro;
     tracing::debug!("{} detected: kernel {}, initrd {}", distro.name, distro.kernel, distro.initrd);
+    let answer = match &request.answer {
+        None => None,
+        Some((kind, path)) => {
+            let file = blocking::run({
+                let (kind, path) = (*kind, path.clone());
+                move || AnswerFile::load(kind, &path)
+            })
+            .await
+            .map_err(|e| Error::bad_input(e.to_string()))?;
+            file.check_family(distro.family).map_err(|e| Error::bad_input(e.to_string()))?;
+            let http_base =
+                http_base.clone().ok_or_else(|| Error::bad_input(format!("{} is served to the installer over HTTP; drop --http-port none", kind.flag())))?;
+            Some(Answer { file, server: server_ip.to_string(), http_base })
+        }
+    };
     let accel = super::choose_accel(libvirt, request.shape.accel).await;
 
     let mut installer_files = vec!["/.treeinfo".to_string()];
@@ -392,6 +419,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
     };
     Ok(Plan {
         site,
+        answer,
         net,
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
         dnsmasq,
@@ -406,6 +434,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
 /// A lab being set up, running, or torn down.
 struct Lab {
     site: Site,
+    answer: Option<Answer>,
     libvirt: Libvirt,
     journal: Journal,
     state: PathBuf,
@@ -582,7 +611,7 @@ impl Lab {
         // The MAC is chosen here so the VM's own boot config is in the
         // tree before its firmware asks for it.
         let mac = MacAddr::random_qemu();
-        self.tree.boot_at_once(mac);
+        self.tree.boot_at_once_with(mac, &self.per_vm(&name, mac));
         let spec = VmSpec {
             name: name.clone(),
             network: self.record.network.clone(),
@@ -612,6 +641,13 @@ impl Lab {
         Ok(())
     }
 
+    /// A lab VM's own kernel arguments and files: its answer file, if any.
+    fn per_vm(&self, name: &str, mac: MacAddr) -> PerVm {
+        let Some(answer) = &self.answer else { return PerVm::default() };
+        let vars = Vars { server: &answer.server, http: &answer.http_base, vm: name, mac };
+        PerVm { args: answer.file.kernel_args(&answer.http_base, &mac), files: answer.file.files(&vars) }
+    }
+
     /// Starts following a VM's boot.
     async fn track(&mut self, name: &str, serial_log: &str) -> Result<()> {
         let owned = name.to_string();
@@ -620,7 +656,7 @@ impl Lab {
             domxml::interfaces(&xml).into_iter().find(|i| i.network.as_deref() == Some(self.record.network.as_str())).and_then(|i| i.mac).unwrap_or_default();
         // A VM made by `vm new` boots at once too, from the moment it joins.
         if let Ok(mac) = mac.parse::<MacAddr>() {
-            self.tree.boot_at_once(mac);
+            self.tree.boot_at_once_with(mac, &self.per_vm(name, mac));
         }
         let now = self.now();
         self.progress.add_vm(VmProgress::new(name, &mac, serial_log, now));

@@ -1,0 +1,138 @@
+//! Answer files (#16, first part): `up --kickstart|--preseed|--autoinstall`
+//! serves each VM its own copy of the template over HTTP and points its
+//! installer there. The busybox installers fetch the file as the real ones
+//! do (inst.ks=, url=, ds=nocloud-net;s=) and print its md5, which must be
+//! the md5 of the template as rendered for that VM. A broken file, or one of
+//! the wrong kind for the ISO, stops `up` before any change (exit 3).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use common::net::TestNet;
+use common::{events, fixture};
+use serde_json::Value;
+
+fn md5(bytes: &[u8]) -> String {
+    let mut child = Command::new("md5sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    child.stdin.take().unwrap().write_all(bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_string()
+}
+
+/// `up` with `flag FILE` on `iso` to the installer; the VM's name, MAC and serial tail.
+fn up_with(net: &TestNet, iso: &str, flag: &str, template: &str) -> (String, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("answer");
+    std::fs::write(&file, template).unwrap();
+    let iso = fixture(iso);
+    let out = net.pxelab(&[
+        "--json",
+        "up",
+        "--iso",
+        iso.to_str().unwrap(),
+        "--network",
+        &net.name,
+        flag,
+        file.to_str().unwrap(),
+        "--vcpus",
+        "1",
+        "--disk-size",
+        "1",
+        "--memory",
+        "512",
+        "--wait-for",
+        "installer",
+        "--expect",
+        "PXELAB-STAGE: installer ready",
+        "--timeout",
+        "400",
+    ]);
+    let events = events(&out);
+    assert!(out.status.success(), "up {flag}: {}\n{:?}", String::from_utf8_lossy(&out.stderr), events.last());
+    let summary = events.iter().find(|e| e["event"] == "summary").expect("a summary");
+    let vm = &summary["vms"][0];
+    let reached = events.iter().find(|e| e["event"] == "reached").unwrap();
+    let tail: Vec<&str> = reached["vms"][0]["serial_tail"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    (vm["name"].as_str().unwrap().to_string(), vm["mac"].as_str().unwrap().to_string(), tail.join("\n"))
+}
+
+fn answer_line<'a>(tail: &'a str, kind: &str) -> &'a str {
+    tail.lines().find(|l| l.starts_with(&format!("PXELAB-STAGE: answer {kind} "))).unwrap_or_else(|| panic!("no {kind} fetched:\n{tail}"))
+}
+
+#[test]
+fn a_kickstart_template_is_rendered_for_the_vm_and_fetched_by_its_installer() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let template = "# {vm}\nurl --url={http}/iso/\nrootpw --plaintext pxelab\nnetwork --hostname={vm}\n%post\necho {mac} {server} ${HOME}\n%end\n";
+    let (vm, mac, tail) = up_with(&net, "centos-busybox.iso", "--kickstart", template);
+    let http = format!("http://{}", net.ip);
+    let rendered = template.replace("{vm}", &vm).replace("{http}", &http).replace("{mac}", &mac).replace("{server}", &net.ip);
+    let url = format!("{http}/auto/{}/ks.cfg", mac.replace(':', "-"));
+    assert_eq!(answer_line(&tail, "kickstart"), format!("PXELAB-STAGE: answer kickstart {url} md5 {}", md5(rendered.as_bytes())));
+    net.assert_restored(&original, "after a kickstart lab");
+}
+
+#[test]
+fn preseed_and_autoinstall_arguments_reach_their_installers_intact() {
+    let net = TestNet::with_dhcp();
+    let http = format!("http://{}", net.ip);
+
+    let preseed = "d-i debian-installer/locale string en_US\nd-i netcfg/get_hostname string {vm}\n";
+    let (vm, mac, tail) = up_with(&net, "debian-busybox.iso", "--preseed", preseed);
+    let url = format!("{http}/auto/{}/preseed.cfg", mac.replace(':', "-"));
+    assert_eq!(answer_line(&tail, "preseed"), format!("PXELAB-STAGE: answer preseed {url} md5 {}", md5(preseed.replace("{vm}", &vm).as_bytes())));
+    assert!(tail.contains("PXELAB-STAGE: mirror ok"), "{tail}");
+
+    let user_data = "#cloud-config\nautoinstall:\n  version: 1\n  identity: {hostname: {vm}}\n";
+    let (vm, mac, tail) = up_with(&net, "ubuntu-busybox.iso", "--autoinstall", user_data);
+    // The `;` of ds=nocloud-net;s= survives the boot loader's command line.
+    let ds = format!("nocloud-net;s={http}/auto/{}/", mac.replace(':', "-"));
+    assert_eq!(answer_line(&tail, "autoinstall"), format!("PXELAB-STAGE: answer autoinstall {ds} md5 {}", md5(user_data.replace("{vm}", &vm).as_bytes())));
+}
+
+#[test]
+fn a_broken_or_wrong_kind_answer_file_exits_3_and_changes_nothing() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let cases = [
+        ("centos-busybox.iso", "--kickstart", write("empty.ks", "\n\n"), "the file is empty"),
+        (
+            "debian-busybox.iso",
+            "--preseed",
+            write("bad.preseed", "d-i debian-installer/locale string en_US\nnot a preseed\n"),
+            "is not `owner question type value`",
+        ),
+        ("ubuntu-busybox.iso", "--autoinstall", write("no-key.yaml", "#cloud-config\nusers: []\n"), "no top-level `autoinstall:`"),
+        ("centos-busybox.iso", "--kickstart", "/nonexistent/ks.cfg".to_string(), "cannot read it"),
+        // A preseed for a RHEL ISO, given as one and as a kickstart.
+        ("centos-busybox.iso", "--preseed", write("ok.preseed", "d-i debian-installer/locale string en_US\n"), "the ISO's installer is anaconda"),
+        ("centos-busybox.iso", "--kickstart", write("ok2.preseed", "d-i debian-installer/locale string en_US\n"), "looks like a preseed"),
+    ];
+    for (iso, flag, file, why) in cases {
+        let iso = fixture(iso);
+        // `timeout`: a file that slipped through would start a lab that runs until stopped.
+        let out = Command::new("timeout")
+            .arg("60")
+            .arg(env!("CARGO_BIN_EXE_pxelab"))
+            .args(["-c", common::net::URI, "up", "--iso", iso.to_str().unwrap(), "--network", &net.name, flag, &file, "--no-vm"])
+            .env("PXELAB_STATE_DIR", net.state.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{flag} {file}: {stderr}");
+        assert!(stderr.contains(why), "{flag} {file}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
+        net.assert_restored(&original, &format!("refused {flag} {file}"));
+    }
+    let both = net.pxelab(&["up", "--iso", "x.iso", "--kickstart", "a", "--preseed", "b"]);
+    assert_eq!(both.status.code(), Some(2), "one answer file at a time");
+}
