@@ -232,3 +232,19 @@ fn a_server_ip_that_is_not_this_hosts_is_refused_before_any_change() {
     assert_eq!(stderr.trim().lines().count(), 1, "one line: {stderr}");
     net.assert_restored(&original, "refused --server-ip");
 }
+
+#[test]
+fn net_patch_restore_and_status_work_through_ssh() {
+    let sshd = Sshd::start();
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let patch = sshd.pxelab(&net, &["net", "patch", "--network", &net.name]);
+    assert!(patch.status.success(), "net patch through ssh: {}", text(&patch));
+    assert!(net.live_xml().contains("<bootp file='pxelinux.0'"), "patched on the libvirt host");
+    // The journal names the host: `net restore` with the same URI finds it.
+    let restore = sshd.pxelab(&net, &["net", "restore", "--network", &net.name]);
+    assert!(restore.status.success(), "net restore through ssh: {}", text(&restore));
+    assert_eq!(net.inactive_xml(), original);
+    let status = sshd.pxelab(&net, &["--json", "status"]);
+    assert!(status.status.success(), "{}", text(&status));
+}
