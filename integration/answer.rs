@@ -136,3 +136,98 @@ fn a_broken_or_wrong_kind_answer_file_exits_3_and_changes_nothing() {
     let both = net.pxelab(&["up", "--iso", "x.iso", "--kickstart", "a", "--preseed", "b"]);
     assert_eq!(both.status.code(), Some(2), "one answer file at a time");
 }
+
+/// `up --kickstart` to `installed`: the busybox installer writes a system
+/// to the VM's disk and reboots; the lab has switched the VM's own boot
+/// config to local boot, so the firmware boots the disk, whose system prints
+/// a login prompt on the serial console (`--expect-installed`).
+#[test]
+fn a_kickstart_install_reboots_into_the_installed_system() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let events = install(&net, "url --url={http}/iso/\nrootpw --plaintext pxelab\nreboot\n", &["--expect-installed", "pxelab-installed login:"]);
+    let tail = reached_tail(&events);
+    // The installed system, after a boot from the disk (SeaBIOS and iPXE
+    // above it in the tail: the firmware handed over to the disk).
+    for line in ["PXELAB-INSTALLED: booted from its disk", "pxelab-installed login:"] {
+        assert!(tail.contains(line), "{line:?} not on the console:\n{tail}");
+    }
+    // After the installer: the system image written, then the reboot handed
+    // the VM's own (local-boot) script, and never the installer again.
+    let at = events.iter().position(|e| e["event"] == "stage" && e["stage"] == "installer").unwrap();
+    let after: Vec<&str> = events[at..].iter().filter(|e| e["event"] == "transfer").filter_map(|e| e["path"].as_str()).collect();
+    let image = after.iter().position(|p| *p == "/iso/images/pxelab-disk.img.gz").unwrap_or_else(|| panic!("the disk image: {after:?}"));
+    assert!(after[image..].iter().any(|p| p.starts_with("/mac/")), "the VM's own script after the install: {after:?}");
+    assert!(!after.iter().any(|p| p.ends_with("/vmlinuz")), "no installer kernel after the installer: {after:?}");
+    assert_order(&events);
+    net.assert_restored(&original, "after an install");
+}
+
+#[test]
+fn a_kickstart_that_ends_in_poweroff_is_installed_when_the_vm_powers_off() {
+    let net = TestNet::with_dhcp();
+    let events = install(&net, "url --url={http}/iso/\nrootpw --plaintext pxelab\npoweroff\n", &["--wait-for", "installed"]);
+    let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
+    assert_eq!(summary["vms"][0]["stage"], "installed", "{summary}");
+    assert_order(&events);
+}
+
+#[test]
+fn a_vm_that_powers_off_before_its_installer_exits_1() {
+    let net = TestNet::with_dhcp();
+    let iso = fixture("centos-busybox.iso");
+    // The busybox installer powers off when it fails (pxelab.poweroff): here
+    // it cannot find the repository.
+    let out = net.pxelab(&[
+        "--json",
+        "up",
+        "--iso",
+        iso.to_str().unwrap(),
+        "--network",
+        &net.name,
+        "--append",
+        "inst.repo=http://{server}/nowhere/ pxelab.poweroff console=ttyS0,115200",
+        "--vcpus",
+        "1",
+        "--disk-size",
+        "1",
+        "--memory",
+        "512",
+        "--wait-for",
+        "installed",
+        "--timeout",
+        "300",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("powered off before its installer started"), "{stderr}");
+}
+
+fn install(net: &TestNet, kickstart: &str, extra: &[&str]) -> Vec<Value> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ks.cfg");
+    std::fs::write(&file, kickstart).unwrap();
+    let iso = fixture("centos-busybox.iso");
+    let mut args = vec!["--json", "up", "--iso", iso.to_str().unwrap(), "--network", &net.name, "--kickstart", file.to_str().unwrap()];
+    args.extend_from_slice(&["--vcpus", "1", "--disk-size", "1", "--memory", "512", "--timeout", "400"]);
+    args.extend_from_slice(extra);
+    let out = net.pxelab(&args);
+    let events = events(&out);
+    assert!(out.status.success(), "up to installed: {}\n{:?}", String::from_utf8_lossy(&out.stderr), events.last());
+    events
+}
+
+fn reached_tail(events: &[Value]) -> String {
+    let reached = events.iter().find(|e| e["event"] == "reached").expect("reached");
+    reached["vms"][0]["serial_tail"].as_array().unwrap().iter().filter_map(Value::as_str).collect::<Vec<_>>().join("\n")
+}
+
+/// `installed` comes after `installer`, both reported once.
+fn assert_order(events: &[Value]) {
+    let at = |stage: &str| {
+        let found: Vec<f64> = events.iter().filter(|e| e["event"] == "stage" && e["stage"] == stage).filter_map(|e| e["at"].as_f64()).collect();
+        assert_eq!(found.len(), 1, "{stage} once: {found:?}");
+        found[0]
+    };
+    assert!(at("installer") <= at("installed"));
+}

@@ -36,7 +36,7 @@ apt-get install -y -qq -t bookworm-backports --no-install-recommends \
 # Build, fixtures (ISO tooling, the kernel/initrd sources, syslinux) and test clients.
 apt-get install -y -qq --no-install-recommends \
     pkg-config gcc g++ make patch openssl xz-utils zstd python3 iptables \
-    xorriso cpio busybox-static syslinux-common pxelinux isolinux \
+    xorriso cpio busybox-static syslinux-common pxelinux isolinux syslinux mtools dosfstools fdisk \
     debian-installer-12-netboot-amd64 grub-efi-amd64-signed shim-signed \
     curl wget atftp lftp iproute2 procps psmisc \
     zsh fish groff-base man-db tcpdump lintian dpkg-dev >/dev/null

@@ -25,7 +25,8 @@ pub fn per_vm_path(mac: &crate::mac::MacAddr) -> String {
 }
 
 /// `boot.ipxe` for a lab: the VM's own script when the lab made one for its
-/// MAC. Any other BIOS client gets pxelinux from `tftp_server` (pxelinux
+/// MAC; when that script returns (an installed VM's is `exit`), iPXE exits
+/// too and the firmware boots the next device, the disk. Any other BIOS client gets pxelinux from `tftp_server` (pxelinux
 /// takes its config path from the DHCP file name, which for iPXE clients is
 /// this script's URL: `set filename` gives it its own name back). Any other
 /// UEFI client, where pxelinux cannot run, gets `menu`'s entries as an iPXE
@@ -33,7 +34,7 @@ pub fn per_vm_path(mac: &crate::mac::MacAddr) -> String {
 pub fn dispatch(tftp_server: std::net::IpAddr, http_base: &str, menu: &Menu) -> String {
     let mut out = format!(
         "#!ipxe\n# pxelab: VMs of this lab boot their installer at once; other clients get pxelinux and its menu (UEFI: an iPXE menu)\n\
-         chain --autofree mac/${{mac:hexhyp}}.ipxe || goto menu\n\
+         chain --autofree mac/${{mac:hexhyp}}.ipxe && exit || goto menu\n\
          :menu\n\
          iseq ${{platform}} efi && goto efi ||\n\
          set filename pxelinux.0\n\
@@ -86,7 +87,7 @@ mod tests {
             Menu::install("CentOS 7", "iso/images/pxeboot/vmlinuz", "iso/images/pxeboot/initrd.img", "a=b  c", crate::boot::DefaultEntry::Local).unwrap();
         let s = dispatch("10.0.0.1".parse().unwrap(), "http://10.0.0.1", &menu);
         assert!(s.starts_with("#!ipxe\n"));
-        assert!(s.contains("chain --autofree mac/${mac:hexhyp}.ipxe || goto menu\n"), "{s}");
+        assert!(s.contains("chain --autofree mac/${mac:hexhyp}.ipxe && exit || goto menu\n"), "{s}");
         assert!(s.contains(":menu\niseq ${platform} efi && goto efi ||\nset filename pxelinux.0\nchain tftp://10.0.0.1/pxelinux.0\n:efi\n"), "{s}");
         assert!(
             s.contains("item local Boot from local drive\nitem install Install CentOS 7\nchoose --timeout 5000 --default local target || goto local\n"),

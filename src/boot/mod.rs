@@ -275,6 +275,21 @@ impl BootTree {
         }
     }
 
+    /// From now on, the VM with `mac` boots its local disk: its installer
+    /// ran, and the reboot it ends with must not start it again. Each of its
+    /// configs hands the firmware back to its next boot device.
+    pub fn boot_local(&self, mac: MacAddr) {
+        const PXELINUX: &str = "# pxelab: this VM installed; it boots its disk\nPROMPT 0\nDEFAULT local\nLABEL local\n  LOCALBOOT 0\n";
+        const GRUB: &str = "# pxelab: this VM installed; it boots its disk\nexit\n";
+        const IPXE: &str = "#!ipxe\n# pxelab: this VM installed; it boots its disk\nexit\n";
+        let mut per_vm = self.per_vm.write().unwrap_or_else(|e| e.into_inner());
+        per_vm.insert(mac.pxelinux_config(), Arc::from(PXELINUX.as_bytes()));
+        for prefix in uefi::GRUB_PREFIXES {
+            per_vm.insert(format!("{prefix}/{}", uefi::per_vm_name(&mac)), Arc::from(GRUB.as_bytes()));
+        }
+        per_vm.insert(ipxe::per_vm_path(&mac), Arc::from(IPXE.as_bytes()));
+    }
+
     pub fn iso(&self) -> &Arc<IsoIndex> {
         &self.iso
     }

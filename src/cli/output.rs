@@ -266,17 +266,20 @@ impl LabDisplay {
 /// each stage (seconds since the lab started) and the bytes it was sent.
 pub fn summary_table(vms: &[lab::progress::VmProgress]) -> Vec<String> {
     use lab::progress::Stage;
-    let stages = [Stage::Dhcp, Stage::Bootloader, Stage::Kernel, Stage::Installer];
+    let mut stages = vec![Stage::Dhcp, Stage::Bootloader, Stage::Kernel, Stage::Installer];
+    if vms.iter().any(|v| v.reached.contains_key(&Stage::Installed)) {
+        stages.push(Stage::Installed);
+    }
     let width = vms.iter().map(|v| v.name.len()).max().unwrap_or(2).max(2);
     let mut header = format!("{:width$}  {:10}", "VM", "stage");
-    for stage in stages {
+    for &stage in &stages {
         header.push_str(&format!("  {:>10}", stage.name()));
     }
     header.push_str(&format!("  {:>10}", "sent"));
     let mut rows = vec![header];
     for vm in vms {
         let mut row = format!("{:width$}  {:10}", vm.name, vm.stage.name());
-        for stage in stages {
+        for &stage in &stages {
             let at = vm.reached.get(&stage).map(|s| format!("{s:.1} s")).unwrap_or_else(|| "-".into());
             row.push_str(&format!("  {at:>10}"));
         }

@@ -21,6 +21,8 @@ pub enum Stage {
     Bootloader,
     Kernel,
     Installer,
+    /// The VM installed and powered off, or rebooted into its disk (see --expect-installed).
+    Installed,
 }
 
 impl From<Stage> for progress::Stage {
@@ -30,6 +32,7 @@ impl From<Stage> for progress::Stage {
             Stage::Bootloader => progress::Stage::Bootloader,
             Stage::Kernel => progress::Stage::Kernel,
             Stage::Installer => progress::Stage::Installer,
+            Stage::Installed => progress::Stage::Installed,
         }
     }
 }
@@ -72,11 +75,15 @@ pub struct UpArgs {
     /// (implies --wait-for installer).
     #[arg(long, value_name = "REGEX")]
     pub expect: Option<String>,
+    /// `installed` is reached when the installed system's serial console matches this (a
+    /// login prompt), not as soon as the VM reboots into its disk (implies --wait-for installed).
+    #[arg(long, value_name = "REGEX")]
+    pub expect_installed: Option<String>,
     /// Give up after this many seconds (exit 5).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Run the lab in the background; stop it with `pxelab down`.
-    #[arg(long, conflicts_with_all = ["wait_for", "timeout", "expect"])]
+    #[arg(long, conflicts_with_all = ["wait_for", "timeout", "expect", "expect_installed"])]
     pub detach: bool,
     /// Leave the VMs alive when the lab stops.
     #[arg(long)]
@@ -140,12 +147,16 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         }
         return Ok(Outcome::Done);
     }
-    let wait_for = match (args.wait_for, &args.expect) {
-        (None, Some(_)) => Some(progress::Stage::Installer),
-        (Some(stage), Some(_)) if stage != Stage::Installer => {
-            return Err(Error::usage("--expect matches the installer's console: use it with --wait-for installer (or without --wait-for)"));
+    let wait_for = match (args.wait_for, &args.expect, &args.expect_installed) {
+        (None | Some(Stage::Installed), _, Some(_)) => Some(progress::Stage::Installed),
+        (Some(_), _, Some(_)) => {
+            return Err(Error::usage("--expect-installed matches the installed system: use it with --wait-for installed (or without --wait-for)"))
         }
-        (stage, _) => stage.map(Into::into),
+        (None, Some(_), None) => Some(progress::Stage::Installer),
+        (Some(stage), Some(_), None) if stage != Stage::Installer && stage != Stage::Installed => {
+            return Err(Error::usage("--expect matches the installer's console: use it with --wait-for installer or installed (or without --wait-for)"));
+        }
+        (stage, _, _) => stage.map(Into::into),
     };
     let request = lab::UpRequest {
         uri: globals.uri.clone(),
@@ -164,6 +175,7 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         },
         wait_for,
         expect: args.expect,
+        expect_installed: args.expect_installed,
         timeout: args.timeout.map(Duration::from_secs),
         keep: args.keep,
         force: args.force,

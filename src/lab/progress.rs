@@ -7,6 +7,9 @@
 //! | `kernel`     | our TFTP server sent the kernel and the initrd, in full          |
 //! | `installer`  | the VM fetched `.treeinfo` or the stage2 image from our FTP      |
 //! |              | server, or `--expect` matched its serial console                 |
+//! | `installed`  | after `installer`: the VM powered off, or `--expect-installed`   |
+//! |              | matched its console, or (without it) it rebooted and its         |
+//! |              | firmware was handed its local-boot config (it boots its disk)   |
 //!
 //! Transfers are matched to VMs by client address, which is known only once
 //! the lease is seen; a transfer that arrives first is held until then.
@@ -29,10 +32,11 @@ pub enum Stage {
     Bootloader,
     Kernel,
     Installer,
+    Installed,
 }
 
 impl Stage {
-    pub const ALL: [Stage; 5] = [Stage::Created, Stage::Dhcp, Stage::Bootloader, Stage::Kernel, Stage::Installer];
+    pub const ALL: [Stage; 6] = [Stage::Created, Stage::Dhcp, Stage::Bootloader, Stage::Kernel, Stage::Installer, Stage::Installed];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -41,6 +45,7 @@ impl Stage {
             Stage::Bootloader => "bootloader",
             Stage::Kernel => "kernel",
             Stage::Installer => "installer",
+            Stage::Installed => "installed",
         }
     }
 }
@@ -115,6 +120,8 @@ pub struct Milestones {
     /// FTP paths (with a leading `/`) whose fetch means the installer runs.
     pub installer_files: Vec<String>,
     pub expect: Option<regex::Regex>,
+    /// After the installer: the installed system's console line (`--expect-installed`).
+    pub expect_installed: Option<regex::Regex>,
 }
 
 /// Every VM of a lab and what has been seen of each.
@@ -167,6 +174,30 @@ impl Progress {
             }
         }
         events
+    }
+
+    /// The VM named `name` is shut off. After its installer that is the
+    /// install ending (installers power off when told to); before, it is a
+    /// failure, named in the error.
+    pub fn on_power_off(&mut self, name: &str, now: f64) -> Result<Vec<StageEvent>, String> {
+        let Some(vm) = self.vms.iter_mut().find(|v| v.name == name) else { return Ok(Vec::new()) };
+        if vm.stage >= Stage::Installer {
+            return Ok(advance(vm, Stage::Installed, now));
+        }
+        Err(format!("{name} powered off before its installer started (it reached {})", vm.stage.name()))
+    }
+
+    /// The VM named `name` was handed its local-boot config after its
+    /// installer: it rebooted and its firmware goes on to its disk. Without
+    /// `--expect-installed` that is `installed`; with it, its console decides.
+    pub fn on_disk_boot(&mut self, name: &str, now: f64) -> Vec<StageEvent> {
+        if self.milestones.expect_installed.is_some() {
+            return Vec::new();
+        }
+        match self.vms.iter_mut().find(|v| v.name == name && v.stage >= Stage::Installer) {
+            Some(vm) => advance(vm, Stage::Installed, now),
+            None => Vec::new(),
+        }
     }
 
     /// A transfer finished (or ended) on one of our servers.
@@ -229,10 +260,15 @@ impl Progress {
         let text = format!("{}{text}", std::mem::take(&mut vm.partial_line));
         let mut lines: Vec<&str> = text.split('\n').collect();
         vm.partial_line = lines.pop().unwrap_or_default().to_string();
+        let mut installed = false;
         for line in lines {
             let clean = line.trim_end_matches('\r');
             if self.milestones.expect.as_ref().is_some_and(|re| re.is_match(clean)) {
                 matched = true;
+            }
+            // The installed system's line counts only after the installer ran.
+            if (matched || vm.stage >= Stage::Installer) && self.milestones.expect_installed.as_ref().is_some_and(|re| re.is_match(clean)) {
+                installed = true;
             }
             vm.serial_tail.push_back(clean.to_string());
             if vm.serial_tail.len() > SERIAL_TAIL {
@@ -243,10 +279,13 @@ impl Progress {
         if self.milestones.expect.as_ref().is_some_and(|re| re.is_match(&vm.partial_line)) {
             matched = true;
         }
-        if matched {
-            advance(vm, Stage::Installer, now)
-        } else {
-            Vec::new()
+        if (matched || vm.stage >= Stage::Installer) && self.milestones.expect_installed.as_ref().is_some_and(|re| re.is_match(&vm.partial_line)) {
+            installed = true;
+        }
+        match (matched, installed) {
+            (_, true) => advance(vm, Stage::Installed, now),
+            (true, false) => advance(vm, Stage::Installer, now),
+            (false, false) => Vec::new(),
         }
     }
 }
@@ -279,6 +318,7 @@ mod tests {
             initrd: "iso/images/pxeboot/initrd.img".into(),
             installer_files: vec!["/.treeinfo".into(), "/images/install.img".into()],
             expect: expect.map(|e| regex::Regex::new(e).unwrap()),
+            expect_installed: None,
         }
     }
 

@@ -72,6 +72,8 @@ pub struct UpRequest {
     pub firmwares: Vec<Firmware>,
     pub wait_for: Option<Stage>,
     pub expect: Option<String>,
+    /// `installed` is reached when the installed system's console matches this.
+    pub expect_installed: Option<String>,
     pub timeout: Option<Duration>,
     pub keep: bool,
     pub force: bool,
@@ -165,6 +167,8 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
     let mut lab = Lab {
         site: plan.site,
         answer: plan.answer.take(),
+        local_boot: Default::default(),
+        failed: None,
         libvirt,
         journal,
         state,
@@ -280,11 +284,11 @@ struct Plan {
 
 /// The flags that contradict each other, before anything else is read.
 /// Returns the compiled `--expect`.
-fn check_flags(request: &UpRequest) -> Result<Option<regex::Regex>> {
-    let expect = match &request.expect {
-        Some(re) => Some(regex::Regex::new(re).map_err(|e| Error::bad_input(format!("--expect {re:?} is not a regular expression: {e}")))?),
-        None => None,
+fn check_flags(request: &UpRequest) -> Result<(Option<regex::Regex>, Option<regex::Regex>)> {
+    let regex = |flag: &str, re: &Option<String>| -> Result<Option<regex::Regex>> {
+        re.as_ref().map(|re| regex::Regex::new(re).map_err(|e| Error::bad_input(format!("{flag} {re:?} is not a regular expression: {e}")))).transpose()
     };
+    let expect = (regex("--expect", &request.expect)?, regex("--expect-installed", &request.expect_installed)?);
     if request.wait_for.is_some() && request.vms == 0 {
         return Err(Error::bad_input("--wait-for needs a VM to wait for; drop --no-vm or --vms 0"));
     }
@@ -298,7 +302,7 @@ fn check_flags(request: &UpRequest) -> Result<Option<regex::Regex>> {
 }
 
 /// Reads and checks everything `up` needs; changes nothing.
-async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvirt) -> Result<Plan> {
+async fn plan(request: &UpRequest, (expect, expect_installed): (Option<regex::Regex>, Option<regex::Regex>), libvirt: &Libvirt) -> Result<Plan> {
     let iso_path = std::path::absolute(&request.iso).map_err(|e| Error::bad_input(format!("cannot use --iso {}: {e}", request.iso.display())))?;
 
     let name = request.network.clone();
@@ -362,6 +366,7 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
         initrd: format!("{}/{}", boot::ISO_DIR, distro.initrd),
         installer_files,
         expect,
+        expect_installed,
     };
     let record = LabRecord {
         pid: std::process::id(),
@@ -435,6 +440,10 @@ async fn plan(request: &UpRequest, expect: Option<regex::Regex>, libvirt: &Libvi
 struct Lab {
     site: Site,
     answer: Option<Answer>,
+    /// VMs whose own boot config now boots their disk (after their installer).
+    local_boot: std::collections::HashSet<String>,
+    /// Why the lab must end with an error (a VM powered off too early).
+    failed: Option<String>,
     libvirt: Libvirt,
     journal: Journal,
     state: PathBuf,
@@ -672,6 +681,10 @@ impl Lab {
         let mut ticks = 0u64;
         let mut dirty = false;
         loop {
+            if let Some(why) = self.failed.take() {
+                report(&LabEvent::TimedOut { seconds: self.now(), vms: self.summaries() });
+                return Err(Error::other(why));
+            }
             if let (Some(stage), Some(slowest)) = (request.wait_for, self.progress.slowest()) {
                 if slowest >= stage {
                     report(&LabEvent::Reached { stage, seconds: self.now(), vms: self.summaries() });
@@ -722,8 +735,13 @@ impl Lab {
                     complete: t.complete,
                 });
                 let now = self.now();
-                for e in self.progress.on_transfer(&t, now) {
-                    report(&LabEvent::Stage(e));
+                let mut events = self.progress.on_transfer(&t, now);
+                // A VM handed its local-boot config again after its installer rebooted.
+                if let Some(name) = self.vm_named_by(&t.path).filter(|n| t.complete && self.local_boot.contains(n)) {
+                    events.extend(self.progress.on_disk_boot(&name, now));
+                }
+                for e in events {
+                    self.stage_reached(e, report);
                 }
                 true
             }
@@ -786,18 +804,53 @@ impl Lab {
         let now = self.now();
         for (mac, ip) in leases {
             for e in self.progress.on_lease(&mac, ip, now) {
-                report(&LabEvent::Stage(e));
+                self.stage_reached(e, report);
                 changed = true;
             }
         }
         for (name, text) in serial {
             for e in self.progress.on_serial(&name, &String::from_utf8_lossy(&text), now) {
-                report(&LabEvent::Stage(e));
+                self.stage_reached(e, report);
                 changed = true;
             }
         }
         if ticks.is_multiple_of(ADOPT_EVERY) {
-            changed |= self.adopt_new_vms(report).await;
+            if let Ok(vms) = self.libvirt.call(domain::list).await {
+                changed |= self.powered_off(&vms, report);
+                changed |= self.adopt_new_vms(vms, report).await;
+            }
+        }
+        changed
+    }
+
+    /// Reports a stage; after its installer, a VM's own boot config boots
+    /// its disk, so the installer's reboot does not start it again.
+    fn stage_reached(&mut self, e: StageEvent, report: Report<'_>) {
+        if e.stage == Stage::Installer {
+            let mac = self.progress.vms().iter().find(|v| v.name == e.vm).and_then(|v| v.mac.parse::<MacAddr>().ok());
+            if let Some(mac) = mac {
+                self.tree.boot_local(mac);
+                self.local_boot.insert(e.vm.clone());
+            }
+        }
+        report(&LabEvent::Stage(e));
+    }
+
+    /// The lab's VMs that are shut off: installed, or failed before their installer.
+    fn powered_off(&mut self, vms: &[domain::VmInfo], report: Report<'_>) -> bool {
+        let now = self.now();
+        let mut changed = false;
+        let off: Vec<String> = vms.iter().filter(|v| v.state == VmState::ShutOff && self.progress.tracks(&v.name)).map(|v| v.name.clone()).collect();
+        for name in off {
+            match self.progress.on_power_off(&name, now) {
+                Ok(events) => {
+                    for e in events {
+                        self.stage_reached(e, report);
+                        changed = true;
+                    }
+                }
+                Err(why) => self.failed = Some(why),
+            }
         }
         changed
     }
@@ -812,8 +865,7 @@ impl Lab {
 
     /// VMs made with `pxelab vm new` while the lab runs join it (they are
     /// in the journal: `vm new` records a VM that joins a lab).
-    async fn adopt_new_vms(&mut self, report: Report<'_>) -> bool {
-        let Ok(vms) = self.libvirt.call(domain::list).await else { return false };
+    async fn adopt_new_vms(&mut self, vms: Vec<domain::VmInfo>, report: Report<'_>) -> bool {
         let mut adopted = false;
         for vm in vms {
             if vm.networks.contains(&self.record.network) && !self.progress.tracks(&vm.name) && vm.state == VmState::Running {
