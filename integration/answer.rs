@@ -166,16 +166,47 @@ fn a_kickstart_install_reboots_into_the_installed_system() {
 #[test]
 fn a_kickstart_that_ends_in_poweroff_is_installed_when_the_vm_powers_off() {
     let net = TestNet::with_dhcp();
-    let events = install(&net, "url --url={http}/iso/\nrootpw --plaintext pxelab\npoweroff\n", &["--wait-for", "installed"]);
+    let reports = tempfile::tempdir().unwrap();
+    let (junit, artifacts) = (reports.path().join("report.xml"), reports.path().join("artifacts"));
+    let events = install(
+        &net,
+        "url --url={http}/iso/\nrootpw --plaintext pxelab\npoweroff\n",
+        &["--wait-for", "installed", "--junit", junit.to_str().unwrap(), "--artifacts", artifacts.to_str().unwrap()],
+    );
     let summary = events.iter().find(|e| e["event"] == "summary").unwrap();
     assert_eq!(summary["vms"][0]["stage"], "installed", "{summary}");
     assert_order(&events);
+    let vm = summary["vms"][0]["name"].as_str().unwrap();
+
+    // The JUnit report, as a JUnit reader (Debian's python3-junitparser) sees it.
+    let read = junit_cases(&junit);
+    assert_eq!(read, format!("suite centos-busybox.iso tests=1 failures=0\ncase {vm} passed\n"), "{}", std::fs::read_to_string(&junit).unwrap());
+    // The artifacts: the serial console, the events, the files served.
+    let console = std::fs::read_to_string(artifacts.join(format!("{vm}.serial.log"))).unwrap();
+    assert!(console.contains("PXELAB-STAGE: powering off"), "{console}");
+    let jsonl = std::fs::read_to_string(artifacts.join("events.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count(), events.len(), "every event kept");
+    let served = std::fs::read_to_string(artifacts.join("served.tsv")).unwrap();
+    assert!(served.lines().any(|l| l.contains("/iso/images/pxelab-disk.img.gz")), "{served}");
+}
+
+/// What python3-junitparser reads from a JUnit file: each suite, then each case and its result.
+fn junit_cases(file: &std::path::Path) -> String {
+    let script = "import sys\nfrom junitparser import JUnitXml, Failure\nxml = JUnitXml.fromfile(sys.argv[1])\n\
+        for suite in xml:\n    print(f'suite {suite.name} tests={suite.tests} failures={suite.failures}')\n\
+        \x20   for case in suite:\n        failed = [r for r in case.result if isinstance(r, Failure)]\n\
+        \x20       print(f'case {case.name} ' + ('failed: ' + failed[0].message if failed else 'passed'))\n";
+    let out = Command::new("/usr/bin/python3").args(["-c", script]).arg(file).output().expect("python3 with junitparser");
+    assert!(out.status.success(), "junitparser: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
 fn a_vm_that_powers_off_before_its_installer_exits_1() {
     let net = TestNet::with_dhcp();
     let iso = fixture("centos-busybox.iso");
+    let reports = tempfile::tempdir().unwrap();
+    let junit = reports.path().join("report.xml");
     // The busybox installer powers off when it fails (pxelab.poweroff): here
     // it cannot find the repository.
     let out = net.pxelab(&[
@@ -197,10 +228,17 @@ fn a_vm_that_powers_off_before_its_installer_exits_1() {
         "installed",
         "--timeout",
         "300",
+        "--junit",
+        junit.to_str().unwrap(),
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("powered off before its installer started"), "{stderr}");
+    // A red job still gets its report: the VM failed, with the reason.
+    let read = junit_cases(&junit);
+    assert!(read.starts_with("suite centos-busybox.iso tests=1 failures=1\ncase "), "{read}");
+    assert!(read.contains(" failed: reached ") && read.contains("not installed: ") && read.contains("powered off before its installer started"), "{read}");
+    assert!(std::fs::read_to_string(&junit).unwrap().contains("PXELAB-STAGE: failed"), "the console in the failure");
 }
 
 fn install(net: &TestNet, kickstart: &str, extra: &[&str]) -> Vec<Value> {

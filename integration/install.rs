@@ -167,3 +167,27 @@ fn the_debian_package_is_lintian_clean_and_installs() {
     assert!(purge.status.success(), "{}", String::from_utf8_lossy(&purge.stderr));
     assert!(!Path::new("/usr/bin/pxelab").exists(), "dpkg --purge left the binary");
 }
+
+/// docs/ci.md's GitHub Actions workflow and GitLab CI job: valid YAML
+/// (yamllint), and the steps the guide promises (read with PyYAML).
+#[test]
+fn the_ci_examples_are_valid_yaml_with_the_promised_steps() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (github, gitlab) = (root.join("docs/ci/github-workflow.yml"), root.join("docs/ci/gitlab-ci.yml"));
+    let lint = Command::new("yamllint").args(["-d", "relaxed"]).arg(&github).arg(&gitlab).output().expect("yamllint (make deps)");
+    assert!(lint.status.success(), "yamllint: {}", String::from_utf8_lossy(&lint.stdout));
+    let script = "import sys, yaml\n\
+        gh = yaml.safe_load(open(sys.argv[1]))\n\
+        steps = gh['jobs']['install']['steps']\n\
+        runs = '\\n'.join(s.get('run', '') for s in steps)\n\
+        assert 'MODE=\"0666\"' in runs, 'the /dev/kvm udev rule'\n\
+        up = [s['run'] for s in steps if 'pxelab up' in s.get('run', '')][0]\n\
+        for flag in ['--kickstart', '--wait-for installed', '--junit report.xml', '--artifacts', '--accel kvm']:\n    assert flag in up, flag\n\
+        assert any(s.get('if') == 'always()' and 'upload-artifact' in s.get('uses', '') for s in steps), 'the report kept on failure'\n\
+        gl = yaml.safe_load(open(sys.argv[2]))['install-smoke']\n\
+        assert any('pxelab up' in line and '--wait-for installed' in line for line in gl['script'])\n\
+        assert gl['artifacts']['reports']['junit'] == 'report.xml' and gl['artifacts']['when'] == 'always'\n\
+        print('ok')\n";
+    let out = Command::new("/usr/bin/python3").args(["-c", script]).arg(&github).arg(&gitlab).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

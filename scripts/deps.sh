@@ -38,7 +38,7 @@ apt-get install -y -qq --no-install-recommends \
     pkg-config gcc g++ make patch openssl xz-utils zstd python3 iptables \
     xorriso cpio busybox-static syslinux-common pxelinux isolinux syslinux mtools dosfstools fdisk \
     debian-installer-12-netboot-amd64 grub-efi-amd64-signed shim-signed \
-    curl wget atftp lftp iproute2 procps psmisc \
+    curl wget atftp lftp iproute2 procps psmisc python3-junitparser yamllint \
     zsh fish groff-base man-db tcpdump lintian dpkg-dev >/dev/null
 
 # The remote-host test runs its own sshd on loopback (libvirt's qemu+ssh).

@@ -17,6 +17,7 @@ mod iso;
 mod lab;
 mod net;
 pub mod output;
+mod report;
 mod serve;
 mod up;
 mod vm;

@@ -225,9 +225,12 @@ impl LabDisplay {
                 self.line(format!("pxelab: every VM reached {} after {seconds:.1} s", stage.name()));
             }
             LabEvent::Summary { vms } => self.summary(vms),
-            LabEvent::TimedOut { seconds, vms } => {
+            LabEvent::TimedOut { seconds, vms } | LabEvent::Failed { seconds, vms, .. } => {
                 self.finish_bars();
-                self.line(format!("pxelab: timed out after {seconds:.1} s"));
+                match event {
+                    LabEvent::Failed { reason, .. } => self.line(format!("pxelab: failed after {seconds:.1} s: {reason}")),
+                    _ => self.line(format!("pxelab: timed out after {seconds:.1} s")),
+                }
                 for vm in vms {
                     self.line(format!("pxelab: {} reached {}; last serial console lines:", vm.name, vm.stage.name()));
                     for l in &vm.serial_tail {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use super::output::{self, LabDisplay, Outcome};
+use super::report::{self, Collected};
 use super::{runtime, shutdown_on_signals, FirmwareArg, Globals, IsoOverrideArgs, VmShapeArgs};
 use crate::answer::AnswerKind;
 use crate::boot::DefaultEntry;
@@ -79,6 +80,14 @@ pub struct UpArgs {
     /// login prompt), not as soon as the VM reboots into its disk (implies --wait-for installed).
     #[arg(long, value_name = "REGEX")]
     pub expect_installed: Option<String>,
+    /// Write a JUnit XML report here when the lab ends: one testcase per VM, passed when it
+    /// reached the --wait-for stage, with each stage's time and, on failure, the last serial lines.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Keep each VM's serial console, the JSON events and the list of files served in this
+    /// directory when the lab ends.
+    #[arg(long, value_name = "DIR")]
+    pub artifacts: Option<PathBuf>,
     /// Give up after this many seconds (exit 5).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
@@ -176,6 +185,7 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         wait_for,
         expect: args.expect,
         expect_installed: args.expect_installed,
+        artifacts: args.artifacts.clone(),
         timeout: args.timeout.map(Duration::from_secs),
         keep: args.keep,
         force: args.force,
@@ -190,12 +200,27 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         passive_ports: lab::parse_port_range(&args.passive_ports)?,
     };
     let json = globals.json;
-    runtime()?.block_on(async move {
+    let suite = request.iso.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "pxelab".into());
+    let (junit, artifacts) = (args.junit, args.artifacts);
+    let mut collected = Collected::default();
+    let result = runtime()?.block_on(async {
         let shutdown = shutdown_on_signals()?;
         // A closed stdout only silences the display: the lab runs on and
         // tears down as it would have (see output.rs).
         let mut display = LabDisplay::new(json);
-        lab::up(request, shutdown, &mut |event: &lab::LabEvent| display.show(event)).await
-    })?;
+        lab::up(request, shutdown, &mut |event: &lab::LabEvent| {
+            collected.add(event);
+            display.show(event)
+        })
+        .await
+    });
+    // The reports are written however the lab ended: a red CI job needs them most.
+    if let Some(dir) = &artifacts {
+        collected.write_artifacts(dir).map_err(|e| Error::environment(format!("cannot write the artifacts in {}: {e}", dir.display())))?;
+    }
+    if let Some(file) = &junit {
+        report::write(file, &collected.junit(&suite, wait_for, result.as_ref().err().map(|e| e.to_string()).as_deref()))?;
+    }
+    result?;
     Ok(Outcome::Done)
 }

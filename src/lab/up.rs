@@ -74,6 +74,8 @@ pub struct UpRequest {
     pub expect: Option<String>,
     /// `installed` is reached when the installed system's console matches this.
     pub expect_installed: Option<String>,
+    /// Where each VM's serial console is copied when the lab ends (`--artifacts`).
+    pub artifacts: Option<PathBuf>,
     pub timeout: Option<Duration>,
     pub keep: bool,
     pub force: bool,
@@ -135,6 +137,12 @@ pub enum LabEvent {
         seconds: f64,
         vms: Vec<VmSummary>,
     },
+    /// A VM failed in a way that ends the lab (it powered off before its installer).
+    Failed {
+        seconds: f64,
+        reason: String,
+        vms: Vec<VmSummary>,
+    },
     /// Where each VM got to, when, and what it was sent: once, as the lab ends.
     Summary {
         vms: Vec<VmProgress>,
@@ -165,6 +173,7 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
     let mut plan = plan(&request, expect, &libvirt).await?;
 
     let mut lab = Lab {
+        artifacts: request.artifacts.clone(),
         site: plan.site,
         answer: plan.answer.take(),
         local_boot: Default::default(),
@@ -438,6 +447,8 @@ async fn plan(request: &UpRequest, (expect, expect_installed): (Option<regex::Re
 
 /// A lab being set up, running, or torn down.
 struct Lab {
+    /// Where the consoles are copied at teardown (`--artifacts`).
+    artifacts: Option<PathBuf>,
     site: Site,
     answer: Option<Answer>,
     /// VMs whose own boot config now boots their disk (after their installer).
@@ -682,7 +693,7 @@ impl Lab {
         let mut dirty = false;
         loop {
             if let Some(why) = self.failed.take() {
-                report(&LabEvent::TimedOut { seconds: self.now(), vms: self.summaries() });
+                report(&LabEvent::Failed { seconds: self.now(), reason: why.clone(), vms: self.summaries() });
                 return Err(Error::other(why));
             }
             if let (Some(stage), Some(slowest)) = (request.wait_for, self.progress.slowest()) {
@@ -882,6 +893,24 @@ impl Lab {
     /// Undoes everything in the journal for this URI; always runs.
     async fn teardown(&mut self, report: Report<'_>) -> Result<()> {
         self.consoles.close().await;
+        if let Some(dir) = self.artifacts.clone() {
+            // Before the undo removes them with their VMs.
+            let logs: Vec<(String, String)> = self.progress.vms().iter().map(|v| (v.name.clone(), v.serial_log.clone())).collect();
+            let copied = blocking::run(move || -> std::io::Result<()> {
+                std::fs::create_dir_all(&dir)?;
+                for (name, log) in logs {
+                    match std::fs::copy(&log, dir.join(format!("{name}.serial.log"))) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                        _ => {}
+                    }
+                }
+                Ok(())
+            })
+            .await;
+            if let Err(e) = copied {
+                tracing::warn!("cannot copy the serial consoles to the artifacts: {e}");
+            }
+        }
         if let Some(ra) = self.ra.take() {
             blocking::run(move || ra.stop()).await;
         }
