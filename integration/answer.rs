@@ -269,3 +269,35 @@ fn assert_order(events: &[Value]) {
     };
     assert!(at("installer") <= at("installed"));
 }
+
+/// A VM made with `vm new` joins the lab and gets its own answer file too,
+/// over HTTP and FTP alike, rendered for it.
+#[test]
+fn a_vm_that_joins_the_lab_gets_its_answer_file_over_http_and_ftp() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ks.cfg");
+    let template = "network --hostname={vm}\n# {mac} {server} {http}\n";
+    std::fs::write(&file, template).unwrap();
+    let iso = fixture("centos-busybox.iso");
+    let up = net.pxelab(&["up", "--detach", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &net.name, "--kickstart", file.to_str().unwrap()]);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let vm = net.vm_new();
+    let name = vm["name"].as_str().unwrap().to_string();
+    let xml = common::net::virsh_ok(&["dumpxml", &name]);
+    let mac = xml.split("<mac address='").nth(1).unwrap()[..17].to_string();
+    let expected = template.replace("{vm}", &name).replace("{mac}", &mac).replace("{server}", &net.ip).replace("{http}", &format!("http://{}", net.ip));
+    let path = format!("auto/{}/ks.cfg", mac.replace(':', "-"));
+    for url in [format!("http://{}/{path}", net.ip), format!("ftp://{}/{path}", net.ip)] {
+        let mut got = String::new();
+        common::net::wait_for(&format!("{url} once the lab adopted {name}"), std::time::Duration::from_secs(30), || {
+            let out = Command::new("curl").args(["-sf", "--max-time", "5", &url]).output().unwrap();
+            got = String::from_utf8_lossy(&out.stdout).into_owned();
+            out.status.success()
+        });
+        assert_eq!(got, expected, "{url}");
+    }
+    assert!(net.pxelab(&["down"]).status.success());
+    net.assert_restored(&original, "after a lab with a joined VM");
+}

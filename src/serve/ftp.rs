@@ -111,17 +111,48 @@ impl Metadata for IsoMeta {
     }
 }
 
-/// The ISO's tree, read in place.
+/// The ISO's tree, read in place; with a lab's boot tree, also its
+/// generated per-VM files under `/auto/` (answer files), which installers
+/// may be pointed at over FTP as well as HTTP.
 #[derive(Debug, Clone)]
 pub struct IsoStorage {
     iso: Arc<IsoIndex>,
     events: Events,
     client: Option<SocketAddr>,
+    generated: Option<Arc<crate::boot::BootTree>>,
 }
+
+/// The generated files' directory at the FTP root (see `answer.rs`).
+const GENERATED_DIR: &str = "auto";
 
 impl IsoStorage {
     pub fn new(iso: Arc<IsoIndex>, events: Events) -> Self {
-        IsoStorage { iso, events, client: None }
+        IsoStorage { iso, events, client: None, generated: None }
+    }
+
+    /// Also serves `tree`'s files under `/auto/`.
+    pub fn with_generated(mut self, tree: Arc<crate::boot::BootTree>) -> Self {
+        self.generated = Some(tree);
+        self
+    }
+
+    /// A generated file at `path`, if `path` is under `/auto/` and the lab has it.
+    fn generated(&self, path: &Path) -> Option<(String, BootFile)> {
+        let tree = self.generated.as_ref()?;
+        let path = crate::boot::normalize(path.to_str()?).ok()?;
+        if !path.starts_with(&format!("{GENERATED_DIR}/")) {
+            return None;
+        }
+        tree.open(&path).ok().map(|f| (path, f))
+    }
+
+    /// `/auto` and `/auto/<mac>`: directories of the generated files.
+    fn generated_dir(&self, path: &Path) -> bool {
+        self.generated.is_some()
+            && path
+                .to_str()
+                .and_then(|p| crate::boot::normalize(p).ok())
+                .is_some_and(|p| p == GENERATED_DIR || (p.starts_with(&format!("{GENERATED_DIR}/")) && p.matches('/').count() == 1))
     }
 
     fn resolve(&self, path: &Path) -> storage::Result<NodeId> {
@@ -144,6 +175,12 @@ read_only_backend!(IsoStorage, IsoMeta, {
     }
 
     async fn metadata<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<IsoMeta> {
+        if let Some((_, file)) = self.generated(path.as_ref()) {
+            return Ok(IsoMeta { len: file.size(), dir: false, mtime: None });
+        }
+        if self.generated_dir(path.as_ref()) {
+            return Ok(IsoMeta { len: 0, dir: true, mtime: None });
+        }
         Ok(self.meta(self.resolve(path.as_ref())?))
     }
 
@@ -170,6 +207,11 @@ read_only_backend!(IsoStorage, IsoMeta, {
         path: P,
         start_pos: u64,
     ) -> storage::Result<Box<dyn tokio::io::AsyncRead + Send + Sync + Unpin>> {
+        if let Some((shown, file)) = self.generated(path.as_ref()) {
+            let client = self.client.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+            let record = TransferRecord::new(&self.events, Protocol::Ftp, client, &format!("/{shown}"), file.size(), start_pos);
+            return Ok(Box::new(FileReader::new(file, start_pos, record)));
+        }
         let id = self.resolve(path.as_ref())?;
         let NodeKind::File(file) = &self.iso.node(id).kind else {
             return Err(ErrorKind::PermanentFileNotAvailable.into());
@@ -182,6 +224,9 @@ read_only_backend!(IsoStorage, IsoMeta, {
     }
 
     async fn cwd<P: AsRef<Path> + Send + Debug>(&self, _user: &U, path: P) -> storage::Result<()> {
+        if self.generated_dir(path.as_ref()) {
+            return Ok(());
+        }
         let id = self.resolve(path.as_ref()).map_err(|_| Error::from(ErrorKind::PermanentDirectoryNotAvailable))?;
         match self.iso.node(id).kind {
             NodeKind::Dir { .. } => Ok(()),

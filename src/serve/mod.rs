@@ -137,6 +137,7 @@ impl Servers {
     pub async fn start(tree: Arc<BootTree>, config: ServeConfig) -> Result<Servers, ServeError> {
         let events = Events::default();
         let tree_for_http = tree.clone();
+        let tree_for_ftp = tree.clone();
         let tftp_at = SocketAddr::new(config.bind, config.tftp_port);
         let ftp_at = SocketAddr::new(config.bind, config.ftp_port);
 
@@ -144,7 +145,7 @@ impl Servers {
             tftp::start(tftp_at, tree, config.allow.clone(), events.clone(), &config.limits).await.map_err(|e| bind_error(Protocol::Tftp, tftp_at, e))?;
         let (ftp_run, ftp_addr) = match &config.ftp_root {
             FtpRoot::Iso(iso) => {
-                let storage = ftp::IsoStorage::new(iso.clone(), events.clone());
+                let storage = ftp::IsoStorage::new(iso.clone(), events.clone()).with_generated(tree_for_ftp);
                 let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits)
                     .await
                     .map_err(|e| bind_error(Protocol::Ftp, ftp_at, e))?;
