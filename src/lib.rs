@@ -2,9 +2,11 @@
 //!
 //! Where things live:
 //! - [`iso`]: reads an installer ISO in place (no mount, no copy) and detects its distribution.
-//! - [`boot`]: the virtual TFTP tree: syslinux files, the generated menu, the ISO under `iso/`.
-//! - [`serve`]: the embedded TFTP and FTP servers.
-//! - [`virt`]: libvirt: networks (bootp patching) and domains.
+//! - [`boot`]: the virtual boot tree: syslinux files, the generated menus (pxelinux, GRUB,
+//!   iPXE), the UEFI shim and GRUB, per-VM configs, the ISO under `iso/`.
+//! - [`answer`]: kickstart, preseed and autoinstall files, checked and rendered per VM.
+//! - [`serve`]: the embedded TFTP, FTP and HTTP servers.
+//! - [`virt`]: libvirt: networks (bootp patching), domains (BIOS and UEFI) and their consoles.
 //! - [`dhcp`]: settings for DHCP servers that are not libvirt's (ISC, dnsmasq, Windows).
 //! - [`firewall`]: opening the lab's ports from its bridge when the host's firewall would block them.
 //! - [`ra`]: the bare IPv6 router advertisement that ends iPXE's IPv6 wait, on the lab's bridge only.

@@ -6,7 +6,8 @@
 //! `down` (with `status`), `serve`, `vm`, `net`, `doctor`, `inspect`,
 //! `dhcp_config`. Every host change is recorded in `journal` before it is
 //! made and undone by `undo`; `record` is the running lab's report
-//! (`lab.json`) and `progress` the pure state machine of a VM's boot.
+//! (`lab.json`), `progress` the pure state machine of a VM's boot and
+//! `console` the lab's record of its VMs' serial consoles.
 //!
 //! A part's error becomes a user-facing [`Error`] through the `From` impls
 //! in `crate::error`, so the verbs use `?`. Blocking host work runs through
