@@ -106,6 +106,7 @@ bench: build fixtures
 	bash scripts/with-libvirtd.sh python3 bench/guest_transfer.py
 	bash scripts/with-libvirtd.sh python3 bench/savings.py
 	bash scripts/with-libvirtd.sh bash bench/firmware.sh
+	bash scripts/with-libvirtd.sh bash bench/installed.sh
 
 clean:
 	$(CARGO) clean

@@ -122,6 +122,31 @@ fn attr(e: &BytesStart<'_>, key: &str) -> Option<String> {
     e.attributes().flatten().find(|a| a.key.as_ref() == key).map(|a| a.value.into_owned())
 }
 
+/// Calls `visit` with each element of `xml` (start or empty) and the names
+/// of its ancestors, outermost first, in document order. Broken XML ends
+/// the walk: these readers look for facts, and a domain that cannot be read
+/// has none.
+fn each_element(xml: &str, mut visit: impl FnMut(&[String], &BytesStart<'_>)) {
+    let mut reader = Reader::from_str(xml);
+    let mut path: Vec<String> = Vec::new();
+    loop {
+        let (e, empty) = match reader.read_event() {
+            Ok(Event::Start(e)) => (e, false),
+            Ok(Event::Empty(e)) => (e, true),
+            Ok(Event::End(_)) => {
+                path.pop();
+                continue;
+            }
+            Ok(Event::Eof) | Err(_) => break,
+            _ => continue,
+        };
+        visit(&path, &e);
+        if !empty {
+            path.push(e.name().as_ref().to_string());
+        }
+    }
+}
+
 /// The domain XML for `spec`, with its disk in `pool`/`volume`.
 pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
     let e = |s: &str| escape(s).into_owned();
@@ -242,42 +267,26 @@ pub fn meta_of(xml: &str) -> Option<VmMeta> {
 /// explicit pflash `<loader>`) is UEFI, with Secure Boot when its
 /// `secure-boot` feature is on or its loader is `secure='yes'`.
 pub fn firmware_of(xml: &str) -> Firmware {
-    let mut reader = Reader::from_str(xml);
-    let mut path: Vec<String> = Vec::new();
     let (mut efi, mut secure) = (false, false);
-    loop {
-        let (e, empty) = match reader.read_event() {
-            Ok(Event::Start(e)) => (e, false),
-            Ok(Event::Empty(e)) => (e, true),
-            Ok(Event::End(_)) => {
-                path.pop();
-                continue;
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            _ => continue,
-        };
+    each_element(xml, |path, e| {
         let name = e.name().as_ref().to_string();
-        let parent = path.last().map(String::as_str);
-        match (parent, name.as_str()) {
-            (Some("domain"), "os") => efi |= attr(&e, "firmware").as_deref() == Some("efi"),
+        match (path.last().map(String::as_str), name.as_str()) {
+            (Some("domain"), "os") => efi |= attr(e, "firmware").as_deref() == Some("efi"),
             (Some("os"), "loader") => {
-                efi |= attr(&e, "type").as_deref() == Some("pflash");
-                secure |= attr(&e, "secure").as_deref() == Some("yes");
+                efi |= attr(e, "type").as_deref() == Some("pflash");
+                secure |= attr(e, "secure").as_deref() == Some("yes");
             }
             (Some("firmware"), "feature")
                 if path.len() >= 2
                     && path[path.len() - 2] == "os"
-                    && attr(&e, "name").as_deref() == Some("secure-boot")
-                    && attr(&e, "enabled").as_deref() == Some("yes") =>
+                    && attr(e, "name").as_deref() == Some("secure-boot")
+                    && attr(e, "enabled").as_deref() == Some("yes") =>
             {
                 secure = true;
             }
             _ => {}
         }
-        if !empty {
-            path.push(name);
-        }
-    }
+    });
     match (efi, secure) {
         (false, _) => Firmware::Bios,
         (true, false) => Firmware::Uefi,
@@ -351,36 +360,21 @@ pub fn interfaces(xml: &str) -> Vec<Interface> {
 /// when any device has one (libvirt then ignores `<os><boot dev>`), else
 /// the `<os><boot dev='…'/>` list, whose default is the disk alone.
 pub fn network_boot(xml: &str) -> NetworkBoot {
-    let mut reader = Reader::from_str(xml);
-    let mut path: Vec<String> = Vec::new();
     let mut device_orders: Vec<(bool, u32)> = Vec::new();
     let mut os_devs: Vec<String> = Vec::new();
-    loop {
-        let (e, empty) = match reader.read_event() {
-            Ok(Event::Start(e)) => (e, false),
-            Ok(Event::Empty(e)) => (e, true),
-            Ok(Event::End(_)) => {
-                path.pop();
-                continue;
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            _ => continue,
-        };
+    each_element(xml, |path, e| {
         if e.name().as_ref() == "boot" {
             match (path.len(), path.last().map(String::as_str)) {
-                (2, Some("os")) => os_devs.extend(attr(&e, "dev")),
+                (2, Some("os")) => os_devs.extend(attr(e, "dev")),
                 (3, Some(device)) => {
-                    if let Some(order) = attr(&e, "order").and_then(|o| o.parse().ok()) {
+                    if let Some(order) = attr(e, "order").and_then(|o| o.parse().ok()) {
                         device_orders.push((device == "interface", order));
                     }
                 }
                 _ => {}
             }
         }
-        if !empty {
-            path.push(e.name().as_ref().to_string());
-        }
-    }
+    });
     if !device_orders.is_empty() {
         device_orders.sort_by_key(|(_, order)| *order);
         return match device_orders.iter().position(|(is_net, _)| *is_net) {
