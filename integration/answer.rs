@@ -14,6 +14,9 @@ use common::net::TestNet;
 use common::{events, fixture};
 use serde_json::Value;
 
+/// The VM shape of every lab here: small, one vCPU (TCG).
+const SHAPE: [&str; 6] = ["--vcpus", "1", "--disk-size", "1", "--memory", "512"];
+
 fn md5(bytes: &[u8]) -> String {
     let mut child = Command::new("md5sum").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
     child.stdin.take().unwrap().write_all(bytes).unwrap();
@@ -27,28 +30,10 @@ fn up_with(net: &TestNet, iso: &str, flag: &str, template: &str) -> (String, Str
     let file = dir.path().join("answer");
     std::fs::write(&file, template).unwrap();
     let iso = fixture(iso);
-    let out = net.pxelab(&[
-        "--json",
-        "up",
-        "--iso",
-        iso.to_str().unwrap(),
-        "--network",
-        &net.name,
-        flag,
-        file.to_str().unwrap(),
-        "--vcpus",
-        "1",
-        "--disk-size",
-        "1",
-        "--memory",
-        "512",
-        "--wait-for",
-        "installer",
-        "--expect",
-        "PXELAB-STAGE: installer ready",
-        "--timeout",
-        "400",
-    ]);
+    let mut args = vec!["--json", "up", "--iso", iso.to_str().unwrap(), "--network", &net.name, flag, file.to_str().unwrap()];
+    args.extend_from_slice(&SHAPE);
+    args.extend_from_slice(&["--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"]);
+    let out = net.pxelab(&args);
     let events = events(&out);
     assert!(out.status.success(), "up {flag}: {}\n{:?}", String::from_utf8_lossy(&out.stderr), events.last());
     let summary = events.iter().find(|e| e["event"] == "summary").expect("a summary");
@@ -209,28 +194,11 @@ fn a_vm_that_powers_off_before_its_installer_exits_1() {
     let junit = reports.path().join("report.xml");
     // The busybox installer powers off when it fails (pxelab.poweroff): here
     // it cannot find the repository.
-    let out = net.pxelab(&[
-        "--json",
-        "up",
-        "--iso",
-        iso.to_str().unwrap(),
-        "--network",
-        &net.name,
-        "--append",
-        "inst.repo=http://{server}/nowhere/ pxelab.poweroff console=ttyS0,115200",
-        "--vcpus",
-        "1",
-        "--disk-size",
-        "1",
-        "--memory",
-        "512",
-        "--wait-for",
-        "installed",
-        "--timeout",
-        "300",
-        "--junit",
-        junit.to_str().unwrap(),
-    ]);
+    let mut args = vec!["--json", "up", "--iso", iso.to_str().unwrap(), "--network", &net.name];
+    args.extend_from_slice(&["--append", "inst.repo=http://{server}/nowhere/ pxelab.poweroff console=ttyS0,115200"]);
+    args.extend_from_slice(&SHAPE);
+    args.extend_from_slice(&["--wait-for", "installed", "--timeout", "300", "--junit", junit.to_str().unwrap()]);
+    let out = net.pxelab(&args);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("powered off before its installer started"), "{stderr}");
@@ -247,7 +215,8 @@ fn install(net: &TestNet, kickstart: &str, extra: &[&str]) -> Vec<Value> {
     std::fs::write(&file, kickstart).unwrap();
     let iso = fixture("centos-busybox.iso");
     let mut args = vec!["--json", "up", "--iso", iso.to_str().unwrap(), "--network", &net.name, "--kickstart", file.to_str().unwrap()];
-    args.extend_from_slice(&["--vcpus", "1", "--disk-size", "1", "--memory", "512", "--timeout", "400"]);
+    args.extend_from_slice(&SHAPE);
+    args.extend_from_slice(&["--timeout", "400"]);
     args.extend_from_slice(extra);
     let out = net.pxelab(&args);
     let events = events(&out);
