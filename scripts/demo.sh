@@ -40,5 +40,5 @@ echo "== pxelab up --iso $iso --network $net (an isolated network made for the d
 "$pxelab" up --iso "$iso" --network "$net" --memory 512 --vcpus 1 --disk-size 1 \
     --wait-for installer --expect 'PXELAB-STAGE: installer ready' --timeout 400
 echo
-echo "demo: the VM booted over the network into the installer, which fetched its stage2 over FTP;"
+echo "demo: the VM booted over the network into the installer, which fetched its stage2 over HTTP (FTP with --repo ftp);"
 echo "demo: pxelab removed the VM and restored the network. Without --wait-for, \`pxelab up\` keeps the lab until Ctrl-C."
