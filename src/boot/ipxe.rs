@@ -14,7 +14,7 @@
 
 use std::fmt::Write as _;
 
-use super::menu::{BootAction, Menu};
+use super::menu::{one_line, BootAction, Menu};
 
 /// The script's path in the boot tree.
 pub const SCRIPT: &str = "boot.ipxe";
@@ -59,10 +59,6 @@ pub fn dispatch(tftp_server: std::net::IpAddr, http_base: &str, menu: &Menu) -> 
         }
     }
     out
-}
-
-fn one_line(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// The script that boots `kernel` and `initrd` (paths in the ISO) from

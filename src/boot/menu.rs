@@ -165,7 +165,7 @@ impl Menu {
 }
 
 /// Printable text on one line: control characters become spaces.
-fn one_line(text: &str) -> String {
+pub(super) fn one_line(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect::<String>().trim().to_string()
 }
 

@@ -85,16 +85,15 @@ impl Collected {
             }
             let _ = writeln!(cases, "        <property name=\"mac\" value=\"{}\"/>", e(&vm.mac));
             cases.push_str("      </properties>\n");
+            let tail = self.tails.iter().find(|(n, _)| n == &vm.name).map(|(_, t)| t.join("\n")).unwrap_or_default();
             if vm.stage < target {
                 failures += 1;
                 let why = match error {
                     Some(error) => format!("reached {}, not {}: {error}", vm.stage.name(), target.name()),
                     None => format!("reached {}, not {}", vm.stage.name(), target.name()),
                 };
-                let tail = self.tails.iter().find(|(n, _)| n == &vm.name).map(|(_, t)| t.join("\n")).unwrap_or_default();
                 let _ = writeln!(cases, "      <failure message=\"{}\" type=\"{}\">{}</failure>", e(&why), target.name(), e(&tail));
             }
-            let tail = self.tails.iter().find(|(n, _)| n == &vm.name).map(|(_, t)| t.join("\n")).unwrap_or_default();
             let _ = writeln!(cases, "      <system-out>{}</system-out>", e(&tail));
             cases.push_str("    </testcase>\n");
         }

@@ -108,6 +108,7 @@ impl Consoles {
     }
 }
 
-fn append(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+/// Adds `bytes` to the console record at `path` (blocking).
+pub(crate) fn append(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(bytes)
 }

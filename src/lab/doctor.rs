@@ -129,7 +129,7 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
     let libvirt = match Libvirt::connect(&request.uri).await {
         Ok(l) => {
             f.ok("libvirt", format!("libvirtd answers at {}", request.uri));
-            accel_check(&mut f, super::choose_accel(&l, None).await);
+            accel_check(&mut f, super::choose_accel(&l, super::libvirt_is_here(&l).await, None).await);
             l
         }
         Err(e) => {

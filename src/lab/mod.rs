@@ -225,9 +225,10 @@ pub(crate) async fn libvirt_is_here(libvirt: &Libvirt) -> bool {
     matches!((theirs, ours), (Ok(t), Ok(o)) if t == o)
 }
 
-/// `--accel` or the automatic choice, for the host the VMs run on.
-pub(crate) async fn choose_accel(libvirt: &Libvirt, requested: Option<Accel>) -> AccelChoice {
-    if libvirt_is_here(libvirt).await {
+/// `--accel` or the automatic choice, for the host the VMs run on; `here`
+/// is [`libvirt_is_here`], which the caller may need for more than this.
+pub(crate) async fn choose_accel(libvirt: &Libvirt, here: bool, requested: Option<Accel>) -> AccelChoice {
+    if here {
         return blocking::run(move || accel::choose(requested, &HostKvm::probe())).await;
     }
     let offered = libvirt.call(|c| Ok(accel::kvm_offered(c))).await.unwrap_or(false);

@@ -176,7 +176,6 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: Report<
         artifacts: request.artifacts.clone(),
         site: plan.site,
         answer: plan.answer.take(),
-        local_boot: Default::default(),
         failed: None,
         libvirt,
         journal,
@@ -358,7 +357,7 @@ async fn plan(request: &UpRequest, (expect, expect_installed): (Option<regex::Re
             Some(Answer { file, server: server_ip.to_string(), http_base })
         }
     };
-    let accel = super::choose_accel(libvirt, request.shape.accel).await;
+    let accel = super::choose_accel(libvirt, here, request.shape.accel).await;
 
     let mut installer_files = vec!["/.treeinfo".to_string()];
     installer_files.extend(distro.stage2.iter().map(|s| format!("/{s}")));
@@ -451,8 +450,6 @@ struct Lab {
     artifacts: Option<PathBuf>,
     site: Site,
     answer: Option<Answer>,
-    /// VMs whose own boot config now boots their disk (after their installer).
-    local_boot: std::collections::HashSet<String>,
     /// Why the lab must end with an error (a VM powered off too early).
     failed: Option<String>,
     libvirt: Libvirt,
@@ -747,8 +744,9 @@ impl Lab {
                 });
                 let now = self.now();
                 let mut events = self.progress.on_transfer(&t, now);
-                // A VM handed its local-boot config again after its installer rebooted.
-                if let Some(name) = self.vm_named_by(&t.path).filter(|n| t.complete && self.local_boot.contains(n)) {
+                // A VM handed its own config after its installer (which
+                // switched that config to local boot) rebooted into its disk.
+                if let Some(name) = self.vm_named_by(&t.path).filter(|_| t.complete) {
                     events.extend(self.progress.on_disk_boot(&name, now));
                 }
                 for e in events {
@@ -841,7 +839,6 @@ impl Lab {
             let mac = self.progress.vms().iter().find(|v| v.name == e.vm).and_then(|v| v.mac.parse::<MacAddr>().ok());
             if let Some(mac) = mac {
                 self.tree.boot_local(mac);
-                self.local_boot.insert(e.vm.clone());
             }
         }
         report(&LabEvent::Stage(e));

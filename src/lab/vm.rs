@@ -83,7 +83,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     };
     let joins_lab = lab.as_ref().is_some_and(|l| l.network == network_name);
     let libvirt = Libvirt::connect(&request.uri).await?;
-    let choice = super::choose_accel(&libvirt, request.shape.accel).await;
+    let choice = super::choose_accel(&libvirt, super::libvirt_is_here(&libvirt).await, request.shape.accel).await;
     let net = network_name.clone();
     libvirt.call(move |c| network::read(c, &net)).await?;
 
@@ -264,7 +264,7 @@ async fn follow_console(libvirt: &Libvirt, name: &str, record: &Path, shutdown: 
         let drained = drained?;
         if !drained.bytes.is_empty() {
             let (path, bytes) = (record.to_path_buf(), drained.bytes.clone());
-            if let Err(e) = blocking::run(move || std::fs::OpenOptions::new().create(true).append(true).open(&path)?.write_all(&bytes)).await {
+            if let Err(e) = blocking::run(move || super::console::append(&path, &bytes)).await {
                 tracing::warn!("cannot record the console in {}: {e}", record.display());
             }
             if write_out(out, &drained.bytes).is_err() {
