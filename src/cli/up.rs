@@ -109,7 +109,7 @@ pub struct UpArgs {
     /// The VMs' firmware: `both` makes each VM twice, once BIOS and once UEFI, on one network.
     #[arg(long, value_enum, default_value = "bios", value_name = "FIRMWARE")]
     pub firmware: FirmwareArg,
-    /// A kickstart for the lab's VMs (RHEL family): served per VM over HTTP, with inst.ks=.
+    /// A kickstart for the lab's VMs (RHEL family): served per VM over HTTP (and FTP), with inst.ks=.
     /// `{server}`, `{http}`, `{vm}` and `{mac}` in it are filled in for each VM.
     #[arg(long, value_name = "FILE", group = "answer")]
     pub kickstart: Option<PathBuf>,
