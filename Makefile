@@ -76,10 +76,12 @@ test: lint fixtures vendor-check
 	bash scripts/with-libvirtd.sh $(CARGO) test --locked --no-fail-fast
 	$(MAKE) fuzz-smoke
 
-## lint: `cargo fmt --check` and `cargo clippy --all-targets -- -D warnings`.
+## lint: `cargo fmt --check`, `cargo clippy --all-targets -- -D warnings`, and the structure
+## rules of src/ (scripts/structure.py: files, functions, import circles).
 lint:
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	python3 scripts/structure.py src
 
 ## vendor-check: vendor/'s patched crates are exactly published source + vendor/patches (vendor/README.md).
 vendor-check:

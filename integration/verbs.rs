@@ -306,6 +306,45 @@ fn libvirt_verbs_take_a_closed_stdout_too() {
     }
 }
 
+/// `vm console -f` with no new output (a paused VM) whose reader goes
+/// away ends within a second or two, as `status --watch` does; a plain
+/// `vm console` into a full disk says so and fails.
+#[test]
+fn vm_console_notices_a_closed_reader_and_a_full_disk() {
+    let net = TestNet::with_dhcp();
+    let vm = net.vm_new();
+    let name = vm["name"].as_str().unwrap().to_string();
+    let record = vm["serial_log"].as_str().unwrap().to_string();
+    let mut follow = net.pxelab_command(&["vm", "console", "-f", &name]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut reader = BufReader::new(follow.stdout.take().unwrap());
+    // A reset makes SeaBIOS write again: the follower has the console once
+    // a line of it comes through.
+    let mut first = String::new();
+    let reads = std::thread::spawn(move || {
+        reader.read_line(&mut first).unwrap();
+        reader
+    });
+    wait_for("the console record", Duration::from_secs(60), || {
+        virsh_ok(&["reset", &name]);
+        std::thread::sleep(Duration::from_millis(500));
+        std::fs::metadata(&record).is_ok_and(|m| m.len() > 0)
+    });
+    let reader = reads.join().unwrap();
+    virsh_ok(&["suspend", &name]);
+    // Nothing more is printed: only a check of the reader can end it.
+    drop(reader);
+    let dropped = std::time::Instant::now();
+    wait_for("vm console -f to end with its reader gone", Duration::from_secs(10), || follow.try_wait().unwrap().is_some());
+    assert!(dropped.elapsed() < Duration::from_secs(3), "took {:?}", dropped.elapsed());
+    let out = follow.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr_of(&out));
+
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let out = net.pxelab_command(&["vm", "console", &name]).stdout(full).output().unwrap();
+    assert_ne!(out.status.code(), Some(0), "a console that could not be written is a failure");
+    assert!(stderr_of(&out).contains("cannot write to standard output") && stderr_of(&out).contains("No space left"), "{}", stderr_of(&out));
+}
+
 #[test]
 fn down_says_which_vms_it_kept_and_status_shows_a_crashed_lab() {
     let net = TestNet::with_dhcp();

@@ -2,8 +2,12 @@
 //!
 //! pxelab picks the MAC of each VM it creates before the VM exists, so the
 //! boot tree can hold that VM's own boot config (`pxelinux.cfg/01-<mac>`,
-//! `mac/<mac>.ipxe`) by the time its firmware asks. Both names are the
-//! lowercase, hyphenated form that pxelinux and iPXE's `${mac:hexhyp}` send.
+//! `mac/<mac>.ipxe`, `…/grub.cfg-01-<mac>`) by the time its firmware asks.
+//! The names are spelled as each client asks for them: pxelinux and iPXE's
+//! `${mac:hexhyp}` lowercase and hyphenated, GRUB's `$net_default_mac`
+//! lowercase with colons. They are written and read back here, in one place
+//! ([`MacAddr::from_config_path`]), so the lab can tell whose config a
+//! transfer was.
 
 use std::fmt;
 use std::str::FromStr;
@@ -36,6 +40,30 @@ impl MacAddr {
     /// for after its UUID (01 is ARP's hardware type for Ethernet).
     pub fn pxelinux_config(&self) -> String {
         format!("pxelinux.cfg/01-{}", self.hyphenated())
+    }
+
+    /// `mac/52-54-00-12-34-56.ipxe`: the lab VM's own iPXE script.
+    pub fn ipxe_script(&self) -> String {
+        format!("mac/{}.ipxe", self.hyphenated())
+    }
+
+    /// `grub.cfg-01-52:54:00:12:34:56`: the VM's own GRUB config, as GRUB
+    /// spells `$net_default_mac`; it lives beside each `grub.cfg` prefix.
+    pub fn grub_config(&self) -> String {
+        format!("grub.cfg-01-{self}")
+    }
+
+    /// The MAC whose own config `path` is, for any of the three names above
+    /// (with or without a leading `/`, GRUB's under any prefix).
+    pub fn from_config_path(path: &str) -> Option<MacAddr> {
+        let path = path.trim_start_matches('/');
+        let file = path.rsplit('/').next().unwrap_or(path);
+        let mac = path
+            .strip_prefix("mac/")
+            .and_then(|p| p.strip_suffix(".ipxe"))
+            .or_else(|| path.strip_prefix("pxelinux.cfg/01-"))
+            .or_else(|| file.strip_prefix("grub.cfg-01-"))?;
+        mac.parse().ok()
     }
 }
 
@@ -79,6 +107,20 @@ mod tests {
         assert_eq!("52-54-00-ab-0c-7f".parse::<MacAddr>().unwrap(), mac);
         for bad in ["", "52:54:00:ab:0c", "52:54:00:ab:0c:7f:00", "52:54:00:ab:0c:7", "52:54:00:ab:0c:zz"] {
             assert!(bad.parse::<MacAddr>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_config_name_reads_back_as_its_mac() {
+        let mac: MacAddr = "52:54:00:AB:0c:7f".parse().unwrap();
+        assert_eq!(mac.ipxe_script(), "mac/52-54-00-ab-0c-7f.ipxe");
+        assert_eq!(mac.grub_config(), "grub.cfg-01-52:54:00:ab:0c:7f");
+        let written = [mac.pxelinux_config(), mac.ipxe_script(), format!("boot/grub/{}", mac.grub_config()), format!("/{}", mac.ipxe_script())];
+        for path in written {
+            assert_eq!(MacAddr::from_config_path(&path), Some(mac), "{path}");
+        }
+        for other in ["pxelinux.cfg/default", "mac/x.ipxe", "boot.ipxe", "grub/grub.cfg", "pxelinux.cfg/01-52-54-00-ab-0c", "iso/mac/52-54-00-ab-0c-7f.ipxe"] {
+            assert_eq!(MacAddr::from_config_path(other), None, "{other}");
         }
     }
 

@@ -19,11 +19,6 @@ use super::menu::{one_line, BootAction, Menu};
 /// The script's path in the boot tree.
 pub const SCRIPT: &str = "boot.ipxe";
 
-/// Where a lab VM's own script is: `mac/52-54-00-12-34-56.ipxe`.
-pub fn per_vm_path(mac: &crate::mac::MacAddr) -> String {
-    format!("mac/{}.ipxe", mac.hyphenated())
-}
-
 /// `boot.ipxe` for a lab: the VM's own script when the lab made one for its
 /// MAC; when that script returns (an installed VM's is `exit`), iPXE exits
 /// too and the firmware boots the next device, the disk. Any other BIOS client gets pxelinux from `tftp_server` (pxelinux
@@ -96,7 +91,7 @@ mod tests {
             ),
             "{s}"
         );
-        assert_eq!(per_vm_path(&"52:54:00:aa:bb:0c".parse().unwrap()), "mac/52-54-00-aa-bb-0c.ipxe");
+        assert_eq!("52:54:00:aa:bb:0c".parse::<crate::mac::MacAddr>().unwrap().ipxe_script(), "mac/52-54-00-aa-bb-0c.ipxe");
     }
 
     #[test]

@@ -265,10 +265,10 @@ impl BootTree {
         let mut per_vm = self.per_vm.write().unwrap_or_else(|e| e.into_inner());
         per_vm.insert(mac.pxelinux_config(), pxelinux);
         for prefix in uefi::GRUB_PREFIXES {
-            per_vm.insert(format!("{prefix}/{}", uefi::per_vm_name(&mac)), grub.clone());
+            per_vm.insert(format!("{prefix}/{}", mac.grub_config()), grub.clone());
         }
         if let Some(script) = script {
-            per_vm.insert(ipxe::per_vm_path(&mac), script);
+            per_vm.insert(mac.ipxe_script(), script);
         }
         for (path, bytes) in &extra.files {
             per_vm.insert(path.clone(), Arc::from(bytes.as_slice()));
@@ -285,9 +285,9 @@ impl BootTree {
         let mut per_vm = self.per_vm.write().unwrap_or_else(|e| e.into_inner());
         per_vm.insert(mac.pxelinux_config(), Arc::from(PXELINUX.as_bytes()));
         for prefix in uefi::GRUB_PREFIXES {
-            per_vm.insert(format!("{prefix}/{}", uefi::per_vm_name(&mac)), Arc::from(GRUB.as_bytes()));
+            per_vm.insert(format!("{prefix}/{}", mac.grub_config()), Arc::from(GRUB.as_bytes()));
         }
-        per_vm.insert(ipxe::per_vm_path(&mac), Arc::from(IPXE.as_bytes()));
+        per_vm.insert(mac.ipxe_script(), Arc::from(IPXE.as_bytes()));
     }
 
     pub fn iso(&self) -> &Arc<IsoIndex> {

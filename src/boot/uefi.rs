@@ -27,7 +27,6 @@ use std::path::Path;
 
 use super::menu::{BootAction, Menu};
 use crate::iso::IsoIndex;
-use crate::mac::MacAddr;
 
 /// Where GRUBs look for `grub.cfg` when netbooted (see the module docs).
 pub const GRUB_PREFIXES: [&str; 4] = ["grub", "boot/grub", "debian-installer/amd64/grub", "EFI/BOOT"];
@@ -91,12 +90,6 @@ impl UefiLoader {
     pub fn is_the_isos(&self) -> bool {
         matches!(self, UefiLoader::Iso { .. })
     }
-}
-
-/// `grub.cfg-01-<mac>`: a VM's own config, named as GRUB spells
-/// `$net_default_mac` (lower-case, colons).
-pub fn per_vm_name(mac: &MacAddr) -> String {
-    format!("grub.cfg-01-{mac}")
 }
 
 /// `grub.cfg`: the client's own config if the lab made one, else the
@@ -173,7 +166,7 @@ mod tests {
     fn a_vms_own_config_boots_the_installer_at_once() {
         let cfg = render_at_once(&menu(DefaultEntry::Local, "a=b"));
         assert!(cfg.contains("set timeout=0\nset default=install\n") && !cfg.contains("exit"), "{cfg}");
-        assert_eq!(per_vm_name(&"52:54:00:AA:bb:0c".parse().unwrap()), "grub.cfg-01-52:54:00:aa:bb:0c");
+        assert_eq!("52:54:00:AA:bb:0c".parse::<crate::mac::MacAddr>().unwrap().grub_config(), "grub.cfg-01-52:54:00:aa:bb:0c");
         let cfg = render(&menu(DefaultEntry::Local, "a=b"));
         assert!(
             cfg.contains("if [ -s \"${prefix}/grub.cfg-01-${net_default_mac}\" ]; then\n  configfile \"${prefix}/grub.cfg-01-${net_default_mac}\"\nfi\n"),

@@ -3,6 +3,7 @@
 use clap::Args;
 
 use super::output::{self, Outcome};
+use super::text;
 use super::{runtime, Globals};
 use crate::error::Result;
 use crate::lab;
@@ -25,7 +26,7 @@ pub fn run(args: DoctorArgs, globals: &Globals) -> Result<Outcome> {
     if globals.json {
         output::json(&report);
     } else {
-        output::text(&output::doctor_text(&report));
+        output::text(&text::doctor_text(&report));
     }
     Ok(if report.ok { Outcome::Done } else { Outcome::ChecksFailed })
 }

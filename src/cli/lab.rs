@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::output::{self, LabDisplay, Outcome};
+use super::text;
 use super::{runtime, shutdown_on_signals, Globals};
 use crate::error::Result;
 use crate::lab;
@@ -27,7 +28,7 @@ pub fn down(globals: &Globals) -> Result<Outcome> {
     if globals.json {
         output::json_line(&report);
     } else {
-        output::text(&output::down_text(&report));
+        output::text(&text::down_text(&report));
     }
     Ok(Outcome::Done)
 }
@@ -39,7 +40,10 @@ pub fn status(args: StatusArgs, globals: &Globals) -> Result<Outcome> {
         if globals.json {
             output::json(&report);
         } else {
-            output::text(&output::status_text(&report));
+            output::text(&text::status_text(&report));
+        }
+        if !report.unreadable_journal.is_empty() {
+            return Err(lab::unreadable_error(&report.unreadable_journal));
         }
         return Ok(Outcome::Done);
     }
@@ -50,7 +54,7 @@ pub fn status(args: StatusArgs, globals: &Globals) -> Result<Outcome> {
         let mut last = String::new();
         loop {
             let report = crate::blocking::run(lab::status).await?;
-            let shown = if globals.json { serde_json::to_string(&report).unwrap_or_default() + "\n" } else { output::status_text(&report) };
+            let shown = if globals.json { serde_json::to_string(&report).unwrap_or_default() + "\n" } else { text::status_text(&report) };
             if shown != last {
                 let clear = if redraw { "\x1b[H\x1b[2J" } else { "" };
                 let separator = if !redraw && !globals.json && !last.is_empty() { "\n" } else { "" };

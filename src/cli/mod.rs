@@ -19,6 +19,7 @@ mod net;
 pub mod output;
 mod report;
 mod serve;
+mod text;
 mod up;
 mod vm;
 

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use clap::Subcommand;
 
 use super::output::{self, Outcome};
+use super::text;
 use super::{runtime, Globals};
 use crate::error::Result;
 use crate::lab;
@@ -43,7 +44,7 @@ pub fn run(command: NetCommand, globals: &Globals) -> Result<Outcome> {
             if globals.json {
                 output::json(&report);
             } else {
-                output::text(&output::net_patch_text(&report));
+                output::text(&text::net_patch_text(&report));
             }
         }
         NetCommand::Restore { network, force } => {
@@ -52,7 +53,7 @@ pub fn run(command: NetCommand, globals: &Globals) -> Result<Outcome> {
             if globals.json {
                 output::json(&report);
             } else {
-                output::text(&output::net_restore_text(&report));
+                output::text(&text::net_restore_text(&report));
             }
         }
     }

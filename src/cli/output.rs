@@ -80,6 +80,12 @@ pub fn write_error() -> Option<String> {
 
 /// Writes `text` to stdout as it is and flushes; false once stdout is gone.
 pub fn text(text: &str) -> bool {
+    bytes(text.as_bytes())
+}
+
+/// Writes raw bytes (a guest's console) to stdout and flushes; false once
+/// stdout is gone. A failure that is not a closed pipe is kept for `main`.
+pub fn bytes(bytes: &[u8]) -> bool {
     if closed() {
         return false;
     }
@@ -87,7 +93,7 @@ pub fn text(text: &str) -> bool {
         return true;
     }
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+    match out.write_all(bytes).and_then(|()| out.flush()) {
         Ok(()) => true,
         Err(e) => {
             CLOSED.store(true, Ordering::Relaxed);
@@ -298,128 +304,28 @@ impl Drop for LabDisplay {
     }
 }
 
-/// `pxelab status` as text.
-pub fn status_text(report: &lab::StatusReport) -> String {
-    let Some(lab) = &report.lab else { return "no lab running\n".into() };
-    let mut out = String::new();
-    if report.crashed {
-        out.push_str(&format!("the lab (pid {}) is gone without cleaning up: run `pxelab down`\n", lab.pid));
-    }
-    let state = match (report.crashed, lab.ready) {
-        (true, _) => "crashed",
-        (false, true) => "ready",
-        (false, false) => "starting",
-    };
-    out.push_str(&format!("lab        pid {} ({state})\n", lab.pid));
-    out.push_str(&format!("iso        {} ({})\n", lab.iso, lab.distro));
-    out.push_str(&format!("network    {} (bridge {}, server {})\n", lab.network, lab.bridge.as_deref().unwrap_or("?"), lab.server_ip));
-    out.push_str(&format!("tftp       {}   ftp {}   http {}\n", lab.tftp, lab.ftp, lab.http.as_deref().unwrap_or("-")));
-    out.push_str(&format!("kernel     {}\n", lab.kernel_args));
-    out.push_str(&format!(
-        "transfers  TFTP {} files {:.1} MB, FTP {} files {:.1} MB, HTTP {} files {:.1} MB\n",
-        lab.transfers.tftp_files,
-        lab.transfers.tftp_bytes as f64 / 1e6,
-        lab.transfers.ftp_files,
-        lab.transfers.ftp_bytes as f64 / 1e6,
-        lab.transfers.http_files,
-        lab.transfers.http_bytes as f64 / 1e6
-    ));
-    for vm in &lab.vms {
-        out.push_str(&format!("vm         {} {} stage {}\n", vm.name, vm.ip.map(|i| i.to_string()).unwrap_or_else(|| "-".into()), vm.stage.name()));
-    }
-    out
-}
+/// Stdout as `vm console` writes to it: through [`bytes`], so a full disk
+/// is reported by `main`, and a closed reader is found without writing.
+pub struct ConsoleStdout;
 
-/// `pxelab doctor` as text: one line per check, and the fix under each that is not ok.
-pub fn doctor_text(report: &lab::DoctorReport) -> String {
-    let mut out = String::new();
-    let width = report.checks.iter().map(|c| c.id.len()).max().unwrap_or(0);
-    for check in &report.checks {
-        let status = match check.status {
-            lab::CheckStatus::Ok => "ok",
-            lab::CheckStatus::Warn => "warn",
-            lab::CheckStatus::Fail => "FAIL",
-        };
-        out.push_str(&format!("{status:<5} {:<width$}  {}\n", check.id, check.detail));
-        if let Some(fix) = &check.fix {
-            out.push_str(&format!("      {:<width$}  fix: {fix}\n", ""));
+impl std::io::Write for ConsoleStdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if bytes(buf) {
+            Ok(buf.len())
+        } else {
+            Err(std::io::ErrorKind::BrokenPipe.into())
         }
     }
-    let failed = report.checks.iter().filter(|c| c.status == lab::CheckStatus::Fail).count();
-    let warned = report.checks.iter().filter(|c| c.status == lab::CheckStatus::Warn).count();
-    out.push_str(&format!("{failed} failed, {warned} warnings, {} checks\n", report.checks.len()));
-    out
-}
 
-/// `pxelab down` as text: what was stopped, and what was kept.
-pub fn down_text(report: &lab::DownReport) -> String {
-    if report.nothing_to_do {
-        return "no lab running; nothing to undo\n".into();
-    }
-    if report.kept_vms.is_empty() {
-        return "lab stopped; the host is as it was\n".into();
-    }
-    format!("lab stopped; the host is as it was, but for the VMs kept with --keep: {} (remove each with `pxelab vm rm NAME`)\n", report.kept_vms.join(", "))
-}
-
-/// `pxelab serve` once it listens.
-pub fn serve_ready_text(ready: &lab::Ready) -> String {
-    format!("pxelab: serving {} (TFTP {}, FTP {}); kernel args: {}; Ctrl-C to stop\n", ready.iso, ready.tftp, ready.ftp, ready.kernel_args)
-}
-
-/// `pxelab vm new` as text.
-pub fn vm_new_text(report: &lab::VmNewReport) -> String {
-    format!(
-        "created {} on network {} ({}: {}); console record {}\nfollow its console with: pxelab vm console -f {}\n",
-        report.vm.name,
-        report.vm.networks.join(", "),
-        report.vm.accel.name(),
-        report.accel_reason,
-        report.vm.meta.serial_log,
-        report.vm.name
-    )
-}
-
-/// `pxelab vm list` as a table.
-pub fn vm_list_text(vms: &[crate::virt::domain::VmInfo]) -> String {
-    if vms.is_empty() {
-        return "no pxelab VMs\n".into();
-    }
-    let mut out = format!("{:<24} {:<10} {:<5} {:<16} serial log\n", "NAME", "STATE", "ACCEL", "NETWORK");
-    for vm in vms {
-        out.push_str(&format!("{:<24} {:<10} {:<5} {:<16} {}\n", vm.name, vm.state.name(), vm.accel.name(), vm.networks.join(","), vm.meta.serial_log));
-    }
-    out
-}
-
-/// `pxelab net patch` as text.
-pub fn net_patch_text(report: &lab::NetPatchReport) -> String {
-    if report.unchanged {
-        return format!("network {} already boots {} from {}; nothing changed\n", report.network, report.file, report.server);
-    }
-    format!(
-        "network {} now boots {} from {}{}{}\nundo with: pxelab net restore --network {}\n",
-        report.network,
-        report.file,
-        report.server,
-        if report.restarted { " (network restarted)" } else { " (takes effect when the network starts)" },
-        if report.reattached.is_empty() { String::new() } else { format!("; re-attached {}", report.reattached.join(", ")) },
-        report.network
-    )
-}
-
-/// `pxelab net restore` as text.
-pub fn net_restore_text(report: &lab::NetRestoreReport) -> String {
-    if report.restored {
-        format!("network {} is back as it was before pxelab patched it\n", report.network)
-    } else {
-        format!("network {} has no pxelab patch to undo; nothing changed\n", report.network)
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
-/// `pxelab up --detach` once the lab runs.
-pub fn detached_text(detached: &lab::Detached) -> String {
-    format!("lab running in the background (pid {}, log {}); `pxelab status` to follow, `pxelab down` to stop\n", detached.pid, detached.log.display())
+impl lab::ConsoleOut for ConsoleStdout {
+    fn gone(&mut self) -> bool {
+        reader_gone()
+    }
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::output::{self, Outcome};
+use super::text;
 use super::{runtime, shutdown_on_signals, Globals, IsoOverrideArgs};
 use crate::boot::DefaultEntry;
 use crate::error::Result;
@@ -20,9 +21,9 @@ pub struct ServeArgs {
     /// The address both servers listen on.
     #[arg(long, value_name = "ADDR")]
     pub bind: IpAddr,
-    #[arg(long, default_value_t = 69, value_name = "PORT")]
+    #[arg(long, default_value_t = crate::serve::TFTP_PORT, value_name = "PORT")]
     pub tftp_port: u16,
-    #[arg(long, default_value_t = 21, value_name = "PORT")]
+    #[arg(long, default_value_t = crate::serve::FTP_PORT, value_name = "PORT")]
     pub ftp_port: u16,
     /// HTTP (the boot tree at /, the ISO itself at /<ISO file name>); 0 picks a free port, `none` serves no HTTP.
     #[arg(long, default_value = "80", value_name = "PORT", value_parser = parse_http_port)]
@@ -97,7 +98,7 @@ pub fn run(args: ServeArgs, globals: &Globals) -> Result<Outcome> {
                 stop.cancel();
             }
         };
-        let on_ready = |ready: &lab::Ready| stop_if_closed(if json { output::json_line(ready) } else { output::text(&output::serve_ready_text(ready)) });
+        let on_ready = |ready: &lab::Ready| stop_if_closed(if json { output::json_line(ready) } else { output::text(&text::serve_ready_text(ready)) });
         let on_event = |event: &crate::serve::ServeEvent| {
             if json {
                 stop_if_closed(output::json_line(event));

@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 
 use super::output::{self, LabDisplay, Outcome};
 use super::report::{self, Collected};
+use super::text;
 use super::{runtime, shutdown_on_signals, FirmwareArg, Globals, IsoOverrideArgs, VmShapeArgs};
 use crate::answer::AnswerKind;
 use crate::boot::DefaultEntry;
@@ -126,7 +127,7 @@ pub struct UpArgs {
     pub secure_boot: bool,
     /// The FTP port the installer is pointed at (0: any free port). TFTP is
     /// always port 69: PXE clients ask for no other.
-    #[arg(long, default_value_t = 21, value_name = "PORT")]
+    #[arg(long, default_value_t = crate::serve::FTP_PORT, value_name = "PORT")]
     pub ftp_port: u16,
     /// FTP passive data ports, as FIRST-LAST.
     #[arg(long, default_value = "50000-50100", value_name = "RANGE")]
@@ -152,7 +153,7 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         if globals.json {
             output::json_line(&serde_json::json!({ "event": "detached", "pid": detached.pid, "log": detached.log, "lab": detached.lab }));
         } else {
-            output::text(&output::detached_text(&detached));
+            output::text(&text::detached_text(&detached));
         }
         return Ok(Outcome::Done);
     }

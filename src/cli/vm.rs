@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::output::{self, Outcome};
+use super::text;
 use super::{runtime, shutdown_on_signals, Globals, VmShapeArgs};
 use crate::error::{Error, Result};
 use crate::lab;
@@ -72,7 +73,7 @@ pub fn run(command: VmCommand, globals: &Globals) -> Result<Outcome> {
             if globals.json {
                 output::json(&report);
             } else {
-                output::text(&output::vm_new_text(&report));
+                output::text(&text::vm_new_text(&report));
             }
         }
         VmCommand::List => {
@@ -80,7 +81,7 @@ pub fn run(command: VmCommand, globals: &Globals) -> Result<Outcome> {
             if globals.json {
                 output::json(&vms);
             } else {
-                output::text(&output::vm_list_text(&vms));
+                output::text(&text::vm_list_text(&vms));
             }
         }
         VmCommand::Rm { name } => {
@@ -97,8 +98,7 @@ pub fn run(command: VmCommand, globals: &Globals) -> Result<Outcome> {
             }
             runtime()?.block_on(async {
                 let shutdown = shutdown_on_signals()?;
-                let mut out: Box<dyn std::io::Write + Send> = if output::quiet() { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) };
-                lab::vm_console(&globals.uri, &name, follow, shutdown, &mut out).await
+                lab::vm_console(&globals.uri, &name, follow, shutdown, &mut output::ConsoleStdout).await
             })?;
         }
     }

@@ -62,6 +62,25 @@ pub struct Distro {
 }
 
 impl Distro {
+    /// What a layout found, before `detect` fills in the image-wide facts
+    /// (volume ID, size) and the kernel arguments: the one place a
+    /// `Distro` is built.
+    fn found(family: Family, name: String, (kernel, initrd): (String, String), source: Source) -> Distro {
+        Distro {
+            family,
+            name,
+            version: None,
+            arch: None,
+            kernel,
+            initrd,
+            stage2: None,
+            kernel_args: String::new(),
+            volume_id: String::new(),
+            size_bytes: 0,
+            source,
+        }
+    }
+
     /// The kernel command line with the server's address filled in.
     pub fn kernel_args_for(&self, server: &str) -> String {
         self.kernel_args.replace(SERVER_PLACEHOLDER, server)
@@ -150,19 +169,12 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectErr
 
     let mut distro = match (found, &overrides.kernel) {
         (Some(d), _) => d,
-        (None, Some(kernel)) => Distro {
-            family: Family::Custom,
-            name: clean(iso.volume_id()).unwrap_or_else(|| "custom".into()),
-            version: None,
-            arch: None,
-            kernel: kernel.clone(),
-            initrd: overrides.initrd.clone().unwrap_or_default(),
-            stage2: None,
-            kernel_args: String::new(),
-            source: Source::Override,
-            volume_id: String::new(),
-            size_bytes: 0,
-        },
+        (None, Some(kernel)) => Distro::found(
+            Family::Custom,
+            clean(iso.volume_id()).unwrap_or_else(|| "custom".into()),
+            (kernel.clone(), overrides.initrd.clone().unwrap_or_default()),
+            Source::Override,
+        ),
         (None, None) => return Err(DetectError::NoKernel { iso: iso_name, looked_in: looked_in() }),
     };
 
@@ -240,19 +252,7 @@ fn from_treeinfo(iso: &IsoIndex) -> Option<Distro> {
     let version = info.first(&[("release", "version"), ("general", "version"), ("product", "version")]).and_then(clean);
     let stage2 =
         info.first(&[("stage2", "mainimage"), ("stage2", "instimage")]).map(|p| p.trim_start_matches('/').to_string()).filter(|p| iso.file(p).is_some());
-    Some(Distro {
-        family: Family::Rhel,
-        name,
-        version,
-        arch: info.arch().and_then(clean),
-        kernel,
-        initrd,
-        stage2,
-        kernel_args: String::new(),
-        source: Source::Treeinfo,
-        volume_id: String::new(),
-        size_bytes: 0,
-    })
+    Some(Distro { version, arch: info.arch().and_then(clean), stage2, ..Distro::found(Family::Rhel, name, (kernel, initrd), Source::Treeinfo) })
 }
 
 /// The first (kernel, initrd) pair of `candidates` that both exist.
@@ -263,59 +263,34 @@ fn first_pair(iso: &IsoIndex, candidates: &[(&str, &str)]) -> Option<(String, St
 fn rhel_layout(iso: &IsoIndex) -> Option<Distro> {
     // images/pxeboot is the pair anaconda ships for PXE; isolinux's is the
     // same kernel for CD boot, the seed's choice.
-    let (kernel, initrd) = first_pair(iso, RHEL_PAIRS)?;
+    let pair = first_pair(iso, RHEL_PAIRS)?;
     let stage2 = ["images/install.img", "LiveOS/squashfs.img"].into_iter().find(|p| iso.file(p).is_some());
     let label = clean(iso.volume_id()).unwrap_or_default();
     let (name, version) = split_label(&label);
     Some(Distro {
-        family: Family::Rhel,
-        name: name.unwrap_or_else(|| "RHEL-family installer".into()),
         version,
         arch: ["x86_64", "aarch64", "ppc64le", "s390x"].iter().find(|a| label.contains(*a)).map(|a| a.to_string()),
-        kernel,
-        initrd,
         stage2: stage2.map(str::to_string),
-        kernel_args: String::new(),
-        source: Source::Layout,
-        volume_id: String::new(),
-        size_bytes: 0,
+        ..Distro::found(Family::Rhel, name.unwrap_or_else(|| "RHEL-family installer".into()), pair, Source::Layout)
     })
 }
 
 fn debian_layout(iso: &IsoIndex) -> Option<Distro> {
-    let (kernel, initrd) = first_pair(iso, DEBIAN_PAIRS)?;
+    let pair = first_pair(iso, DEBIAN_PAIRS)?;
     let info = disk_info(iso);
-    let arch = arch_of_path(&kernel).or_else(|| info.as_ref().and_then(|i| i.arch.clone()));
-    Some(Distro {
-        family: Family::Debian,
-        name: info.as_ref().and_then(|i| i.name.clone()).unwrap_or_else(|| "Debian GNU/Linux".into()),
-        version: info.and_then(|i| i.version),
-        arch,
-        kernel,
-        initrd,
-        stage2: None,
-        kernel_args: String::new(),
-        source: Source::Layout,
-        volume_id: String::new(),
-        size_bytes: 0,
-    })
+    let arch = arch_of_path(&pair.0).or_else(|| info.as_ref().and_then(|i| i.arch.clone()));
+    let name = info.as_ref().and_then(|i| i.name.clone()).unwrap_or_else(|| "Debian GNU/Linux".into());
+    Some(Distro { version: info.and_then(|i| i.version), arch, ..Distro::found(Family::Debian, name, pair, Source::Layout) })
 }
 
 fn ubuntu_layout(iso: &IsoIndex) -> Option<Distro> {
-    let (kernel, initrd) = first_pair(iso, UBUNTU_PAIRS)?;
+    let pair = first_pair(iso, UBUNTU_PAIRS)?;
     let info = disk_info(iso);
+    let name = info.as_ref().and_then(|i| i.name.clone()).unwrap_or_else(|| "Ubuntu".into());
     Some(Distro {
-        family: Family::Ubuntu,
-        name: info.as_ref().and_then(|i| i.name.clone()).unwrap_or_else(|| "Ubuntu".into()),
         version: info.as_ref().and_then(|i| i.version.clone()),
         arch: info.and_then(|i| i.arch),
-        kernel,
-        initrd,
-        stage2: None,
-        kernel_args: String::new(),
-        source: Source::Layout,
-        volume_id: String::new(),
-        size_bytes: 0,
+        ..Distro::found(Family::Ubuntu, name, pair, Source::Layout)
     })
 }
 
@@ -402,17 +377,8 @@ mod tests {
     #[test]
     fn server_placeholder_is_filled() {
         let d = Distro {
-            family: Family::Rhel,
-            name: "CentOS".into(),
-            version: None,
-            arch: None,
-            kernel: "k".into(),
-            initrd: "i".into(),
-            stage2: None,
             kernel_args: installer_args(Family::Rhel, Repo::Ftp, "x.iso"),
-            volume_id: String::new(),
-            size_bytes: 0,
-            source: Source::Layout,
+            ..Distro::found(Family::Rhel, "CentOS".into(), ("k".into(), "i".into()), Source::Layout)
         };
         assert_eq!(d.kernel_args_for("192.168.122.1"), "inst.repo=ftp://192.168.122.1/");
         let http = Distro { kernel_args: installer_args(Family::Rhel, Repo::Http, "x.iso"), ..d };

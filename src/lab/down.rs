@@ -9,11 +9,11 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::journal::Journal;
+use super::event::EventSink;
+use super::journal::{Journal, Unreadable};
 use super::record::{self, LabRecord};
 use super::state_dir_or_err;
 use super::undo::undo_journal;
-use super::up::Report;
 use crate::error::{Error, Result};
 use crate::virt::Libvirt;
 
@@ -33,9 +33,9 @@ pub struct DownReport {
 }
 
 /// `pxelab down`: stops the running lab, or undoes what a crashed one left.
-pub async fn down(uri: &str, report: Report<'_>) -> Result<DownReport> {
+pub async fn down(uri: &str, report: EventSink<'_>) -> Result<DownReport> {
     let state = state_dir_or_err()?;
-    let lab = record::read(&state).map_err(|e| Error::environment(e.to_string()))?;
+    let lab = read_record(&state)?;
     let mut out = DownReport { stopped_pid: None, recovered: false, nothing_to_do: false, kept_vms: Vec::new() };
     if let Some(lab) = &lab {
         if record::alive(lab.pid) {
@@ -59,17 +59,18 @@ pub async fn down(uri: &str, report: Report<'_>) -> Result<DownReport> {
             }
         }
     }
-    let journal = Journal::open(&state).map_err(|e| Error::environment(e.to_string()))?;
+    let journal = open_journal(&state)?;
     // The journal names the libvirt host of each change: a lab that crashed
     // on `-c qemu+ssh://…` is undone there, whatever `-c` says now.
     let mut uris: Vec<String> = Vec::new();
-    let journaled = journal.networks().unwrap_or_default().into_iter().map(|n| n.uri).chain(journal.vms().unwrap_or_default().into_iter().map(|v| v.uri));
+    let journaled = journal.networks().map_err(|e| journal_error(&journal, e))?.into_iter().map(|n| n.uri);
+    let journaled = journaled.chain(journal.vms().map_err(|e| journal_error(&journal, e))?.into_iter().map(|v| v.uri));
     for u in journaled {
         if !uris.contains(&u) {
             uris.push(u);
         }
     }
-    if uris.is_empty() && !journal.firewalls().unwrap_or_default().is_empty() {
+    if uris.is_empty() && !journal.firewalls().map_err(|e| journal_error(&journal, e))?.is_empty() {
         // Firewall openings are this host's: any connection undoes them.
         uris.push(lab.as_ref().map(|l| l.uri.clone()).unwrap_or_else(|| uri.to_string()));
     }
@@ -82,9 +83,44 @@ pub async fn down(uri: &str, report: Report<'_>) -> Result<DownReport> {
         out.kept_vms.extend(undone.kept_vms);
         out.recovered = true;
     }
-    record::remove(&state).map_err(|e| Error::environment(e.to_string()))?;
+    // What cannot be read was not undone: say so, and keep the files.
+    let unreadable = journal.unreadable().map_err(|e| journal_error(&journal, e))?;
+    record::remove(&state).map_err(|e| Error::environment(format!("cannot remove {}: {e}; remove it by hand", record::path(&state).display())))?;
+    if !unreadable.is_empty() {
+        return Err(unreadable_error(&unreadable));
+    }
     out.nothing_to_do = lab.is_none() && !pending;
     Ok(out)
+}
+
+/// `lab.json`, or an error naming it and what to do.
+fn read_record(state: &std::path::Path) -> Result<Option<LabRecord>> {
+    record::read(state).map_err(|e| {
+        let path = record::path(state);
+        Error::environment(format!("cannot read {}: {e}; if no pxelab runs (`pgrep -a pxelab`), remove that file and run this again", path.display()))
+    })
+}
+
+fn open_journal(state: &std::path::Path) -> Result<Journal> {
+    Journal::open(state).map_err(|e| {
+        Error::environment(format!(
+            "cannot open the journal in {}: {e}; check that {} is a directory pxelab can write",
+            state.join("journal").display(),
+            state.display()
+        ))
+    })
+}
+
+fn journal_error(journal: &Journal, e: std::io::Error) -> Error {
+    Error::environment(format!(
+        "cannot read the journal in {}: {e}; check its permissions (pxelab needs to read and remove its files)",
+        journal.dir().display()
+    ))
+}
+
+/// The journal entries nobody could read, each with its fix, as one error.
+pub fn unreadable_error(unreadable: &[Unreadable]) -> Error {
+    Error::environment(unreadable.iter().map(Unreadable::explain).collect::<Vec<_>>().join("; and "))
 }
 
 /// What `pxelab status` shows.
@@ -95,12 +131,19 @@ pub struct StatusReport {
     pub crashed: bool,
     #[serde(flatten)]
     pub lab: Option<LabRecord>,
+    /// Journal entries that cannot be read: changes nobody can undo until
+    /// they are fixed by hand (`status` then exits 4).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreadable_journal: Vec<Unreadable>,
 }
 
 /// `pxelab status`.
 pub fn status() -> Result<StatusReport> {
     let state = state_dir_or_err()?;
-    let lab = record::read(&state).map_err(|e| Error::environment(e.to_string()))?;
+    let lab = read_record(&state)?;
     let running = lab.as_ref().is_some_and(|l| record::alive(l.pid));
-    Ok(StatusReport { running, crashed: lab.is_some() && !running, lab })
+    // A state directory without a journal has nothing to undo.
+    let journal = state.join("journal").is_dir().then(|| Journal::open(&state).ok()).flatten();
+    let unreadable_journal = journal.map(|j| j.unreadable().map_err(|e| journal_error(&j, e))).transpose()?.unwrap_or_default();
+    Ok(StatusReport { running, crashed: lab.is_some() && !running, lab, unreadable_journal })
 }

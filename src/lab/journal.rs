@@ -136,6 +136,38 @@ impl Journal {
         self.entries("vm-")
     }
 
+    /// How many changes wait to be undone: every entry, readable or not.
+    pub fn pending(&self) -> io::Result<usize> {
+        Ok(self.networks()?.len() + self.vms()?.len() + self.firewalls()?.len() + self.unreadable()?.len())
+    }
+
+    /// The entries that cannot be read back (a torn disk, an edit by hand):
+    /// [`Self::networks`] and the others pass over them, so whoever undoes
+    /// the journal must say what these leave undone.
+    pub fn unreadable(&self) -> io::Result<Vec<Unreadable>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            let Some(file) = path.file_name().and_then(|n| n.to_str()).map(str::to_string) else { continue };
+            let Some(stem) = file.strip_suffix(".json") else { continue };
+            let bytes = fs::read(&path)?;
+            let (change, parsed) = if stem.starts_with("network-") {
+                (Change::Network, serde_json::from_slice::<PatchedNetwork>(&bytes).map(drop))
+            } else if stem.starts_with("vm-") {
+                (Change::Vm, serde_json::from_slice::<CreatedVm>(&bytes).map(drop))
+            } else if stem.starts_with("firewall-") {
+                (Change::Firewall, serde_json::from_slice::<FirewallOpening>(&bytes).map(drop))
+            } else {
+                continue;
+            };
+            if let Err(e) = parsed {
+                out.push(Unreadable { name: name_in(stem, change), path, change, error: e.to_string() });
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
     /// Every readable entry whose file name starts with `prefix`.
     fn entries<T: serde::de::DeserializeOwned>(&self, prefix: &str) -> io::Result<Vec<T>> {
         let mut out = Vec::new();
@@ -164,6 +196,81 @@ impl Journal {
             _ => sync_dir(&self.dir),
         }
     }
+}
+
+/// The kind of change a journal entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Network,
+    Vm,
+    Firewall,
+}
+
+impl Change {
+    pub fn name(self) -> &'static str {
+        match self {
+            Change::Network => "network",
+            Change::Vm => "VM",
+            Change::Firewall => "the firewall opening for bridge",
+        }
+    }
+}
+
+/// A journal entry that cannot be read: the change it records was not undone.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unreadable {
+    pub path: PathBuf,
+    pub change: Change,
+    /// The network, VM or bridge, as the file's name spells it.
+    pub name: String,
+    pub error: String,
+}
+
+impl Unreadable {
+    /// What was left undone and how to undo it by hand, in one sentence.
+    pub fn explain(&self) -> String {
+        let (path, name) = (self.path.display(), &self.name);
+        let fix = match self.change {
+            Change::Network => format!(
+                "network {name} keeps pxelab's patch: repair the file and run `pxelab net restore --network {name}`, or remove its <bootp> and pxelab's dnsmasq lines with `virsh net-edit {name}` and restart it"
+            ),
+            Change::Vm => format!("VM {name} was not removed: `pxelab vm rm {name}` (or `virsh undefine --nvram --remove-all-storage {name}`)"),
+            Change::Firewall => format!("pxelab's ACCEPT rules for bridge {name} stay: find them with `iptables -S INPUT | grep {name}` and delete each with `iptables -D`"),
+        };
+        format!("journal entry {path} cannot be read ({}): {fix}; then delete {path}", self.error)
+    }
+}
+
+/// The network, VM or bridge name inside a journal file's name.
+fn name_in(stem: &str, change: Change) -> String {
+    let escaped = match change {
+        // `network-<uri hash>-<name>`, `vm-<uri hash>-<name>`.
+        Change::Network | Change::Vm => stem.split_once('-').and_then(|(_, rest)| rest.split_once('-')).map(|(_, name)| name).unwrap_or(stem),
+        Change::Firewall => stem.strip_prefix("firewall-").unwrap_or(stem),
+    };
+    unescape(escaped)
+}
+
+/// The inverse of [`escape`].
+fn unescape(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = (bytes[i] == b'%').then(|| text.get(i + 1..i + 3)).flatten().and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -219,5 +326,30 @@ mod tests {
         journal.forget_network("qemu:///system", "lab/1").unwrap();
         assert_eq!(journal.network("qemu:///system", "lab/1").unwrap(), None);
         assert!(fs::read_dir(journal.dir()).unwrap().next().is_none(), "no temporary files left");
+    }
+
+    #[test]
+    fn an_unreadable_entry_is_named_with_what_it_leaves_undone() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(dir.path()).unwrap();
+        journal.record_network(&patch("<original/>")).unwrap();
+        journal.record_vm(&CreatedVm { uri: "qemu:///system".into(), name: "pxelab-oak-1".into() }).unwrap();
+        assert_eq!(journal.pending().unwrap(), 2);
+        assert!(journal.unreadable().unwrap().is_empty());
+        // A torn write of the network's entry: half its bytes.
+        let path = journal.network_path("qemu:///system", "lab/1");
+        let bytes = fs::read(&path).unwrap();
+        fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(journal.networks().unwrap().is_empty(), "an unreadable entry is not a network to restore");
+        assert_eq!(journal.pending().unwrap(), 2, "but it is still pending");
+        let bad = journal.unreadable().unwrap();
+        assert_eq!(bad.len(), 1);
+        assert_eq!((bad[0].change, bad[0].name.as_str(), &bad[0].path), (Change::Network, "lab/1", &path));
+        let text = bad[0].explain();
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains("pxelab net restore --network lab/1") && text.contains("virsh net-edit lab/1"),
+            "{text}"
+        );
+        assert!(path.exists(), "reading never removes the file");
     }
 }

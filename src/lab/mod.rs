@@ -2,12 +2,13 @@
 //! libvirt together for each verb. Data flows one way: the CLI calls the
 //! lab, the lab calls the parts, and the parts never call back up.
 //!
-//! One file per verb family: `up` (and `detach`, its background form),
+//! One file (or folder) per verb family: `up` (and `detach`, its background form),
 //! `down` (with `status`), `serve`, `vm`, `net`, `doctor`, `inspect`,
 //! `dhcp_config`. Every host change is recorded in `journal` before it is
 //! made and undone by `undo`; `record` is the running lab's report
 //! (`lab.json`), `progress` the pure state machine of a VM's boot and
-//! `console` the lab's record of its VMs' serial consoles.
+//! `console` the lab's record of its VMs' serial consoles. `event` holds
+//! what a lab reports, which `up`, `down`, `undo` and the CLI all speak.
 //!
 //! A part's error becomes a user-facing [`Error`] through the `From` impls
 //! in `crate::error`, so the verbs use `?`. Blocking host work runs through
@@ -18,6 +19,7 @@ mod detach;
 mod dhcp_config;
 mod doctor;
 mod down;
+mod event;
 mod inspect;
 pub mod journal;
 mod net;
@@ -46,12 +48,13 @@ use crate::virt::{Libvirt, VirtError};
 pub use detach::{detach, Detached};
 pub use dhcp_config::{dhcp_config, DhcpFormat, DhcpRequest};
 pub use doctor::{doctor, Check, DoctorReport, DoctorRequest, Status as CheckStatus};
-pub use down::{down, status, DownReport, StatusReport};
+pub use down::{down, status, unreadable_error, DownReport, StatusReport};
+pub use event::{EventSink, LabEvent, VmSummary};
 pub use inspect::{inspect, InspectRequest, Inspection};
 pub use net::{check_boot_file, net_patch, net_restore, NetPatchReport, NetPatchRequest, NetRestoreReport, NetRestoreRequest};
 pub use serve::{authority, parse_port_range, serve, Ready, ServeRequest};
-pub use up::{up, LabEvent, UpRequest, VmSummary};
-pub use vm::{vm_console, vm_list, vm_new, vm_rm, VmNewReport, VmNewRequest};
+pub use up::{up, UpRequest};
+pub use vm::{vm_console, vm_list, vm_new, vm_rm, ConsoleOut, VmNewReport, VmNewRequest};
 
 /// Overrides where pxelab keeps its state (journal, logs, disks of its own pool).
 pub const STATE_DIR_ENV: &str = "PXELAB_STATE_DIR";

@@ -164,7 +164,7 @@ pub(crate) async fn apply_patch(
 
     let (name, guests) = (state.name.clone(), state.guests.clone());
     let bridge = state.parsed.bridge.clone().unwrap_or_default();
-    libvirt
+    let reattached = libvirt
         .call(move |c| {
             network::define(c, &patched)?;
             if !run {
@@ -173,8 +173,9 @@ pub(crate) async fn apply_patch(
             network::restart(c, &name, true)?;
             network::reattach(&guests, &bridge)
         })
-        .await
-        .map_err(Error::from)
+        .await?;
+    pause_point("after-define", shutdown).await;
+    Ok(reattached)
 }
 
 /// What makes a network unpatchable, checked before anything changes.

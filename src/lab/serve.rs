@@ -160,13 +160,13 @@ pub(crate) fn endpoints(ip: IpAddr, ftp_port: u16, http_port: Option<u16>, overr
     };
     let repo = overrides.repo.unwrap_or(if http_port.is_some() { Repo::Http } else { Repo::Ftp });
     let server = match (repo, http_port) {
-        (Repo::Ftp, _) => authority(ip, ftp_port, 21),
-        (Repo::Http, Some(port)) => authority(ip, port, 80),
+        (Repo::Ftp, _) => authority(ip, ftp_port, crate::serve::FTP_PORT),
+        (Repo::Http, Some(port)) => authority(ip, port, crate::serve::HTTP_PORT),
         (Repo::Http, None) => {
             return Err(Error::usage("--http-port none leaves the installer no HTTP repository; pass --repo ftp, or serve HTTP (drop --http-port none)"));
         }
     };
-    let http_base = http_port.map(|port| format!("http://{}", authority(ip, port, 80)));
+    let http_base = http_port.map(|port| format!("http://{}", authority(ip, port, crate::serve::HTTP_PORT)));
     Ok(Endpoints { ftp_port, http_port, overrides: Overrides { repo: Some(repo), ..overrides.clone() }, authority: server, http_base })
 }
 

@@ -9,8 +9,8 @@
 
 use serde::Serialize;
 
+use super::event::{EventSink, LabEvent};
 use super::journal::{Journal, PatchedNetwork};
-use super::up::LabEvent;
 use crate::blocking;
 use crate::error::{Error, Result};
 use crate::virt::network;
@@ -27,7 +27,7 @@ pub struct Undone {
 /// Removes the journal's VMs (or forgets them, with `keep`), closes its
 /// firewall openings and restores its networks. Runs every step even when
 /// one fails, and returns the first failure.
-pub(crate) async fn undo_journal(libvirt: &Libvirt, journal: &Journal, keep: bool, report: &mut (dyn FnMut(&LabEvent) + Send)) -> Result<Undone> {
+pub(crate) async fn undo_journal(libvirt: &Libvirt, journal: &Journal, keep: bool, report: EventSink<'_>) -> Result<Undone> {
     let uri = libvirt.uri().to_string();
     let mut first_error: Option<Error> = None;
     let mut undone = Undone::default();
@@ -117,8 +117,11 @@ pub(crate) async fn restore_network(libvirt: &Libvirt, entry: &PatchedNetwork) -
                 network::define(c, &entry.original_xml)?;
             }
             let active = now.as_ref().is_some_and(|s| s.active);
-            // A running network keeps its patched dnsmasq until restarted.
-            let live_differs = active && network::live_xml(c, &entry.network).ok().and_then(|x| netxml::bootp_of(&x)) != netxml::bootp_of(&entry.original_xml);
+            // A running network keeps its patched dnsmasq until restarted:
+            // everything the patch touches counts, not just the bootp (a
+            // network that already had pxelab's bootp still has the lab's
+            // dnsmasq lines live).
+            let live_differs = active && network::live_xml(c, &entry.network).ok().is_none_or(|live| !same_boot_settings(&live, &entry.original_xml));
             let guests = now.as_ref().map(|s| s.guests.clone()).unwrap_or_default();
             let restart = live_differs || active != entry.was_active;
             if restart {
@@ -131,4 +134,29 @@ pub(crate) async fn restore_network(libvirt: &Libvirt, entry: &PatchedNetwork) -
         })
         .await?;
     Ok(restored)
+}
+
+/// Whether two network definitions give DHCP clients the same boot
+/// settings: the `<bootp>` and the `<dnsmasq:options>` lines, which are
+/// all a patch changes.
+fn same_boot_settings(a: &str, b: &str) -> bool {
+    netxml::bootp_of(a) == netxml::bootp_of(b) && netxml::dnsmasq_options_of(a) == netxml::dnsmasq_options_of(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = "<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'><name>n</name><ip address='10.1.0.1' prefix='24'><dhcp><range start='10.1.0.2' end='10.1.0.9'/><bootp file='pxelinux.0' server='10.1.0.1'/></dhcp></ip>OPTS</network>";
+
+    #[test]
+    fn the_same_bootp_with_the_labs_dnsmasq_lines_still_differs() {
+        let own = "<dnsmasq:options><dnsmasq:option value='log-dhcp'/></dnsmasq:options>";
+        let original = BASE.replace("OPTS", own);
+        let lab = crate::dhcp::LabDnsmasq { ipxe_script: Some("http://10.1.0.1/boot.ipxe".into()), fast: true, uefi: None };
+        let live = netxml::add_dnsmasq_options(&original, &lab.lines()).unwrap();
+        assert_eq!(netxml::bootp_of(&live), netxml::bootp_of(&original), "the bootp alone cannot tell them apart");
+        assert!(!same_boot_settings(&live, &original));
+        assert!(same_boot_settings(&original, &original.replace("<name>n</name>", "<name>n</name><uuid>x</uuid>")), "other elements do not count");
+    }
 }

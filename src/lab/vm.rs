@@ -164,7 +164,7 @@ pub(crate) async fn remove_record(meta: &VmMeta) -> Result<()> {
 /// one), and libvirt lets one reader hold it. When a lab on this host
 /// follows the VM, the lab holds it and `-f` follows the lab's record;
 /// otherwise `-f` opens the console itself and adds to the record.
-pub async fn vm_console(uri: &str, name: &str, follow: bool, shutdown: CancellationToken, out: &mut (dyn Write + Send)) -> Result<()> {
+pub async fn vm_console(uri: &str, name: &str, follow: bool, shutdown: CancellationToken, out: &mut dyn ConsoleOut) -> Result<()> {
     let libvirt = Libvirt::connect(uri).await?;
     let owned = name.to_string();
     let info = libvirt.call(move |c| domain::info(c, &owned)).await?;
@@ -203,21 +203,23 @@ pub async fn vm_console(uri: &str, name: &str, follow: bool, shutdown: Cancellat
     }
 }
 
-/// Writes and flushes; an error means the reader went away (`| head`),
-/// which ends the console quietly.
-fn write_out(out: &mut (dyn Write + Send), bytes: &[u8]) -> std::io::Result<()> {
+/// Where `vm console` writes: stdout, in the CLI.
+pub trait ConsoleOut: Write + Send {
+    /// Nobody reads any more (a closed pipe), found without writing: a
+    /// console with no new output still ends within a poll.
+    fn gone(&mut self) -> bool {
+        false
+    }
+}
+
+/// Writes and flushes; an error means the reader went away (`| head`), or
+/// a write failed that the CLI reports itself: either ends the console.
+fn write_out(out: &mut dyn ConsoleOut, bytes: &[u8]) -> std::io::Result<()> {
     out.write_all(bytes).and_then(|_| out.flush())
 }
 
 /// `vm console -f` beside a lab: the lab holds the console, its record grows.
-async fn follow_record(
-    libvirt: &Libvirt,
-    name: &str,
-    record: &Path,
-    mut offset: u64,
-    shutdown: &CancellationToken,
-    out: &mut (dyn Write + Send),
-) -> Result<()> {
+async fn follow_record(libvirt: &Libvirt, name: &str, record: &Path, mut offset: u64, shutdown: &CancellationToken, out: &mut dyn ConsoleOut) -> Result<()> {
     loop {
         let (read, at) = blocking::run({
             let record = record.to_path_buf();
@@ -234,7 +236,7 @@ async fn follow_record(
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(Error::environment(format!("cannot read the console record {}: {e}", record.display()))),
         }
-        if !still_live(libvirt, name).await? {
+        if out.gone() || !still_live(libvirt, name).await? {
             return Ok(());
         }
         tokio::select! {
@@ -246,7 +248,7 @@ async fn follow_record(
 
 /// `vm console -f` on its own: reads the console through libvirt, writes it
 /// out and adds it to the record.
-async fn follow_console(libvirt: &Libvirt, name: &str, record: &Path, shutdown: &CancellationToken, out: &mut (dyn Write + Send)) -> Result<()> {
+async fn follow_console(libvirt: &Libvirt, name: &str, record: &Path, shutdown: &CancellationToken, out: &mut dyn ConsoleOut) -> Result<()> {
     let owned = name.to_string();
     let mut console = Some(
         libvirt
@@ -272,7 +274,7 @@ async fn follow_console(libvirt: &Libvirt, name: &str, record: &Path, shutdown: 
                 return Ok(());
             }
         }
-        if drained.ended || !still_live(libvirt, name).await? {
+        if drained.ended || out.gone() || !still_live(libvirt, name).await? {
             // The console is closed on the blocking pool: it is a call to libvirtd.
             blocking::run(move || drop(open)).await;
             return Ok(());

@@ -25,7 +25,7 @@ use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 pub use allow::{AllowList, BadCidr, Cidr};
-pub use ports::{owner as port_owner, Transport};
+pub use ports::{is_local_address, owner as port_owner, Transport, FTP_PORT, HTTP_PORT, TFTP_PORT};
 pub use transfer::{Protocol, ServeEvent, Transfer};
 
 use crate::boot::BootTree;

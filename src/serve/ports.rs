@@ -2,7 +2,18 @@
 //! "held by dnsmasq (pid 812)". Best effort: None when it cannot tell
 //! (another user's process, no /proc).
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+/// The ports pxelab's servers listen on unless told otherwise. TFTP's is
+/// not the user's to choose in a lab: a PXE client asks for 69 and no other.
+pub const TFTP_PORT: u16 = 69;
+pub const FTP_PORT: u16 = 21;
+pub const HTTP_PORT: u16 = 80;
+
+/// Whether `ip` is one of this host's addresses: a socket binds to it (nothing is sent).
+pub fn is_local_address(ip: IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
+}
 
 /// Transport protocol of a socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

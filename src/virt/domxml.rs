@@ -147,29 +147,44 @@ fn each_element(xml: &str, mut visit: impl FnMut(&[String], &BytesStart<'_>)) {
     }
 }
 
+/// The parts of a domain's XML that its firmware decides.
+struct FirmwareXml {
+    /// The `<os>` element.
+    os: &'static str,
+    /// Inside `<features>`: SMM, which Secure Boot's OVMF needs.
+    smm: &'static str,
+    /// Inside the `<interface>`: QEMU's iPXE ROM is unsigned, so Secure
+    /// Boot turns it off and edk2's own PXE runs.
+    rom: &'static str,
+}
+
+/// UEFI: libvirt picks OVMF from QEMU's firmware descriptors by feature.
+/// Both features are stated: on q35 a bare firmware='efi' matches the
+/// Secure Boot descriptor first. NVRAM is libvirt's, one file per domain,
+/// removed with it (VIR_DOMAIN_UNDEFINE_NVRAM).
+fn firmware_xml(firmware: Firmware) -> FirmwareXml {
+    match firmware {
+        Firmware::Bios => FirmwareXml { os: "  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <bios useserial='yes'/>\n  </os>", smm: "", rom: "" },
+        Firmware::Uefi => FirmwareXml {
+            os: "  <os firmware='efi'>\n    <type arch='x86_64' machine='q35'>hvm</type>\n    <firmware>\n      <feature enabled='no' name='secure-boot'/>\n      <feature enabled='no' name='enrolled-keys'/>\n    </firmware>\n  </os>",
+            smm: "",
+            rom: "",
+        },
+        Firmware::SecureBoot => FirmwareXml {
+            os: "  <os firmware='efi'>\n    <type arch='x86_64' machine='q35'>hvm</type>\n    <firmware>\n      <feature enabled='yes' name='secure-boot'/>\n      <feature enabled='yes' name='enrolled-keys'/>\n    </firmware>\n    <loader secure='yes'/>\n  </os>",
+            smm: "\n    <smm state='on'/>",
+            rom: "\n      <rom enabled='no'/>",
+        },
+    }
+}
+
 /// The domain XML for `spec`, with its disk in `pool`/`volume`.
 pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
     let e = |s: &str| escape(s).into_owned();
     let log = spec.serial_log.to_string_lossy();
     let (net_boot, disk_boot) = if spec.pxe { (1, 2) } else { (2, 1) };
     let mac = spec.mac.map(|m| format!("\n      <mac address='{m}'/>")).unwrap_or_default();
-    // UEFI: libvirt picks OVMF from QEMU's firmware descriptors by feature.
-    // Both features are stated: on q35 a bare firmware='efi' matches the
-    // Secure Boot descriptor first. NVRAM is libvirt's, one file per domain,
-    // removed with it (VIR_DOMAIN_UNDEFINE_NVRAM).
-    let (os, smm, rom) = match spec.firmware {
-        Firmware::Bios => ("  <os>\n    <type arch='x86_64' machine='pc'>hvm</type>\n    <bios useserial='yes'/>\n  </os>".to_string(), "", ""),
-        Firmware::Uefi => (
-            "  <os firmware='efi'>\n    <type arch='x86_64' machine='q35'>hvm</type>\n    <firmware>\n      <feature enabled='no' name='secure-boot'/>\n      <feature enabled='no' name='enrolled-keys'/>\n    </firmware>\n  </os>".to_string(),
-            "",
-            "",
-        ),
-        Firmware::SecureBoot => (
-            "  <os firmware='efi'>\n    <type arch='x86_64' machine='q35'>hvm</type>\n    <firmware>\n      <feature enabled='yes' name='secure-boot'/>\n      <feature enabled='yes' name='enrolled-keys'/>\n    </firmware>\n    <loader secure='yes'/>\n  </os>".to_string(),
-            "\n    <smm state='on'/>",
-            "\n      <rom enabled='no'/>",
-        ),
-    };
+    let FirmwareXml { os, smm, rom } = firmware_xml(spec.firmware);
     // host-passthrough needs real virtualisation; TCG emulates a generic CPU.
     let cpu = match spec.accel {
         Accel::Kvm => "  <cpu mode='host-passthrough'/>\n",

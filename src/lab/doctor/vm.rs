@@ -1,0 +1,105 @@
+//! Checks of one VM: it exists, its NIC is on the network, its firmware
+//! against what the lab serves its kind of client, network boot first, and
+//! how far it got (the lab's stages, else its DHCP lease).
+
+use super::Findings;
+use crate::error::Error;
+use crate::lab::record::LabRecord;
+use crate::virt::domxml::{self, Firmware, NetworkBoot};
+use crate::virt::VirtError;
+
+/// A VM's firmware against what the lab serves its kind of client.
+fn firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: Option<&LabRecord>) {
+    let served = lab.and_then(|l| l.uefi_file.clone());
+    match (firmware, lab, served) {
+        (Firmware::Bios, _, _) => f.ok("vm.firmware", format!("{name} boots by BIOS: the lab's pxelinux.0 (or iPXE over HTTP)")),
+        (Firmware::Uefi, _, _) => f.ok("vm.firmware", format!("{name} boots by UEFI: QEMU's iPXE EFI ROM takes the HTTP path")),
+        (Firmware::SecureBoot, None, _) => f.ok("vm.firmware", format!("{name} boots by UEFI with Secure Boot (edk2's own PXE, then a signed shim)")),
+        (Firmware::SecureBoot, Some(_), Some(file)) if file.starts_with(&format!("{}/", crate::boot::ISO_DIR)) => {
+            f.ok("vm.firmware", format!("{name} boots by UEFI with Secure Boot: the lab serves the ISO's signed shim {file}"))
+        }
+        (Firmware::SecureBoot, Some(_), None) => f.fail(
+            "vm.firmware",
+            format!("{name} boots with Secure Boot, but the lab serves no shim to UEFI clients"),
+            "install shim-signed and grub-efi-amd64-signed, or serve an ISO with a signed EFI/BOOT shim and GRUB",
+        ),
+        (Firmware::SecureBoot, Some(_), Some(other)) => f.warn(
+            "vm.firmware",
+            format!("{name} boots with Secure Boot, but the lab serves the host's Debian shim ({other}), which verifies only kernels Debian signed"),
+            format!("turn Secure Boot off for it (`pxelab vm rm {name}` and `vm new --firmware uefi`), or serve an ISO with a signed EFI/BOOT shim and GRUB"),
+        ),
+    }
+}
+
+pub(super) fn vm_checks(
+    f: &mut Findings,
+    name: &str,
+    vm: std::result::Result<(String, bool), VirtError>,
+    network: &str,
+    leases: &[(String, std::net::IpAddr)],
+    lab: Option<&LabRecord>,
+) {
+    let (xml, running) = match vm {
+        Ok(found) => found,
+        Err(VirtError::NoDomain(_)) => {
+            f.fail("vm", format!("domain {name:?} does not exist"), "list domains with `virsh list --all`, or create one with `pxelab vm new --pxe`");
+            return;
+        }
+        Err(e) => {
+            f.fail("vm", format!("cannot read domain {name:?}"), Error::from(e).to_string());
+            return;
+        }
+    };
+    let interfaces = domxml::interfaces(&xml);
+    let on_network: Vec<_> = interfaces.iter().filter(|i| i.network.as_deref() == Some(network)).collect();
+    if on_network.is_empty() {
+        let elsewhere: Vec<String> =
+            interfaces.iter().map(|i| i.network.clone().or_else(|| i.bridge.as_ref().map(|b| format!("bridge {b}"))).unwrap_or_else(|| "?".into())).collect();
+        let detail = if elsewhere.is_empty() {
+            format!("{name} has no network interface")
+        } else {
+            format!("{name}'s NIC is on {}, not on network {network}", elsewhere.join(", "))
+        };
+        f.fail(
+            "vm.network",
+            detail,
+            format!("attach it: `virsh attach-interface {name} network {network} --model virtio --config`, or create a VM with `pxelab vm new --pxe --network {network}`"),
+        );
+    } else {
+        f.ok("vm.network", format!("{name}'s NIC is on network {network}"));
+    }
+
+    firmware_check(f, name, domxml::firmware_of(&xml), lab);
+
+    match domxml::network_boot(&xml) {
+        NetworkBoot::First => f.ok("vm.boot", format!("{name} boots from the network first")),
+        NetworkBoot::Later => f.warn(
+            "vm.boot",
+            format!("{name} tries the network only after another device: a disk that boots skips PXE"),
+            format!("give its <interface> <boot order='1'/> (`virsh edit {name}`)"),
+        ),
+        NetworkBoot::Never => f.fail(
+            "vm.boot",
+            format!("{name}'s boot order has no network device"),
+            format!("add <boot order='1'/> to its <interface> (`virsh edit {name}`), or create one with `pxelab vm new --pxe`"),
+        ),
+    }
+
+    let progress = lab.and_then(|l| l.vms.iter().find(|v| v.name == name));
+    let mac = on_network.first().and_then(|i| i.mac.clone()).map(|m| m.to_ascii_lowercase());
+    let lease = mac.as_ref().and_then(|mac| leases.iter().find(|(m, _)| m.eq_ignore_ascii_case(mac)).map(|(_, ip)| *ip));
+    let lease_text = lease.map(|ip| format!("; DHCP lease {ip}")).unwrap_or_default();
+    match (running, progress) {
+        (false, _) => f.warn("vm.stage", format!("{name} is not running"), format!("start it: `virsh start {name}`")),
+        (true, Some(p)) => {
+            let at = p.reached.get(&p.stage).map(|s| format!(" at {s:.0} s")).unwrap_or_default();
+            f.ok("vm.stage", format!("{name} reached {}{at}{lease_text}", p.stage.name()))
+        }
+        (true, None) if lease.is_some() => f.ok("vm.stage", format!("{name} runs{lease_text}")),
+        (true, None) => f.warn(
+            "vm.stage",
+            format!("{name} runs but has no DHCP lease on network {network} yet"),
+            format!("watch its console (`pxelab vm console {name}` or `virsh console {name}`) for the PXE ROM's messages"),
+        ),
+    }
+}

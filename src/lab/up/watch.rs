@@ -1,0 +1,250 @@
+//! The running lab: one loop that turns what can be seen into boot stages.
+//!
+//! Three sources feed [`Progress`](crate::lab::progress::Progress): the
+//! servers' events (a transfer is a stage when it is a milestone file),
+//! each poll's DHCP leases and serial-console output, and every few polls
+//! the domain list (VMs that joined with `vm new`, VMs that powered off).
+//! The loop ends when every VM reached `--wait-for`, at `--timeout`, when a
+//! VM failed, or when the shutdown token is cancelled; `lab.json` is
+//! rewritten at most once a poll.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::{Lab, UpRequest};
+use crate::error::{Error, Kind, Result};
+use crate::lab::console::Followed;
+use crate::lab::event::{EventSink, LabEvent, VmSummary};
+use crate::lab::progress::{Stage, StageEvent, VmProgress};
+use crate::mac::MacAddr;
+use crate::serve::{Protocol, ServeEvent, Transfer};
+use crate::virt::domain::{self, VmState};
+use crate::virt::domxml;
+use crate::virt::network;
+
+/// How often leases, serial logs and `lab.json` are looked at.
+const POLL: Duration = Duration::from_millis(200);
+/// Every this many polls, VMs made with `pxelab vm new` are looked for.
+const ADOPT_EVERY: u64 = 10;
+
+impl Lab {
+    /// Follows the boots until cancelled, `--wait-for` is reached, or `--timeout`.
+    pub(super) async fn watch(&mut self, request: &UpRequest, shutdown: &CancellationToken, report: EventSink<'_>) -> Result<()> {
+        let mut events = self.servers.as_ref().expect("servers run before the watch").subscribe();
+        let deadline = request.timeout.map(|t| Instant::now() + t);
+        let mut tick = tokio::time::interval(POLL);
+        let mut ticks = 0u64;
+        let mut dirty = false;
+        loop {
+            if self.ended(request, deadline, report)? {
+                return Ok(());
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return Ok(()),
+                event = events.recv() => match event {
+                    Ok(event) => dirty |= self.on_server_event(event, report),
+                    Err(RecvError::Lagged(n)) => tracing::warn!("{n} server events missed"),
+                    Err(RecvError::Closed) => return Err(Error::other("the servers stopped unexpectedly")),
+                },
+                _ = tick.tick() => {
+                    ticks += 1;
+                    dirty |= self.on_tick(ticks, report).await;
+                    if std::mem::take(&mut dirty) {
+                        self.save().await;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the watch is over: `Ok(true)` when `--wait-for` is reached,
+    /// an error for a failed VM or the timeout.
+    fn ended(&mut self, request: &UpRequest, deadline: Option<Instant>, report: EventSink<'_>) -> Result<bool> {
+        if let Some(why) = self.failed.take() {
+            report(&LabEvent::Failed { seconds: self.now(), reason: why.clone(), vms: self.summaries() });
+            return Err(Error::other(why));
+        }
+        if let (Some(stage), Some(slowest)) = (request.wait_for, self.progress.slowest()) {
+            if slowest >= stage {
+                report(&LabEvent::Reached { stage, seconds: self.now(), vms: self.summaries() });
+                return Ok(true);
+            }
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            report(&LabEvent::TimedOut { seconds: self.now(), vms: self.summaries() });
+            let waited = request.timeout.unwrap_or_default().as_secs();
+            let reached = self.progress.slowest().map(Stage::name).unwrap_or("none");
+            let wanted = request.wait_for.map(Stage::name).unwrap_or("the end");
+            return Err(Error::new(Kind::Timeout, format!("timed out after {waited} s waiting for {wanted}: the slowest VM reached {reached}")));
+        }
+        Ok(false)
+    }
+
+    /// Starts following a VM's boot.
+    pub(super) async fn track(&mut self, name: &str, serial_log: &str) -> Result<()> {
+        let owned = name.to_string();
+        let xml = self.libvirt.call(move |c| domain::xml(c, &owned)).await?;
+        let mac =
+            domxml::interfaces(&xml).into_iter().find(|i| i.network.as_deref() == Some(self.record.network.as_str())).and_then(|i| i.mac).unwrap_or_default();
+        // A VM made by `vm new` boots at once too, from the moment it joins.
+        if let Ok(mac) = mac.parse::<MacAddr>() {
+            self.tree.boot_at_once_with(mac, &self.per_vm(name, mac));
+        }
+        let now = self.now();
+        self.progress.add_vm(VmProgress::new(name, &mac, serial_log, now));
+        self.save().await;
+        Ok(())
+    }
+
+    /// A transfer, its progress, or a refusal. Returns whether `lab.json` changed.
+    fn on_server_event(&mut self, event: ServeEvent, report: EventSink<'_>) -> bool {
+        match event {
+            ServeEvent::Transfer(t) => {
+                self.count(&t);
+                let vm = self.vm_at(t.client.ip()).or_else(|| self.vm_named_by(&t.path));
+                if let Some(name) = &vm {
+                    self.progress.add_bytes(name, t.bytes);
+                }
+                report(&LabEvent::Transfer {
+                    vm,
+                    protocol: t.protocol,
+                    path: t.path.clone(),
+                    bytes: t.bytes,
+                    seconds: t.duration.as_secs_f64(),
+                    complete: t.complete,
+                });
+                let now = self.now();
+                let mut events = self.progress.on_transfer(&t, now);
+                // A VM handed its own config after its installer (which
+                // switched that config to local boot) rebooted into its disk.
+                if let Some(name) = self.vm_named_by(&t.path).filter(|_| t.complete) {
+                    events.extend(self.progress.on_disk_boot(&name, now));
+                }
+                for e in events {
+                    self.stage_reached(e, report);
+                }
+                true
+            }
+            ServeEvent::Progress { protocol, client, path, bytes, size } => {
+                if let Some(vm) = self.vm_at(client.ip()) {
+                    report(&LabEvent::Progress { vm, protocol, path, bytes, size });
+                }
+                false
+            }
+            ServeEvent::Refused { .. } => false,
+        }
+    }
+
+    fn count(&mut self, t: &Transfer) {
+        let counters = &mut self.record.transfers;
+        let (files, bytes) = match t.protocol {
+            Protocol::Tftp => (&mut counters.tftp_files, &mut counters.tftp_bytes),
+            Protocol::Ftp => (&mut counters.ftp_files, &mut counters.ftp_bytes),
+            Protocol::Http => (&mut counters.http_files, &mut counters.http_bytes),
+        };
+        *files += 1;
+        *bytes += t.bytes;
+    }
+
+    /// The lab VM that has `ip`, once its lease is seen.
+    fn vm_at(&self, ip: IpAddr) -> Option<String> {
+        self.progress.vms().iter().find(|v| v.ip == Some(ip)).map(|v| v.name.clone())
+    }
+
+    /// The lab VM whose own boot config `path` is: known by its MAC before
+    /// its lease is seen.
+    fn vm_named_by(&self, path: &str) -> Option<String> {
+        let mac = MacAddr::from_config_path(path)?;
+        self.progress.vms().iter().find(|v| v.mac.parse::<MacAddr>().ok() == Some(mac)).map(|v| v.name.clone())
+    }
+
+    /// A poll: new leases, new serial output, VMs that joined. Returns
+    /// whether `lab.json` changed.
+    async fn on_tick(&mut self, ticks: u64, report: EventSink<'_>) -> bool {
+        let mut changed = false;
+        let network = self.record.network.clone();
+        // A lease read that fails (libvirtd restarting) is tried again next poll.
+        let leases = self.libvirt.call(move |c| network::leases(c, &network)).await.unwrap_or_default();
+        let followed = self.progress.vms().iter().map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) }).collect();
+        let serial = self.consoles.poll(&self.libvirt, followed).await;
+        let now = self.now();
+        for (mac, ip) in leases {
+            for e in self.progress.on_lease(&mac, ip, now) {
+                self.stage_reached(e, report);
+                changed = true;
+            }
+        }
+        for (name, text) in serial {
+            for e in self.progress.on_serial(&name, &String::from_utf8_lossy(&text), now) {
+                self.stage_reached(e, report);
+                changed = true;
+            }
+        }
+        if ticks.is_multiple_of(ADOPT_EVERY) {
+            if let Ok(vms) = self.libvirt.call(domain::list).await {
+                changed |= self.powered_off(&vms, report);
+                changed |= self.adopt_new_vms(vms, report).await;
+            }
+        }
+        changed
+    }
+
+    /// Reports a stage; after its installer, a VM's own boot config boots
+    /// its disk, so the installer's reboot does not start it again.
+    fn stage_reached(&mut self, e: StageEvent, report: EventSink<'_>) {
+        if e.stage == Stage::Installer {
+            let mac = self.progress.vms().iter().find(|v| v.name == e.vm).and_then(|v| v.mac.parse::<MacAddr>().ok());
+            if let Some(mac) = mac {
+                self.tree.boot_local(mac);
+            }
+        }
+        report(&LabEvent::Stage(e));
+    }
+
+    /// The lab's VMs that are shut off: installed, or failed before their installer.
+    fn powered_off(&mut self, vms: &[domain::VmInfo], report: EventSink<'_>) -> bool {
+        let now = self.now();
+        let mut changed = false;
+        let off: Vec<String> = vms.iter().filter(|v| v.state == VmState::ShutOff && self.progress.tracks(&v.name)).map(|v| v.name.clone()).collect();
+        for name in off {
+            match self.progress.on_power_off(&name, now) {
+                Ok(events) => {
+                    for e in events {
+                        self.stage_reached(e, report);
+                        changed = true;
+                    }
+                }
+                Err(why) => self.failed = Some(why),
+            }
+        }
+        changed
+    }
+
+    pub(super) fn summaries(&self) -> Vec<VmSummary> {
+        self.progress
+            .vms()
+            .iter()
+            .map(|v| VmSummary { name: v.name.clone(), stage: v.stage, serial_tail: v.serial_tail().map(str::to_string).collect() })
+            .collect()
+    }
+
+    /// VMs made with `pxelab vm new` while the lab runs join it (they are
+    /// in the journal: `vm new` records a VM that joins a lab).
+    async fn adopt_new_vms(&mut self, vms: Vec<domain::VmInfo>, report: EventSink<'_>) -> bool {
+        let mut adopted = false;
+        for vm in vms {
+            if vm.networks.contains(&self.record.network) && !self.progress.tracks(&vm.name) && vm.state == VmState::Running {
+                let known = self.journal.vms().unwrap_or_default().iter().any(|j| j.name == vm.name);
+                if known && self.track(&vm.name, &vm.meta.serial_log).await.is_ok() {
+                    report(&LabEvent::Step { message: format!("VM {} joined the lab", vm.name) });
+                    adopted = true;
+                }
+            }
+        }
+        adopted
+    }
+}
