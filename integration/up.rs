@@ -182,6 +182,78 @@ fn down_after_kill_9_restores_the_host() {
     assert_eq!(String::from_utf8_lossy(&status.stdout).trim(), "no lab running");
 }
 
+/// A network that already had pxelab's bootp (the manual method's, or an
+/// old `net patch`) and dnsmasq options of its own: after `down`, the
+/// running dnsmasq has none of the lab's lines and keeps its own.
+#[test]
+fn down_takes_the_labs_dnsmasq_lines_off_a_network_that_had_the_same_bootp() {
+    let dhcp = "    <dhcp>\n      <range start='SUBNET.10' end='SUBNET.99'/>\n      <bootp file='pxelinux.0' server='SUBNET.1'/>\n    </dhcp>\n";
+    let own = "  <dnsmasq:options>\n    <dnsmasq:option value='log-dhcp'/>\n  </dnsmasq:options>\n";
+    let net = TestNet::new_with(dhcp, own);
+    let original = net.inactive_xml();
+    assert!(original.contains("log-dhcp") && original.contains("<bootp"), "{original}");
+    let conf = || std::fs::read_to_string(format!("/var/lib/libvirt/dnsmasq/{}.conf", net.name)).unwrap();
+    net.up_detached();
+    for line in ["no-ping", "dhcp-userclass=set:ipxe,iPXE", "boot.ipxe"] {
+        assert!(net.live_xml().contains(line), "the lab's {line} is live: {}", net.live_xml());
+        assert!(conf().contains(line), "and in dnsmasq's config: {}", conf());
+    }
+    let out = net.pxelab(&["down"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (live, dnsmasq) = (net.live_xml(), conf());
+    for line in ["no-ping", "dhcp-userclass", "boot.ipxe", "encap:175"] {
+        assert!(!live.contains(line) && !dnsmasq.contains(line), "{line} is still live after down:\n{live}\n{dnsmasq}");
+    }
+    assert!(live.contains("log-dhcp") && dnsmasq.contains("log-dhcp"), "the network's own option was kept: {dnsmasq}");
+    assert_eq!(net.inactive_xml(), original);
+    assert_eq!(net.journal_entries(), 0);
+}
+
+/// A journal entry torn after a crash: `down`, `status` and `doctor` name
+/// the file, what it leaves undone and the fix, exit non-zero, and keep it;
+/// once it is whole again, `down` restores the network.
+#[test]
+fn an_unreadable_journal_entry_is_named_never_skipped() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    net.up_detached();
+    let pid = lab_pid(&net);
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    wait_for("the lab process to die", Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{pid}")).exists());
+    let journal = net.state.path().join("journal");
+    let entry =
+        std::fs::read_dir(&journal).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("network-")).unwrap();
+    let whole = std::fs::read(&entry).unwrap();
+    std::fs::write(&entry, &whole[..whole.len() / 2]).unwrap();
+    let shown = entry.display().to_string();
+    let restore = format!("pxelab net restore --network {}", net.name);
+
+    let out = net.pxelab(&["down"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&shown) && stderr.contains(&restore) && stderr.lines().count() == 1, "{stderr}");
+    assert!(entry.exists(), "down kept the entry it could not read");
+    assert!(net.live_xml().contains("<bootp"), "and did not pretend the network was restored");
+
+    let out = net.pxelab(&["status"]);
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&shown), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = net.pxelab(&["--json", "doctor", "--network", &net.name]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"].as_array().unwrap().iter().find(|c| c["id"] == "journal").expect("a journal check");
+    assert_eq!(check["status"], "fail");
+    assert!(check["fix"].as_str().unwrap().contains(&restore), "{check}");
+    assert_eq!(out.status.code(), Some(1));
+    // A second lab is refused while the entry waits.
+    let second = up(&net, "centos-busybox.iso", &["--no-vm"]);
+    assert_eq!(second.status.code(), Some(4), "{}", String::from_utf8_lossy(&second.stderr));
+
+    std::fs::write(&entry, &whole).unwrap();
+    let out = net.pxelab(&["down"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    net.assert_restored(&original, "after the entry was repaired");
+}
+
 #[test]
 fn down_stops_a_detached_lab_and_vm_new_joins_it() {
     let net = TestNet::with_dhcp();

@@ -331,6 +331,14 @@ fn vm_console_notices_a_closed_reader_and_a_full_disk() {
     });
     let reader = reads.join().unwrap();
     virsh_ok(&["suspend", &name]);
+    // What the guest printed before the pause is drained (into the pipe,
+    // which holds 64 KiB unread) once the record stops growing.
+    let size = || std::fs::metadata(&record).map(|m| m.len()).unwrap_or(0);
+    let mut last = size();
+    wait_for("the follower to drain the paused console", Duration::from_secs(30), || {
+        std::thread::sleep(Duration::from_secs(1));
+        std::mem::replace(&mut last, size()) == last
+    });
     // Nothing more is printed: only a check of the reader can end it.
     drop(reader);
     let dropped = std::time::Instant::now();

@@ -31,6 +31,12 @@ pub struct TestNet {
 
 impl TestNet {
     pub fn new(dhcp: &str) -> TestNet {
+        TestNet::new_with(dhcp, "")
+    }
+
+    /// A network with `dhcp` in its IPv4 `<ip>` (`SUBNET` stands for its
+    /// first three octets) and `extra` elements of its own (dnsmasq options).
+    pub fn new_with(dhcp: &str, extra: &str) -> TestNet {
         let n = NEXT.fetch_add(1, Ordering::SeqCst);
         let pid = std::process::id() % 10000;
         let name = format!("pxt-{pid}-{n}");
@@ -40,7 +46,8 @@ impl TestNet {
         let subnet = format!("10.{}.{}", 20 + (index / 256) % 200, index % 256);
         let ip = format!("{subnet}.1");
         let xml = format!(
-            "<network>\n  <name>{name}</name>\n  <bridge name='{bridge}' stp='on' delay='0'/>\n  <ip address='{ip}' netmask='255.255.255.0'>\n{dhcp}  </ip>\n</network>\n",
+            "<network{xmlns}>\n  <name>{name}</name>\n  <bridge name='{bridge}' stp='on' delay='0'/>\n  <ip address='{ip}' netmask='255.255.255.0'>\n{dhcp}  </ip>\n{extra}</network>\n",
+            xmlns = if extra.contains("dnsmasq:") { " xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'" } else { "" },
             dhcp = dhcp.replace("SUBNET", &subnet)
         );
         let file = tempfile::NamedTempFile::new().unwrap();
