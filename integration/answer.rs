@@ -54,7 +54,9 @@ fn a_kickstart_template_is_rendered_for_the_vm_and_fetched_by_its_installer() {
     let template = "# {vm}\nurl --url={http}/iso/\nrootpw --plaintext pxelab\nnetwork --hostname={vm}\n%post\necho {mac} {server} ${HOME}\n%end\n";
     let (vm, mac, tail) = up_with(&net, "centos-busybox.iso", "--kickstart", template);
     let http = format!("http://{}", net.ip);
-    let rendered = template.replace("{vm}", &vm).replace("{http}", &http).replace("{mac}", &mac).replace("{server}", &net.ip);
+    // Written out, not rendered the way pxelab renders: `${HOME}` stays.
+    let rendered =
+        format!("# {vm}\nurl --url={http}/iso/\nrootpw --plaintext pxelab\nnetwork --hostname={vm}\n%post\necho {mac} {ip} ${{HOME}}\n%end\n", ip = net.ip);
     let url = format!("{http}/auto/{}/ks.cfg", mac.replace(':', "-"));
     assert_eq!(answer_line(&tail, "kickstart"), format!("PXELAB-STAGE: answer kickstart {url} md5 {}", md5(rendered.as_bytes())));
     net.assert_restored(&original, "after a kickstart lab");
@@ -68,14 +70,16 @@ fn preseed_and_autoinstall_arguments_reach_their_installers_intact() {
     let preseed = "d-i debian-installer/locale string en_US\nd-i netcfg/get_hostname string {vm}\n";
     let (vm, mac, tail) = up_with(&net, "debian-busybox.iso", "--preseed", preseed);
     let url = format!("{http}/auto/{}/preseed.cfg", mac.replace(':', "-"));
-    assert_eq!(answer_line(&tail, "preseed"), format!("PXELAB-STAGE: answer preseed {url} md5 {}", md5(preseed.replace("{vm}", &vm).as_bytes())));
+    let rendered = format!("d-i debian-installer/locale string en_US\nd-i netcfg/get_hostname string {vm}\n");
+    assert_eq!(answer_line(&tail, "preseed"), format!("PXELAB-STAGE: answer preseed {url} md5 {}", md5(rendered.as_bytes())));
     assert!(tail.contains("PXELAB-STAGE: mirror ok"), "{tail}");
 
     let user_data = "#cloud-config\nautoinstall:\n  version: 1\n  identity: {hostname: {vm}}\n";
     let (vm, mac, tail) = up_with(&net, "ubuntu-busybox.iso", "--autoinstall", user_data);
     // The `;` of ds=nocloud-net;s= survives the boot loader's command line.
     let ds = format!("nocloud-net;s={http}/auto/{}/", mac.replace(':', "-"));
-    assert_eq!(answer_line(&tail, "autoinstall"), format!("PXELAB-STAGE: answer autoinstall {ds} md5 {}", md5(user_data.replace("{vm}", &vm).as_bytes())));
+    let rendered = format!("#cloud-config\nautoinstall:\n  version: 1\n  identity: {{hostname: {vm}}}\n");
+    assert_eq!(answer_line(&tail, "autoinstall"), format!("PXELAB-STAGE: answer autoinstall {ds} md5 {}", md5(rendered.as_bytes())));
 }
 
 #[test]
@@ -256,7 +260,7 @@ fn a_vm_that_joins_the_lab_gets_its_answer_file_over_http_and_ftp() {
     let name = vm["name"].as_str().unwrap().to_string();
     let xml = common::net::virsh_ok(&["dumpxml", &name]);
     let mac = xml.split("<mac address='").nth(1).unwrap()[..17].to_string();
-    let expected = template.replace("{vm}", &name).replace("{mac}", &mac).replace("{server}", &net.ip).replace("{http}", &format!("http://{}", net.ip));
+    let expected = format!("network --hostname={name}\n# {mac} {ip} http://{ip}\n", ip = net.ip);
     let path = format!("auto/{}/ks.cfg", mac.replace(':', "-"));
     for url in [format!("http://{}/{path}", net.ip), format!("ftp://{}/{path}", net.ip)] {
         let mut got = String::new();

@@ -327,3 +327,25 @@ fn status_watch_ends_when_its_reader_goes_away() {
     };
     assert_eq!(status.code(), Some(0));
 }
+
+/// `down` and `status` on a state directory they cannot read name the path
+/// and say what to do, not just the OS error.
+#[test]
+fn state_errors_name_the_path_and_the_fix() {
+    let state = tempfile::tempdir().unwrap();
+    let record = state.path().join("lab.json");
+    std::fs::create_dir(&record).unwrap();
+    for verb in ["down", "status"] {
+        let out = pxelab().arg(verb).env("PXELAB_STATE_DIR", state.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{verb}: {stderr}");
+        assert!(stderr.contains(&record.display().to_string()) && stderr.contains("remove that file"), "{verb}: {stderr}");
+    }
+    std::fs::remove_dir(&record).unwrap();
+    let journal = state.path().join("journal");
+    std::fs::write(&journal, "not a directory").unwrap();
+    let out = pxelab().arg("down").env("PXELAB_STATE_DIR", state.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains(&journal.display().to_string()) && stderr.contains("is a directory pxelab can write"), "{stderr}");
+}

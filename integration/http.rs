@@ -131,13 +131,11 @@ fn hostile_requests_are_refused_and_nothing_leaks() {
         "/%zz",
         "/lab.iso/../secret.txt",
     ];
-    let mut refused = 0;
     for path in traversals {
         let answer = raw(&served, format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes());
         let code = status_line(&answer);
         assert!(code.contains("400") || code.contains("403") || code.contains("404"), "{path}: {code}");
         assert!(!answer.contains("PXELAB-HTTP-SECRET") && !answer.contains("root:x:0:0"), "{path} leaked: {answer}");
-        refused += 1;
     }
     // Absolute-form and other request targets.
     for request in [
@@ -149,7 +147,6 @@ fn hostile_requests_are_refused_and_nothing_leaks() {
     ] {
         let answer = raw(&served, request.as_bytes());
         assert!(!answer.contains("PXELAB-HTTP-SECRET") && !status_line(&answer).contains(" 2"), "{request:?}: {answer}");
-        refused += 1;
     }
     // A 100 KB request line and 100 KB of headers: refused or cut, quickly.
     let long_path = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100_000));
@@ -159,13 +156,11 @@ fn hostile_requests_are_refused_and_nothing_leaks() {
         let answer = raw(&served, request.as_bytes());
         assert!(!status_line(&answer).contains(" 2"), "{}", status_line(&answer));
         assert!(started.elapsed() < Duration::from_secs(5));
-        refused += 1;
     }
     // After all of it, a normal download is still byte-identical.
     let out = curl(&["--fail", &served.http_url("iso/images/install.img")]);
     assert!(out.stdout == std::fs::read(fixture("centos-busybox.files/images/install.img")).unwrap());
     assert!(served.child_alive());
-    println!("{refused} hostile HTTP requests refused, 0 bytes leaked");
 }
 
 #[test]
@@ -199,7 +194,9 @@ fn slow_and_idle_connections_are_closed() {
 }
 
 /// 1000 connections at once from loopback: the server bounds them (503 past
-/// its limit), stays small, and still serves afterwards.
+/// its limit of 256), stays small, and still serves afterwards. The memory
+/// bound is the design's: each of the 256 admitted connections holds at most
+/// two 256 KiB read chunks of its body (512 KiB), 128 MiB in all.
 #[test]
 fn a_thousand_connections_are_bounded() {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -215,23 +212,26 @@ fn a_thousand_connections_are_bounded() {
     for c in &mut conns {
         let _ = c.write_all(b"GET /centos-busybox.iso HTTP/1.1\r\nHost: x\r\n\r\n");
     }
-    std::thread::sleep(Duration::from_secs(2));
-    let mut busy = 0;
+    // Every connection is answered: a 200 head (then a body it never
+    // reads) for the admitted ones, a 503 for the rest.
+    let (mut busy, mut admitted) = (0, 0);
+    let until = Instant::now() + Duration::from_secs(30);
     for c in &mut conns {
-        c.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        c.set_read_timeout(Some(until.saturating_duration_since(Instant::now()).max(Duration::from_millis(1)))).unwrap();
         let mut head = [0u8; 12];
-        if c.read_exact(&mut head).is_ok() && &head[9..12] == b"503" {
-            busy += 1;
+        c.read_exact(&mut head).expect("every connection is answered within 30 s");
+        match &head[9..12] {
+            b"503" => busy += 1,
+            b"200" => admitted += 1,
+            other => panic!("answered {}", String::from_utf8_lossy(other)),
         }
     }
     let rss = common::proc_status_kib(served.child.id(), "VmRSS");
-    println!("1000 connections: {busy} answered 503; RSS {rss_before} -> {rss} KiB");
-    assert!(busy >= 1000 - 256, "only {busy} refused past the 256-connection limit");
-    assert!(rss < rss_before + 256 * 1024, "RSS grew from {rss_before} to {rss} KiB");
+    assert_eq!((admitted, busy), (256, 1000 - 256), "256 admitted, the rest refused");
+    assert!(rss < rss_before + 128 * 1024, "RSS grew from {rss_before} to {rss} KiB, past the 128 MiB the design allows");
     drop(conns);
-    std::thread::sleep(Duration::from_millis(500));
-    let out = curl(&["--fail", &served.http_url("pxelinux.0")]);
-    assert_eq!(out.stdout, std::fs::read("/usr/lib/PXELINUX/pxelinux.0").unwrap(), "not serving after the flood");
+    let want = std::fs::read("/usr/lib/PXELINUX/pxelinux.0").unwrap();
+    common::net::wait_for("serving again after the flood", Duration::from_secs(10), || curl(&["--fail", &served.http_url("pxelinux.0")]).stdout == want);
 }
 
 #[test]

@@ -136,7 +136,8 @@ fn a_vm_boots_from_the_network_and_is_removed_without_a_trace() {
     // `vm console -f` reads the console stream and records it; a reset
     // makes SeaBIOS and the PXE ROM write again.
     let mut follow = net.pxelab_command(&["vm", "console", "-f", &name]).stdout(std::process::Stdio::null()).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
+    // The follower makes the record once it holds the console.
+    wait_for("vm console -f to hold the console", Duration::from_secs(30), || Path::new(&log).exists());
     virsh_ok(&["reset", &name]);
     wait_for("the PXE ROM on the recorded console", Duration::from_secs(60), || {
         std::fs::read_to_string(&log).is_ok_and(|text| text.contains("iPXE") || text.contains("PXE"))

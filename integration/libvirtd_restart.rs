@@ -14,19 +14,45 @@ fn libvirtd_answers() -> bool {
     virsh(&["version"]).status.success()
 }
 
-/// The command line of the running libvirtd (its pid file included, so
-/// that whoever started it, `scripts/with-libvirtd.sh`, still stops the
-/// restarted one).
-fn libvirtd_command() -> Vec<String> {
-    let pid = String::from_utf8(Command::new("pgrep").args(["-x", "-r", "R,S,D", "libvirtd"]).output().unwrap().stdout).unwrap();
-    let pid = pid.split_whitespace().next().expect("libvirtd runs");
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
-    cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect()
+/// The system libvirtd behind qemu:///system: the live libvirtd in this
+/// process's mount namespace (not any process named libvirtd: another
+/// daemon, in the namespaces of a remote-host test, may run beside it), and
+/// its command line, so that whoever started it (`scripts/with-libvirtd.sh`,
+/// by its pid file) still stops the restarted one.
+fn libvirtd() -> (i32, Vec<String>) {
+    let ours = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let pid = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .find(|pid| {
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let live = stat.rsplit(')').next().is_some_and(|rest| !rest.trim_start().starts_with('Z'));
+            comm.trim() == "libvirtd" && live && std::fs::read_link(format!("/proc/{pid}/ns/mnt")).ok().as_ref() == Some(&ours)
+        })
+        .expect("libvirtd runs");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("libvirtd runs");
+    (pid, cmdline.split(|&b| b == 0).filter(|a| !a.is_empty()).map(|a| String::from_utf8_lossy(a).into_owned()).collect())
 }
 
-fn stop_libvirtd() {
-    let _ = Command::new("pkill").args(["-x", "libvirtd"]).status();
-    wait_for("libvirtd to stop", Duration::from_secs(30), || !Command::new("pgrep").args(["-x", "-r", "R,S,D", "libvirtd"]).status().unwrap().success());
+/// Stops exactly that daemon and waits until it is gone: SIGTERM, and
+/// SIGKILL if it has not exited 20 s later (a daemon busy with a stuck job
+/// is still a daemon to restart).
+fn stop_libvirtd(pid: i32) {
+    let gone = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.is_empty() || stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z'))
+    };
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let until = std::time::Instant::now() + Duration::from_secs(20);
+    while !gone() && std::time::Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    if !gone() {
+        eprintln!("libvirtd (pid {pid}) ignored SIGTERM for 20 s: killing it");
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+    wait_for("libvirtd to stop", Duration::from_secs(10), gone);
 }
 
 fn start_libvirtd(command: &[String]) {
@@ -52,8 +78,9 @@ fn a_libvirtd_restart_under_a_running_lab_still_lets_down_restore_the_host() {
     net.up_detached();
     assert!(net.live_xml().contains("<bootp"));
 
-    let guard = Restart(libvirtd_command());
-    stop_libvirtd();
+    let (pid, command) = libvirtd();
+    let guard = Restart(command);
+    stop_libvirtd(pid);
     // While libvirtd is gone: `status` still answers from lab.json, and a
     // second lab fails clearly (exit 4) without touching anything.
     let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();

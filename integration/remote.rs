@@ -153,7 +153,8 @@ fn vm_verbs_and_the_console_work_through_ssh() {
     // `-f` reads the console stream: a reset makes the firmware write again.
     let record = PathBuf::from(vm["serial_log"].as_str().unwrap());
     let mut follow = sshd.command(&net, &["vm", "console", "-f", &name]).stdout(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_secs(3));
+    // The follower makes the record once it holds the console.
+    wait_for("vm console -f to hold the console", Duration::from_secs(30), || record.exists());
     virsh_ok(&["reset", &name]);
     wait_for("the firmware on the recorded console", Duration::from_secs(60), || {
         std::fs::read_to_string(&record).is_ok_and(|t| t.contains("SeaBIOS") && t.contains("iPXE"))

@@ -310,3 +310,50 @@ fn a_fast_transfer_does_not_hold_up_other_requests() {
     assert!(long.wait().unwrap().success());
     assert!(std::fs::read(&big).unwrap() == want, "the long transfer's bytes differ");
 }
+
+/// SIGTERM while an HTTP and an FTP download are in flight: both finish
+/// byte-identical before the server exits (mini-redis's graceful
+/// shutdown); with only an idle FTP session open, it exits at once.
+#[test]
+fn a_stop_lets_transfers_in_flight_finish_and_does_not_wait_for_idle_sessions() {
+    let mut served = Served::start(&fixture("centos-busybox.iso"), "50096-50099", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let want = std::fs::read(fixture("centos-busybox.files/images/install.img")).unwrap();
+    // About 2 s each: long enough to be in flight at the signal, well
+    // inside the 5 s the server gives them.
+    let rate = format!("{}", want.len() / 2);
+    let mut downloads: Vec<(std::path::PathBuf, Child)> = ["iso/images/install.img", "images/install.img"]
+        .iter()
+        .zip([served.http_url("iso/images/install.img"), served.ftp_url("images/install.img")])
+        .map(|(name, url)| {
+            let out = dir.path().join(name.replace('/', "_"));
+            let child = Command::new("curl").args(["-s", "--max-time", "30", "--limit-rate", &rate, "-o"]).arg(&out).arg(url).spawn().unwrap();
+            (out, child)
+        })
+        .collect();
+    let start = Instant::now();
+    while downloads.iter().any(|(out, _)| std::fs::metadata(out).map(|m| m.len()).unwrap_or(0) == 0) {
+        assert!(start.elapsed() < Duration::from_secs(10), "the downloads did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    unsafe { libc::kill(served.child.id() as i32, libc::SIGTERM) };
+    let signalled = Instant::now();
+    for (out, child) in &mut downloads {
+        assert!(child.wait().unwrap().success(), "{} was cut off by the stop", out.display());
+        assert!(std::fs::read(&*out).unwrap() == want, "{}: the bytes differ", out.display());
+    }
+    let status = served.child.wait().unwrap();
+    assert!(status.success(), "serve exited {status:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "stopped after {:?}", signalled.elapsed());
+
+    // Nothing in flight, an FTP client idle in its session: no wait.
+    let mut idle = Served::start(&fixture("centos-busybox.iso"), "50096-50099", &[]);
+    let session = std::net::TcpStream::connect(idle.ftp).unwrap();
+    let mut greeting = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(&session), &mut greeting).unwrap();
+    assert!(greeting.starts_with("220"), "{greeting}");
+    unsafe { libc::kill(idle.child.id() as i32, libc::SIGTERM) };
+    let signalled = Instant::now();
+    assert!(idle.child.wait().unwrap().success());
+    assert!(signalled.elapsed() < Duration::from_secs(1), "an idle session held the stop for {:?}", signalled.elapsed());
+}

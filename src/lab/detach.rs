@@ -53,7 +53,10 @@ pub fn detach(args: Vec<std::ffi::OsString>) -> Result<Detached> {
 
     let exe = std::env::current_exe().map_err(|e| Error::environment(format!("cannot find the pxelab binary: {e}")))?;
     let mut command = std::process::Command::new(exe);
-    command.args(args).stdin(std::process::Stdio::null()).stdout(log.try_clone().map_err(|e| Error::environment(e.to_string()))?).stderr(log);
+    let log_out = log.try_clone().map_err(|e| {
+        Error::environment(format!("cannot open {} twice for the lab's output: {e}; raise the open-file limit (`ulimit -n`)", log_path.display()))
+    })?;
+    command.args(args).stdin(std::process::Stdio::null()).stdout(log_out).stderr(log);
     // A session of its own: the lab outlives this shell and its Ctrl-C.
     unsafe {
         command.pre_exec(|| {
@@ -65,7 +68,13 @@ pub fn detach(args: Vec<std::ffi::OsString>) -> Result<Detached> {
     let mut child = command.spawn().map_err(|e| Error::environment(format!("cannot start the lab: {e}")))?;
     let pid = child.id();
     loop {
-        if let Some(status) = child.try_wait().map_err(|e| Error::other(e.to_string()))? {
+        let exited = child.try_wait().map_err(|e| {
+            Error::other(format!(
+                "cannot tell whether the lab (pid {pid}) still runs: {e}; see {} and `pxelab status`, and `pxelab down` if it stopped",
+                log_path.display()
+            ))
+        })?;
+        if let Some(status) = exited {
             let kind = Kind::from_exit_code(status.code().unwrap_or(1));
             return Err(Error::new(kind, format!("{} (log: {})", failure_of(&log_path, start), log_path.display())));
         }

@@ -256,6 +256,12 @@ async fn follow_console(libvirt: &Libvirt, name: &str, record: &Path, shutdown: 
             .await
             .map_err(|e| Error::environment(format!("cannot open {name}'s serial console ({e}); if a `virsh console` holds it, close that one")))?,
     );
+    // The record exists from the moment the console is held: `vm console`
+    // beside it then prints what there is, and a script can wait for it.
+    let path = record.to_path_buf();
+    if let Err(e) = blocking::run(move || super::console::append(&path, b"")).await {
+        tracing::warn!("cannot record the console in {}: {e}", record.display());
+    }
     while let Some(mut open) = console.take() {
         let (open, drained) = libvirt
             .call(move |_| {

@@ -31,6 +31,7 @@ use super::transfer::{Counted, Events, FileReader, Protocol, Slot, TransferRecor
 use super::Limits;
 use crate::boot::BootFile;
 use crate::iso::{IsoIndex, NodeId, NodeKind};
+use tokio_util::sync::CancellationToken;
 
 const GREETING: &str = "pxelab FTP server (anonymous, read-only)";
 
@@ -367,6 +368,7 @@ pub async fn start<S: SessionStorage>(
     allow: AllowList,
     events: Events,
     limits: &Limits,
+    stop: CancellationToken,
 ) -> std::io::Result<(impl std::future::Future<Output = ()> + Send + 'static, SocketAddr)>
 where
     S::Metadata: Metadata,
@@ -376,8 +378,18 @@ where
     let sessions = Arc::new(AtomicUsize::new(0));
     let limits = limits.clone();
     let run = async move {
+        // Sessions live in this set, so they end with the server. On `stop`
+        // the listener closes; the transfers in flight finish (within the
+        // deadline `Servers::stop` gives), and then every session closes,
+        // idle ones too: an FTP client may hold a session for minutes.
+        let mut open = tokio::task::JoinSet::new();
         loop {
-            let (mut stream, client) = match listener.accept().await {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
+                accepted = listener.accept() => accepted,
+                Some(_) = open.join_next() => continue,
+            };
+            let (mut stream, client) = match accepted {
                 Ok(conn) => conn,
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning.
@@ -408,13 +420,15 @@ where
                     continue;
                 }
             };
-            tokio::spawn(async move {
+            open.spawn(async move {
                 let _slot = slot;
                 if let Err(e) = server.service(stream).await {
                     tracing::debug!("FTP session with {client} ended: {e}");
                 }
             });
         }
+        drop(listener);
+        events.in_flight().idle(Protocol::Ftp).await;
     };
     Ok((run, bound))
 }

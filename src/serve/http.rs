@@ -43,6 +43,7 @@ use super::allow::AllowList;
 use super::transfer::{ChunkStream, Events, Protocol, Slot, TransferRecord};
 use super::Limits;
 use crate::boot::{BootFile, BootTree, OpenError};
+use tokio_util::sync::CancellationToken;
 
 /// Largest request head accepted (request line and headers).
 const MAX_HEAD: usize = 16 * 1024;
@@ -67,6 +68,7 @@ pub async fn start(
     allow: AllowList,
     events: Events,
     limits: &Limits,
+    stop: CancellationToken,
 ) -> std::io::Result<(impl std::future::Future<Output = ()>, SocketAddr)> {
     let listener = TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
@@ -78,11 +80,15 @@ pub async fn start(
     let max = limits.max_http_connections;
     let header_timeout = limits.http_header_timeout;
     let run = async move {
-        // Connections live in this set: when the server stops (this future
-        // is dropped), every transfer in flight stops with it.
+        // Connections live in this set: when this future is dropped, every
+        // transfer in flight stops with it. On `stop`, the listener closes
+        // and each connection finishes the response it is sending, then
+        // closes (hyper's graceful shutdown); the future ends when the last
+        // one has, within the deadline `Servers::stop` gives it.
         let mut open = tokio::task::JoinSet::new();
         loop {
             let accepted = tokio::select! {
+                _ = stop.cancelled() => break,
                 accepted = listener.accept() => accepted,
                 Some(_) = open.join_next() => continue,
             };
@@ -106,7 +112,7 @@ pub async fn start(
                 });
                 continue;
             };
-            let site = site.clone();
+            let (site, stop) = (site.clone(), stop.clone());
             open.spawn(async move {
                 let _slot = slot;
                 let service = hyper::service::service_fn(move |request| {
@@ -115,11 +121,22 @@ pub async fn start(
                 });
                 let mut http = hyper::server::conn::http1::Builder::new();
                 http.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD).keep_alive(true);
-                if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+                let connection = http.serve_connection(TokioIo::new(stream), service);
+                tokio::pin!(connection);
+                let ended = tokio::select! {
+                    ended = connection.as_mut() => ended,
+                    _ = stop.cancelled() => {
+                        connection.as_mut().graceful_shutdown();
+                        connection.await
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!(%client, "HTTP connection ended: {e}");
                 }
             });
         }
+        drop(listener);
+        while open.join_next().await.is_some() {}
     };
     Ok((run, local))
 }

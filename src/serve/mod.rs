@@ -9,6 +9,7 @@
 //! and report every transfer and refusal as a [`ServeEvent`].
 
 mod allow;
+mod drain;
 mod ftp;
 pub mod http;
 pub mod ports;
@@ -23,6 +24,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 pub use allow::{AllowList, BadCidr, Cidr};
 pub use ports::{is_local_address, owner as port_owner, Transport, FTP_PORT, HTTP_PORT, TFTP_PORT};
@@ -31,6 +33,9 @@ pub use transfer::{Protocol, ServeEvent, Transfer};
 use crate::boot::BootTree;
 use crate::iso::IsoIndex;
 use transfer::Events;
+
+/// How long a stopping server lets its transfers in flight finish.
+pub const DRAIN: Duration = Duration::from_secs(5);
 
 /// Limits that keep the host alive under load or abuse.
 #[derive(Debug, Clone)]
@@ -130,12 +135,15 @@ pub struct Servers {
     tftp: tftp::TftpServer,
     ftp: JoinHandle<()>,
     http: Option<JoinHandle<()>>,
+    /// Tells FTP and HTTP to stop accepting and finish what they send.
+    stop: CancellationToken,
 }
 
 impl Servers {
     /// Binds both servers and starts them.
     pub async fn start(tree: Arc<BootTree>, config: ServeConfig) -> Result<Servers, ServeError> {
         let events = Events::default();
+        let stop = CancellationToken::new();
         let tree_for_http = tree.clone();
         let tree_for_ftp = tree.clone();
         let tftp_at = SocketAddr::new(config.bind, config.tftp_port);
@@ -146,14 +154,14 @@ impl Servers {
         let (ftp_run, ftp_addr) = match &config.ftp_root {
             FtpRoot::Iso(iso) => {
                 let storage = ftp::IsoStorage::new(iso.clone(), events.clone()).with_generated(tree_for_ftp);
-                let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits)
+                let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits, stop.clone())
                     .await
                     .map_err(|e| bind_error(Protocol::Ftp, ftp_at, e))?;
                 (tokio::spawn(run), addr)
             }
             FtpRoot::Dir(path) => {
                 let storage = ftp::ReadOnly::new(path, events.clone()).map_err(|source| ServeError::Tree { path: path.clone(), source })?;
-                let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits)
+                let (run, addr) = ftp::start(ftp_at, storage, config.allow.clone(), events.clone(), &config.limits, stop.clone())
                     .await
                     .map_err(|e| bind_error(Protocol::Ftp, ftp_at, e))?;
                 (tokio::spawn(run), addr)
@@ -162,7 +170,7 @@ impl Servers {
         let (http, http_addr) = match config.http_port {
             Some(port) => {
                 let at = SocketAddr::new(config.bind, port);
-                let bound = http::start(at, tree_for_http, config.allow.clone(), events.clone(), &config.limits).await;
+                let bound = http::start(at, tree_for_http, config.allow.clone(), events.clone(), &config.limits, stop.clone()).await;
                 let (run, addr) = match bound {
                     Ok(bound) => bound,
                     Err(e) => {
@@ -175,7 +183,7 @@ impl Servers {
             None => (None, None),
         };
         tracing::info!(tftp = %tftp_addr, ftp = %ftp_addr, http = ?http_addr, "serving");
-        Ok(Servers { tftp_addr, ftp_addr, http_addr, events, tftp: tftp_run, ftp: ftp_run, http })
+        Ok(Servers { tftp_addr, ftp_addr, http_addr, events, tftp: tftp_run, ftp: ftp_run, http, stop })
     }
 
     pub fn tftp_addr(&self) -> SocketAddr {
@@ -197,12 +205,21 @@ impl Servers {
     }
 
     /// Stops every server and waits until their sockets are closed.
+    /// FTP and HTTP stop accepting at once and their transfers in flight
+    /// get [`DRAIN`] to finish; then everything is closed.
     pub async fn stop(self) {
-        self.ftp.abort();
-        let _ = self.ftp.await;
-        if let Some(http) = self.http {
-            http.abort();
-            let _ = http.await;
+        self.stop.cancel();
+        let deadline = tokio::time::sleep(DRAIN);
+        tokio::pin!(deadline);
+        for mut server in std::iter::once(self.ftp).chain(self.http) {
+            tokio::select! {
+                _ = &mut server => {}
+                _ = &mut deadline => {
+                    tracing::warn!("transfers still in flight after {DRAIN:?}: closing them");
+                    server.abort();
+                    let _ = server.await;
+                }
+            }
         }
         let tftp = self.tftp;
         let _ = tokio::task::spawn_blocking(move || tftp.stop()).await;

@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use super::drain::{InFlight, InFlightGuard};
 use crate::boot::BootFile;
 
 /// How much of a file one positioned read fetches.
@@ -95,19 +96,24 @@ mod duration_secs {
     }
 }
 
-/// Where events go: a broadcast channel and the log.
+/// Where events go: a broadcast channel and the log; and which transfers
+/// are in flight, for a graceful stop.
 #[derive(Debug, Clone)]
-pub struct Events(broadcast::Sender<ServeEvent>);
+pub struct Events(broadcast::Sender<ServeEvent>, Arc<InFlight>);
 
 impl Default for Events {
     fn default() -> Self {
-        Events(broadcast::channel(EVENT_BACKLOG).0)
+        Events(broadcast::channel(EVENT_BACKLOG).0, Arc::default())
     }
 }
 
 impl Events {
     pub fn subscribe(&self) -> broadcast::Receiver<ServeEvent> {
         self.0.subscribe()
+    }
+
+    pub fn in_flight(&self) -> &Arc<InFlight> {
+        &self.1
     }
 
     pub fn refused(&self, protocol: Protocol, client: SocketAddr, request: &str, reason: &str) {
@@ -178,11 +184,24 @@ pub struct TransferRecord {
     bytes: u64,
     started: Instant,
     _slot: Option<Slot>,
+    _in_flight: InFlightGuard,
 }
 
 impl TransferRecord {
     pub fn new(events: &Events, protocol: Protocol, client: SocketAddr, path: &str, size: u64, start: u64) -> Self {
-        TransferRecord { events: events.clone(), protocol, client, path: path.to_string(), size, start, bytes: 0, started: Instant::now(), _slot: None }
+        let _in_flight = events.in_flight().start(protocol);
+        TransferRecord {
+            events: events.clone(),
+            protocol,
+            client,
+            path: path.to_string(),
+            size,
+            start,
+            bytes: 0,
+            started: Instant::now(),
+            _slot: None,
+            _in_flight,
+        }
     }
 
     /// Counts `n` more bytes sent, reporting progress at each step.
