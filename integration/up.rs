@@ -254,6 +254,40 @@ fn an_unreadable_journal_entry_is_named_never_skipped() {
     net.assert_restored(&original, "after the entry was repaired");
 }
 
+/// An installer that prints its marker and powers off in the same instant:
+/// the lab reads the VM's last console lines before it judges the power-off,
+/// so every VM reached its installer, however the poll falls. Six VMs, in two
+/// labs of three, each a chance for the race.
+#[test]
+fn a_vm_that_prints_its_marker_and_powers_off_at_once_reached_its_installer() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    for round in 0..2 {
+        let extra = [
+            "--vms",
+            "3",
+            "--memory",
+            "384",
+            "--append",
+            "inst.repo=http://{server}/iso/ pxelab.poweroff console=ttyS0,115200",
+            "--expect",
+            "PXELAB-STAGE: installer ready",
+            "--wait-for",
+            "installer",
+            "--timeout",
+            "400",
+        ];
+        let out = up(&net, "centos-busybox.iso", &extra);
+        let events = events(&out);
+        assert!(out.status.success(), "round {round}: {}\n{:?}", String::from_utf8_lossy(&out.stderr), events.last());
+        let reached = events.iter().find(|e| e["event"] == "reached").expect("reached");
+        let vms = reached["vms"].as_array().unwrap();
+        assert_eq!(vms.len(), 3);
+        assert!(vms.iter().all(|v| v["stage"] == "installer" || v["stage"] == "installed"), "round {round}: {vms:?}");
+        net.assert_restored(&original, &format!("round {round}"));
+    }
+}
+
 #[test]
 fn down_stops_a_detached_lab_and_vm_new_joins_it() {
     let net = TestNet::with_dhcp();

@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::blocking;
 use crate::virt::console::Console;
@@ -38,10 +38,25 @@ impl Consoles {
         self.open.insert(name.to_string(), console);
     }
 
+    /// Whether the lab holds `name`'s console (its stream has not ended).
+    pub fn is_open(&self, name: &str) -> bool {
+        self.open.contains_key(name)
+    }
+
     /// Reads every followed VM's console once, without waiting: opens the
     /// ones not open, drains each, appends to the records. Returns the new
     /// text per VM. A failure costs this poll's text, never the lab.
     pub async fn poll(&mut self, libvirt: &Libvirt, vms: Vec<Followed>) -> Vec<(String, Vec<u8>)> {
+        self.read(libvirt, vms, true).await
+    }
+
+    /// As [`Self::poll`], but only the consoles already open: for VMs that
+    /// stopped, whose streams still hold their last bytes.
+    pub async fn poll_open(&mut self, libvirt: &Libvirt, vms: Vec<Followed>) -> Vec<(String, Vec<u8>)> {
+        self.read(libvirt, vms, false).await
+    }
+
+    async fn read(&mut self, libvirt: &Libvirt, vms: Vec<Followed>, reopen: bool) -> Vec<(String, Vec<u8>)> {
         let mut open = std::mem::take(&mut self.open);
         let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
         let read = libvirt
@@ -49,6 +64,9 @@ impl Consoles {
                 let mut out = Vec::new();
                 for name in names {
                     if !open.contains_key(&name) {
+                        if !reopen {
+                            continue;
+                        }
                         // Not running (yet, or any more), or held by another reader.
                         match Console::open(conn, &name, false) {
                             Ok(console) => {
@@ -111,4 +129,72 @@ impl Consoles {
 /// Adds `bytes` to the console record at `path` (blocking).
 pub(crate) fn append(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::OpenOptions::new().create(true).append(true).open(path)?.write_all(bytes)
+}
+
+/// QEMU's own copy of the console (see `VmSpec::qemu_log`), beside the record.
+pub(crate) fn qemu_log_of(record: &Path) -> PathBuf {
+    let name = record.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = name.strip_suffix(".serial.log").unwrap_or(&name);
+    record.with_file_name(format!("{stem}.qemu.log"))
+}
+
+/// What QEMU's copy has past the end of the record: the last instant of a
+/// guest that powered off, which the console stream lost. Appended to the
+/// record and returned; nothing when there is no copy (a remote host).
+pub(crate) fn recover_tail(record: &Path) -> std::io::Result<Vec<u8>> {
+    let qemu = match std::fs::read(qemu_log_of(record)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let seen = std::fs::read(record).unwrap_or_default();
+    let missing = missing_tail(&seen, &qemu).to_vec();
+    if !missing.is_empty() {
+        append(record, &missing)?;
+    }
+    Ok(missing)
+}
+
+/// The part of `full` after the last place where `seen`'s end (up to 256
+/// bytes of it) stands: the two copies start at different moments, so the
+/// end of what was seen is what lines them up. All of `full` when `seen` is
+/// empty; nothing when `seen`'s end is not in `full` (a copy that cannot be
+/// lined up adds nothing rather than repeating lines).
+fn missing_tail<'a>(seen: &[u8], full: &'a [u8]) -> &'a [u8] {
+    if seen.is_empty() {
+        return full;
+    }
+    let end = &seen[seen.len().saturating_sub(256)..];
+    match full.windows(end.len()).rposition(|w| w == end) {
+        Some(at) => &full[at + end.len()..],
+        None => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tail_the_stream_lost_is_found_after_the_records_end() {
+        let full = b"SeaBIOS\nPXELAB-STAGE: stage2 md5 a0\nPXELAB-STAGE: installer ready\n[ 5.1] reboot: Power down\n";
+        let cut = b"SeaBIOS\nPXELAB-STAGE: stage2 md5 a0\nPXELAB-";
+        assert_eq!(missing_tail(cut, full), b"STAGE: installer ready\n[ 5.1] reboot: Power down\n");
+        assert_eq!(missing_tail(full, full), b"");
+        assert_eq!(missing_tail(b"", full), full);
+        assert_eq!(missing_tail(b"something else entirely", full), b"", "no line-up, nothing added");
+        assert_eq!(qemu_log_of(Path::new("/s/logs/pxelab-oak-1.serial.log")), PathBuf::from("/s/logs/pxelab-oak-1.qemu.log"));
+    }
+
+    #[test]
+    fn recovering_appends_to_the_record_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("vm.serial.log");
+        std::fs::write(&record, b"a\nPXELAB-").unwrap();
+        assert_eq!(recover_tail(&record).unwrap(), b"", "no QEMU copy: nothing to recover");
+        std::fs::write(qemu_log_of(&record), b"a\nPXELAB-STAGE: installer ready\n").unwrap();
+        assert_eq!(recover_tail(&record).unwrap(), b"STAGE: installer ready\n");
+        assert_eq!(std::fs::read(&record).unwrap(), b"a\nPXELAB-STAGE: installer ready\n");
+        assert_eq!(recover_tail(&record).unwrap(), b"", "a second time adds nothing");
+    }
 }

@@ -109,6 +109,8 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         disk_gib: request.shape.disk_gib,
         accel: choice.accel,
         serial_log,
+        // `vm new` reads its console only while someone follows it.
+        qemu_log: None,
         pxe: request.pxe,
         // libvirt picks; a running lab reads it from the domain when it adopts the VM.
         mac: None,
@@ -150,8 +152,16 @@ pub async fn vm_rm(uri: &str, name: &str) -> Result<VmMeta> {
 /// Removes pxelab's record of a removed VM's console.
 pub(crate) async fn remove_record(meta: &VmMeta) -> Result<()> {
     let path = PathBuf::from(&meta.serial_log);
-    match blocking::run(move || std::fs::remove_file(&path)).await {
+    let qemu_log = super::console::qemu_log_of(&path);
+    match blocking::run(move || std::fs::remove_file(&path).and(remove_if_there(&qemu_log))).await {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::environment(format!("cannot remove the console record {}: {e}", meta.serial_log))),
+        _ => Ok(()),
+    }
+}
+
+fn remove_if_there(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
 }

@@ -73,6 +73,11 @@ pub struct VmSpec {
     /// Where pxelab records the serial console, on the host pxelab runs on
     /// (kept in the metadata; the console itself is read through libvirt).
     pub serial_log: PathBuf,
+    /// QEMU's own copy of the serial console (`<log file>`, written by
+    /// virtlogd on the libvirt host): only for a libvirt host that is this
+    /// one. The console stream loses what a guest printed in its last
+    /// instant before it powered off; this file does not.
+    pub qemu_log: Option<PathBuf>,
     /// Boot from the network first (then from the disk).
     pub pxe: bool,
     /// The NIC's address; `None` lets libvirt pick one.
@@ -222,7 +227,7 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
       <model type='virtio'/>
       <boot order='{net_boot}'/>{rom}
     </interface>
-    <serial type='pty'>
+    <serial type='pty'>{qemu_log}
       <target port='0'/>
     </serial>
     <console type='pty'>
@@ -245,6 +250,7 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
         pool = e(pool),
         volume = e(volume),
         log = e(&log),
+        qemu_log = spec.qemu_log.as_ref().map(|p| format!("\n      <log file='{}' append='off'/>", e(&p.to_string_lossy()))).unwrap_or_default(),
         memory = spec.memory_mib,
         vcpus = spec.vcpus,
         network = e(&spec.network),
@@ -418,6 +424,7 @@ mod tests {
             disk_gib: 4,
             accel: Accel::Tcg,
             serial_log: "/var/lib/pxelab/logs/pxelab-oak-1.serial.log".into(),
+            qemu_log: None,
             pxe,
             mac: None,
             firmware: Firmware::Bios,

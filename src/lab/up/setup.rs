@@ -127,6 +127,8 @@ impl Lab {
             disk_gib: shape.disk_gib,
             accel: choice.accel,
             serial_log: logs.join(format!("{name}.serial.log")),
+            // A remote libvirt host would write it there, out of pxelab's reach.
+            qemu_log: (self.site == Site::Here).then(|| crate::lab::console::qemu_log_of(&logs.join(format!("{name}.serial.log")))),
             pxe: true,
             mac: Some(mac),
             firmware,

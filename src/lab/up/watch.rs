@@ -16,6 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio_util::sync::CancellationToken;
 
 use super::{Lab, UpRequest};
+use crate::blocking;
 use crate::error::{Error, Kind, Result};
 use crate::lab::console::Followed;
 use crate::lab::event::{EventSink, LabEvent, VmSummary};
@@ -30,6 +31,8 @@ use crate::virt::network;
 const POLL: Duration = Duration::from_millis(200);
 /// Every this many polls, VMs made with `pxelab vm new` are looked for.
 const ADOPT_EVERY: u64 = 10;
+/// How many reads a stopped VM's console gets before the VM is judged.
+const DRAIN_POLLS: usize = 10;
 
 impl Lab {
     /// Follows the boots until cancelled, `--wait-for` is reached, or `--timeout`.
@@ -178,16 +181,63 @@ impl Lab {
                 changed = true;
             }
         }
+        changed |= self.on_console(serial, now, report);
+        if ticks.is_multiple_of(ADOPT_EVERY) {
+            if let Ok(vms) = self.libvirt.call(domain::list).await {
+                changed |= self.drain_stopped(&vms, report).await;
+                changed |= self.powered_off(&vms, report);
+                changed |= self.adopt_new_vms(vms, report).await;
+            }
+        }
+        changed
+    }
+
+    /// New console text, per VM, turned into stages.
+    fn on_console(&mut self, serial: Vec<(String, Vec<u8>)>, now: f64, report: EventSink<'_>) -> bool {
+        let mut changed = false;
         for (name, text) in serial {
             for e in self.progress.on_serial(&name, &String::from_utf8_lossy(&text), now) {
                 self.stage_reached(e, report);
                 changed = true;
             }
         }
-        if ticks.is_multiple_of(ADOPT_EVERY) {
-            if let Ok(vms) = self.libvirt.call(domain::list).await {
-                changed |= self.powered_off(&vms, report);
-                changed |= self.adopt_new_vms(vms, report).await;
+        changed
+    }
+
+    /// A VM seen shut off may have printed its last lines (its marker, then
+    /// `poweroff -f`) after this poll read its console: before it is judged,
+    /// its console is read until libvirt ends the stream, for a second at most.
+    async fn drain_stopped(&mut self, vms: &[domain::VmInfo], report: EventSink<'_>) -> bool {
+        let unjudged = |v: &VmProgress| v.stage < Stage::Installed;
+        let stopped: Vec<Followed> = vms
+            .iter()
+            .filter(|v| v.state == VmState::ShutOff)
+            .filter_map(|v| self.progress.vms().iter().find(|p| p.name == v.name && unjudged(p)))
+            .map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) })
+            .collect();
+        let mut changed = false;
+        for _ in 0..DRAIN_POLLS {
+            if stopped.iter().all(|v| !self.consoles.is_open(&v.name)) {
+                break;
+            }
+            let followed = stopped.iter().map(|v| Followed { name: v.name.clone(), record: v.record.clone() }).collect();
+            let serial = self.consoles.poll_open(&self.libvirt, followed).await;
+            let now = self.now();
+            changed |= self.on_console(serial, now, report);
+            tokio::time::sleep(POLL / 2).await;
+        }
+        // What the stream lost as QEMU exited, from QEMU's own copy (a
+        // libvirt host that is this one only).
+        for vm in stopped {
+            let record = vm.record.clone();
+            match blocking::run(move || crate::lab::console::recover_tail(&record)).await {
+                Ok(tail) if !tail.is_empty() => {
+                    tracing::debug!("{}: {} bytes of its console recovered from QEMU's log", vm.name, tail.len());
+                    let now = self.now();
+                    changed |= self.on_console(vec![(vm.name, tail)], now, report);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("cannot read QEMU's copy of {}'s console: {e}", vm.name),
             }
         }
         changed
