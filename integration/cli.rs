@@ -97,11 +97,58 @@ fn json_errors_are_json_on_stdout_too() {
 }
 
 #[test]
-fn usage_errors_exit_2() {
-    assert_eq!(run(&["iso", "inspect"]).code, 2);
-    assert_eq!(run(&["no-such-verb"]).code, 2);
-    assert_eq!(run(&["serve", "--iso", "x.iso", "--bind", "not-an-ip"]).code, 2);
-    assert_eq!(run(&["up", "--iso", "x.iso", "--accel", "warp"]).code, 2);
+fn usage_errors_exit_2_and_bad_values_exit_3() {
+    let iso = fixture("centos-busybox.iso");
+    let iso = iso.to_str().unwrap();
+    // The shape of the command line: 2, with the whole message on one line
+    // and the verb's own help.
+    let usage: [(&[&str], &str, &str); 8] = [
+        (&["iso", "inspect"], "required arguments were not provided: <ISO>", "pxelab iso inspect"),
+        (&["serve"], "required arguments were not provided: --iso <ISO>, --bind <ADDR>", "pxelab serve"),
+        (&["no-such-verb"], "unrecognized subcommand 'no-such-verb'", "pxelab"),
+        (&[], "`pxelab` needs a command: up, down, status, serve, vm, net, dhcp-config, doctor, iso, completions", "pxelab"),
+        (&["vm"], "`pxelab vm` needs a command: new, list, rm, console", "pxelab vm"),
+        (&["net"], "`pxelab net` needs a command: patch, restore", "pxelab net"),
+        (&["dhcp-config", "--format", "isc", "--proxy", "--server", "10.0.0.1"], "--proxy goes with --format dnsmasq", "pxelab dhcp-config"),
+        (&["serve", "--iso", iso, "--bind", "127.0.0.1", "--http-port", "none", "--repo", "http"], "--http-port none leaves", "pxelab serve"),
+    ];
+    for (args, message, verb) in usage {
+        let r = run(args);
+        assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+        if !message.starts_with("--") {
+            assert!(r.stderr.ends_with(&format!("; see `{verb} --help`\n")), "{args:?}: {}", r.stderr);
+        }
+    }
+    // A value that does not parse or is out of range: 3, clap's list of
+    // possible values kept, and the verb's own help.
+    let serve = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = ["serve", "--iso", iso, "--bind", "127.0.0.1"].iter().map(|s| s.to_string()).collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let bad: Vec<(Vec<String>, &str, &str)> = vec![
+        (serve(&["--tftp-port", "70000"]), "70000 is not in 0..=65535", "pxelab serve"),
+        (serve(&["--max-transfers", "0"]), "0 is not in 1..=100000", "pxelab serve"),
+        (serve(&["--passive-ports", "5-1"]), "is not a port range", ""),
+        (serve(&["--allow", "10.0.0.0/33"]), "is not an address range", ""),
+        (vec!["serve".into(), "--iso".into(), "x.iso".into(), "--bind".into(), "not-an-ip".into()], "invalid IP address syntax", "pxelab serve"),
+        (vec!["up".into(), "--iso".into(), "x.iso".into(), "--accel".into(), "warp".into()], "possible values: auto, kvm, tcg", "pxelab up"),
+        (vec!["dhcp-config".into(), "--format".into(), "xml".into()], "possible values: isc, dnsmasq, windows, libvirt", "pxelab dhcp-config"),
+        (vec!["completions".into(), "tcsh".into()], "possible values: bash, zsh, fish", "pxelab completions"),
+        (vec!["net".into(), "patch".into(), "--server".into(), "999.1.1.1".into()], "invalid IP address syntax", "pxelab net patch"),
+    ];
+    for (args, message, verb) in bad {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let r = run(&args);
+        assert_eq!(r.code, 3, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{args:?}: {}", r.stderr);
+        assert!(r.stderr.contains(message), "{args:?}: {}", r.stderr);
+        if !verb.is_empty() {
+            assert!(r.stderr.ends_with(&format!("; see `{verb} --help`\n")), "{args:?}: {}", r.stderr);
+        }
+    }
 }
 
 #[test]

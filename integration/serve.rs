@@ -357,3 +357,49 @@ fn a_stop_lets_transfers_in_flight_finish_and_does_not_wait_for_idle_sessions() 
     assert!(idle.child.wait().unwrap().success());
     assert!(signalled.elapsed() < Duration::from_secs(1), "an idle session held the stop for {:?}", signalled.elapsed());
 }
+
+/// pxelab's own ports must differ (exit 3, naming both options), a passive
+/// range held entirely by another process stops `serve` (exit 4, naming
+/// the holder), and a data connection that finds no free passive port is
+/// logged, not only answered 425.
+#[test]
+fn own_ports_must_differ_and_a_busy_passive_range_is_named() {
+    let iso = fixture("centos-busybox.iso");
+    let serve = |extra: &[&str]| pxelab().args(["serve", "--bind", "127.0.0.1", "--tftp-port", "0", "--iso"]).arg(&iso).args(extra).output().unwrap();
+    for (extra, says) in [
+        (&["--ftp-port", "16921", "--passive-ports", "16921-16921"][..], "--passive-ports 16921-16921 holds --ftp-port 16921"),
+        (&["--ftp-port", "17000", "--http-port", "17000"], "--ftp-port and --http-port are both 17000"),
+        (&["--ftp-port", "0", "--http-port", "16950", "--passive-ports", "16940-16960"], "holds --http-port 16950"),
+    ] {
+        let out = serve(extra);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{extra:?}: {stderr}");
+        assert!(stderr.contains(says) && !stderr.contains("another process"), "{extra:?}: {stderr}");
+    }
+    let holder = std::net::TcpListener::bind("127.0.0.1:16970").unwrap();
+    let out = serve(&["--ftp-port", "0", "--http-port", "0", "--passive-ports", "16970-16970"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("every FTP passive port in 16970-16970") && stderr.contains(&format!("pid {}", std::process::id())), "{stderr}");
+    drop(holder);
+
+    // Free at the start, taken afterwards: the download fails, and says why in the log.
+    let mut child = pxelab()
+        .args(["serve", "--json", "--bind", "127.0.0.1", "--tftp-port", "0", "--ftp-port", "0", "--http-port", "0", "--passive-ports", "16971-16971", "--iso"])
+        .arg(&iso)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut ready).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+    let _taken = std::net::TcpListener::bind("127.0.0.1:16971").unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, _) = curl(&[&format!("ftp://{}/.treeinfo", ready["ftp"].as_str().unwrap())], &dir.path().join("t"));
+    assert!(!ok, "no passive port, no download");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("no FTP passive port free") && stderr.contains("425"), "{stderr}");
+}

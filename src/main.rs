@@ -55,26 +55,82 @@ fn fail(err: &Error, json: bool) -> ExitCode {
 /// clap's suggestion ("a similar argument exists: '--network'"), and where
 /// to read more.
 fn usage_error(e: &clap::Error) -> Error {
+    let verb = verb_of(std::env::args_os().skip(1).map(|a| a.to_string_lossy().into_owned()).collect());
+    let message = format!("{}; see `{verb} --help`", clap_message(e, &verb));
+    // A value that does not parse or is out of range is bad input (3);
+    // the shape of the command line (a missing or unknown argument) is usage (2).
+    match e.kind() {
+        ErrorKind::InvalidValue | ErrorKind::ValueValidation | ErrorKind::InvalidUtf8 => Error::bad_input(message),
+        _ => Error::usage(message),
+    }
+}
+
+/// clap's whole message on one line: the error, what follows it (the
+/// missing arguments, the possible values), and its tip. A verb given no
+/// subcommand gets the list of its subcommands.
+fn clap_message(e: &clap::Error, verb: &str) -> String {
     let rendered = e.render().to_string();
+    if e.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+        let commands: Vec<&str> = rendered
+            .lines()
+            .skip_while(|l| l.trim() != "Commands:")
+            .skip(1)
+            .take_while(|l| l.starts_with("  "))
+            .filter_map(|l| l.split_whitespace().next())
+            .filter(|c| *c != "help")
+            .collect();
+        return format!("`{verb}` needs a command: {}", commands.join(", "));
+    }
     let mut parts: Vec<String> = Vec::new();
-    for line in rendered.lines().map(str::trim) {
-        if let Some(message) = line.strip_prefix("error: ") {
-            parts.push(message.to_string());
-        } else if let Some(tip) = line.strip_prefix("tip: ") {
+    let mut details: Vec<String> = Vec::new();
+    for line in rendered.lines() {
+        let trimmed = line.trim();
+        if let Some(message) = trimmed.strip_prefix("error: ") {
+            parts.push(message.trim_end_matches(':').to_string());
+        } else if let Some(tip) = trimmed.strip_prefix("tip: ") {
             parts.push(tip.to_string());
+        } else if trimmed.starts_with("Usage: ") || trimmed.starts_with("For more information") {
+            break;
+        } else if let Some(values) = trimmed.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            parts.push(values.to_string());
+        } else if !trimmed.is_empty() && line.starts_with("  ") && !parts.is_empty() {
+            details.push(trimmed.to_string());
         }
     }
-    // "Usage: pxelab up [OPTIONS] --iso <ISO>" names the verb to ask about.
-    let command: Vec<&str> = rendered
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Usage: "))
-        .map(|u| u.split_whitespace().take_while(|w| !w.starts_with(['[', '<', '-'])).collect())
-        .unwrap_or_default();
-    let command = if command.is_empty() { "pxelab".to_string() } else { command.join(" ") };
+    if !details.is_empty() {
+        let first = parts.first_mut().expect("checked above");
+        *first = format!("{first}: {}", details.join(", "));
+    }
     if parts.is_empty() {
         parts.push(e.kind().to_string());
     }
-    Error::usage(format!("{}; see `{command} --help`", parts.join("; ")))
+    parts.join("; ")
+}
+
+/// The verb the arguments name (`pxelab`, `pxelab net patch`, …), for the
+/// help to point at: each word that is a subcommand of the one before.
+fn verb_of(args: Vec<String>) -> String {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut path = vec!["pxelab".to_string()];
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "-c" || arg == "--connect" {
+            args.next();
+            continue;
+        }
+        if arg.starts_with('-') {
+            continue;
+        }
+        match command.find_subcommand(&arg).cloned() {
+            Some(sub) => {
+                path.push(sub.get_name().to_string());
+                command = sub;
+            }
+            None => break,
+        }
+    }
+    path.join(" ")
 }
 
 /// Servers hold a descriptor per connection and per open transfer: take

@@ -47,7 +47,7 @@ pub struct DhcpConfigArgs {
 pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
     let format = match (args.format, args.proxy) {
         (DhcpFormat::Dnsmasq, true) => lab::DhcpFormat::DnsmasqProxy,
-        (_, true) => return Err(Error::bad_input("--proxy goes with --format dnsmasq")),
+        (_, true) => return Err(Error::usage("--proxy goes with --format dnsmasq; drop --proxy or pass --format dnsmasq")),
         (DhcpFormat::Isc, _) => lab::DhcpFormat::Isc,
         (DhcpFormat::Dnsmasq, _) => lab::DhcpFormat::Dnsmasq,
         (DhcpFormat::Windows, _) => lab::DhcpFormat::Windows,

@@ -196,12 +196,14 @@ pub(crate) struct ServeFlags {
     pub tftp_port: Option<&'static str>,
     pub ftp_port: &'static str,
     pub http_port: &'static str,
+    pub passive_ports: &'static str,
 }
 
 /// A server that cannot start, as the user sees it, with the verb's fix.
 pub(crate) fn server_error(e: ServeError, flags: &ServeFlags) -> Error {
     let fix = match &e {
-        ServeError::Tree { .. } => return Error::bad_input(e.to_string()),
+        ServeError::Tree { .. } | ServeError::Clash(_) => return Error::bad_input(e.to_string()),
+        ServeError::PassiveBusy { .. } => format!("stop what holds them, or choose a free range with {}", flags.passive_ports),
         ServeError::PortBusy { protocol: Protocol::Tftp, .. } => match flags.tftp_port {
             Some(flag) => format!("stop that process or choose another port with {flag}"),
             None => "stop that process (`pxelab doctor` names it): PXE clients ask for TFTP on port 69 only".to_string(),

@@ -123,6 +123,12 @@ pub enum ServeError {
     Bind { protocol: Protocol, addr: SocketAddr, source: std::io::Error, hint: &'static str },
     #[error("cannot serve --tree {path}: {source}")]
     Tree { path: PathBuf, source: std::io::Error },
+    /// Two of pxelab's own ports are the same (the FTP and HTTP port, or a
+    /// control port inside the passive range): a bad value, not a busy port.
+    #[error("{0}")]
+    Clash(String),
+    #[error("every FTP passive port in {first}-{last} on {ip} is in use{by}: FTP downloads would all fail (425)")]
+    PassiveBusy { ip: IpAddr, first: u16, last: u16, by: String },
 }
 
 /// The running servers.
@@ -142,6 +148,8 @@ pub struct Servers {
 impl Servers {
     /// Binds both servers and starts them.
     pub async fn start(tree: Arc<BootTree>, config: ServeConfig) -> Result<Servers, ServeError> {
+        ports::check_distinct(config.ftp_port, config.http_port, &config.limits.passive_ports).map_err(ServeError::Clash)?;
+        ports::check_passive(config.bind, &config.limits.passive_ports)?;
         let events = Events::default();
         let stop = CancellationToken::new();
         let tree_for_http = tree.clone();

@@ -109,6 +109,40 @@ fn parse_local(field: &str) -> Option<SocketAddr> {
     Some(SocketAddr::new(ip, port))
 }
 
+/// pxelab's own ports must differ: FTP and HTTP (0 means "any free one"),
+/// and neither inside the FTP passive range.
+pub fn check_distinct(ftp: u16, http: Option<u16>, passive: &std::ops::RangeInclusive<u16>) -> Result<(), String> {
+    if ftp != 0 && http == Some(ftp) {
+        return Err(format!("--ftp-port and --http-port are both {ftp}: pxelab would ask for the same port twice; choose two ports"));
+    }
+    for (flag, port) in [("--ftp-port", Some(ftp)), ("--http-port", http)] {
+        if let Some(port) = port.filter(|p| *p != 0 && passive.contains(p)) {
+            return Err(format!(
+                "--passive-ports {}-{} holds {flag} {port}: FTP data connections would take the port the server listens on; choose a range without it",
+                passive.start(),
+                passive.end()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The FTP passive range on `ip`: an error when no port of it can be
+/// bound (every download would fail with 425), a warning when some are held.
+pub fn check_passive(ip: IpAddr, passive: &std::ops::RangeInclusive<u16>) -> Result<(), super::ServeError> {
+    let busy: Vec<u16> = passive.clone().filter(|port| std::net::TcpListener::bind((ip, *port)).is_err()).collect();
+    let total = passive.clone().count();
+    if busy.is_empty() {
+        return Ok(());
+    }
+    let by = owner(Transport::Tcp, SocketAddr::new(ip, busy[0])).map(|o| format!(" (port {} held by {o})", busy[0])).unwrap_or_default();
+    if busy.len() == total {
+        return Err(super::ServeError::PassiveBusy { ip, first: *passive.start(), last: *passive.end(), by });
+    }
+    tracing::warn!("{} of the {total} FTP passive ports {}-{} on {ip} are in use{by}: fewer FTP downloads can run at once", busy.len(), passive.start(), passive.end());
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -99,7 +99,11 @@ where
         _ => try_port_range(args.local_addr, args.passive_ports.clone()),
     };
     let listener = match listener {
-        Err(_) => return Ok(Reply::new(ReplyCode::CantOpenDataConnection, "No data connection established")),
+        Err(e) => {
+            // pxelab patch: say why a download is about to fail, in pxelab's log.
+            tracing::warn!(target: "pxelab::serve::ftp", "no FTP passive port free in {:?} for a data connection ({e}): the client gets 425", args.passive_ports);
+            return Ok(Reply::new(ReplyCode::CantOpenDataConnection, "No data connection established"));
+        }
         Ok(l) => l,
     };
     let listener = listener.listen(1024)?;
