@@ -232,3 +232,60 @@ fn vms_pxelab_did_not_make_are_left_alone() {
     let out = net.pxelab(&["vm", "new", "--pxe", "--network", &net.name, "--name", "bad name"]);
     assert_eq!(out.status.code(), Some(3));
 }
+
+/// `net restore` looks at the network before it restores: a DHCP host added
+/// since the patch is kept (only pxelab's bootp goes), a network undefined
+/// since is left gone unless --force, one patched while stopped and started
+/// since keeps running, and a network that does not exist is named as
+/// `net patch` names it.
+#[test]
+fn net_restore_never_undoes_a_change_pxelab_did_not_make() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let subnet = &net.ip[..net.ip.len() - 2];
+    assert!(net.pxelab(&["net", "patch", "--network", &net.name]).status.success());
+    let host = format!("<host mac='52:54:00:00:00:01' ip='{subnet}.50'/>");
+    virsh_ok(&["net-update", &net.name, "add", "ip-dhcp-host", &host, "--config", "--live"]);
+    let out = net.pxelab(&["--json", "net", "restore", "--network", &net.name]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((report["restored"].as_bool(), report["kept_changes"].as_bool()), (Some(true), Some(true)), "{report}");
+    for (what, xml) in [("inactive", net.inactive_xml()), ("live", net.live_xml())] {
+        assert!(xml.contains("52:54:00:00:00:01") && !xml.contains("<bootp"), "{what}: {xml}");
+    }
+    virsh_ok(&["net-update", &net.name, "delete", "ip-dhcp-host", &host, "--config", "--live"]);
+    assert_eq!(net.inactive_xml(), original);
+
+    // Undefined since the patch: left gone, the entry kept, until --force.
+    assert!(net.pxelab(&["net", "patch", "--network", &net.name]).status.success());
+    virsh_ok(&["net-destroy", &net.name]);
+    virsh_ok(&["net-undefine", &net.name]);
+    let out = net.pxelab(&["net", "restore", "--network", &net.name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("was undefined after pxelab patched it") && stderr.contains("--force"), "{stderr}");
+    assert!(!virsh(&["net-info", &net.name]).status.success(), "a network someone undefined was defined again");
+    assert_eq!(net.journal_entries(), 1);
+    let out = net.pxelab(&["net", "restore", "--network", &net.name, "--force"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(net.inactive_xml(), original);
+    assert!(virsh_ok(&["net-info", &net.name]).contains("Active:         yes"));
+
+    // Patched while stopped, started since: restored and still running.
+    virsh_ok(&["net-destroy", &net.name]);
+    assert!(net.pxelab(&["net", "patch", "--network", &net.name]).status.success());
+    virsh_ok(&["net-start", &net.name]);
+    assert!(net.live_xml().contains("<bootp"));
+    assert!(net.pxelab(&["net", "restore", "--network", &net.name]).status.success());
+    assert!(virsh_ok(&["net-info", &net.name]).contains("Active:         yes"), "someone started it: it keeps running");
+    assert!(!net.live_xml().contains("<bootp"));
+    assert_eq!(net.inactive_xml(), original);
+
+    // No such network: the same answer as `net patch`.
+    for verb in ["patch", "restore"] {
+        let out = net.pxelab(&["net", verb, "--network", "pxt-no-such-network"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{verb}: {stderr}");
+        assert!(stderr.contains("does not exist"), "{verb}: {stderr}");
+    }
+}

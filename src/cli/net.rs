@@ -30,7 +30,8 @@ pub enum NetCommand {
     Restore {
         #[arg(long)]
         network: String,
-        /// Restore even though a running lab serves on the network (its guests then get no boot file).
+        /// Restore even though a running lab serves on the network (its guests then get no boot file),
+        /// and define the network again if it was undefined after the patch.
         #[arg(long)]
         force: bool,
     },

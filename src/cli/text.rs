@@ -122,7 +122,12 @@ pub fn net_patch_text(report: &lab::NetPatchReport) -> String {
 
 /// `pxelab net restore` as text.
 pub fn net_restore_text(report: &lab::NetRestoreReport) -> String {
-    if report.restored {
+    if report.restored && report.kept_changes {
+        format!(
+            "network {} was changed since pxelab patched it: those changes were kept, and only pxelab's bootp and dnsmasq lines were taken out\n",
+            report.network
+        )
+    } else if report.restored {
         format!("network {} is back as it was before pxelab patched it\n", report.network)
     } else {
         format!("network {} has no pxelab patch to undo; nothing changed\n", report.network)

@@ -30,6 +30,16 @@ pub struct PatchedNetwork {
     pub pid: u32,
     /// Seconds since the Unix epoch.
     pub at: u64,
+    /// The inactive XML pxelab left (libvirt's own spelling, read back after
+    /// the define): a network that differs from it at restore time was
+    /// changed by someone else since. `None` in older entries, or when
+    /// pxelab died before it read it back.
+    #[serde(default)]
+    pub patched_xml: Option<String>,
+    /// Whether pxelab left the network running (it restarts a running one,
+    /// and `up` starts a stopped one; `net patch` leaves a stopped one stopped).
+    #[serde(default)]
+    pub left_running: Option<bool>,
 }
 
 /// A VM pxelab created for a lab: removed by `down` unless kept.
@@ -68,6 +78,11 @@ impl Journal {
         &self.dir
     }
 
+    /// The file that records `network`'s patch (for messages: delete it to forget the patch).
+    pub fn network_entry(&self, uri: &str, network: &str) -> PathBuf {
+        self.network_path(uri, network)
+    }
+
     fn network_path(&self, uri: &str, network: &str) -> PathBuf {
         self.dir.join(format!("network-{:016x}-{}.json", fnv1a(uri), escape(network)))
     }
@@ -83,6 +98,13 @@ impl Journal {
         let json = serde_json::to_vec_pretty(patch).map_err(io::Error::other)?;
         write_atomically(&path, &json)?;
         Ok(true)
+    }
+
+    /// Rewrites a network's record (what pxelab left, once it is known),
+    /// keeping the original XML the first record holds.
+    pub fn update_network(&self, patch: &PatchedNetwork) -> io::Result<()> {
+        let json = serde_json::to_vec_pretty(patch).map_err(io::Error::other)?;
+        write_atomically(&self.network_path(&patch.uri, &patch.network), &json)
     }
 
     pub fn network(&self, uri: &str, network: &str) -> io::Result<Option<PatchedNetwork>> {
@@ -309,7 +331,17 @@ mod tests {
     use super::*;
 
     fn patch(xml: &str) -> PatchedNetwork {
-        PatchedNetwork { uri: "qemu:///system".into(), network: "lab/1".into(), original_xml: xml.into(), was_active: true, autostart: false, pid: 1, at: 2 }
+        PatchedNetwork {
+            uri: "qemu:///system".into(),
+            network: "lab/1".into(),
+            original_xml: xml.into(),
+            was_active: true,
+            autostart: false,
+            pid: 1,
+            at: 2,
+            patched_xml: None,
+            left_running: None,
+        }
     }
 
     #[test]

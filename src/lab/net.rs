@@ -49,7 +49,8 @@ pub struct NetPatchReport {
 pub struct NetRestoreRequest {
     pub uri: String,
     pub network: String,
-    /// Restore even though a running lab serves on the network.
+    /// Restore even though a running lab serves on the network, and define
+    /// a network again that was undefined after the patch.
     pub force: bool,
 }
 
@@ -60,6 +61,9 @@ pub struct NetRestoreReport {
     pub restored: bool,
     pub restarted: bool,
     pub reattached: Vec<String>,
+    /// The network was changed since pxelab patched it: those changes were
+    /// kept, and only pxelab's bootp and dnsmasq lines were taken out.
+    pub kept_changes: bool,
 }
 
 fn journal_error(journal_dir: &str, e: std::io::Error) -> Error {
@@ -157,23 +161,35 @@ pub(crate) async fn apply_patch(
         autostart: state.autostart,
         pid: std::process::id(),
         at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        patched_xml: None,
+        left_running: None,
     };
+    // A second patch (the network still carries pxelab's) keeps the first
+    // record's original; what it leaves is recorded below either way.
     journal.record_network(&entry).map_err(|e| journal_error(&journal.dir().display().to_string(), e))?;
     pause_point("after-journal", shutdown).await;
     tracing::debug!("defining the patched network {}{}", state.name, if run { " and restarting it" } else { "" });
 
     let (name, guests) = (state.name.clone(), state.guests.clone());
     let bridge = state.parsed.bridge.clone().unwrap_or_default();
-    let reattached = libvirt
+    let (reattached, left) = libvirt
         .call(move |c| {
             network::define(c, &patched)?;
-            if !run {
-                return Ok(Vec::new());
+            if run {
+                network::restart(c, &name, true)?;
             }
-            network::restart(c, &name, true)?;
-            network::reattach(&guests, &bridge)
+            let reattached = if run { network::reattach(&guests, &bridge)? } else { Vec::new() };
+            // libvirt's spelling of what it now holds, for `net restore` to compare with.
+            Ok((reattached, network::read(c, &name)?.inactive_xml))
         })
         .await?;
+    let was_running = state.active;
+    let recorded = journal.network(libvirt.uri(), &state.name).ok().flatten();
+    if let Some(mut entry) = recorded {
+        entry.patched_xml = Some(left);
+        entry.left_running = Some(run || was_running);
+        journal.update_network(&entry).map_err(|e| journal_error(&journal.dir().display().to_string(), e))?;
+    }
     pause_point("after-define", shutdown).await;
     Ok(reattached)
 }
@@ -227,11 +243,15 @@ pub async fn net_restore(request: NetRestoreRequest) -> Result<NetRestoreReport>
     }
     let journal = Journal::open_default().map_err(|e| journal_error("the state directory", e))?;
     let journal_dir = journal.dir().display().to_string();
-    let Some(entry) = journal.network(uri, network_name).map_err(|e| journal_error(&journal_dir, e))? else {
-        return Ok(NetRestoreReport { network: network_name.into(), restored: false, restarted: false, reattached: Vec::new() });
-    };
+    let nothing = NetRestoreReport { network: network_name.into(), restored: false, restarted: false, reattached: Vec::new(), kept_changes: false };
     let libvirt = Libvirt::connect(uri).await?;
-    let restored = undo::restore_network(&libvirt, &entry).await?;
+    let Some(entry) = journal.network(uri, network_name).map_err(|e| journal_error(&journal_dir, e))? else {
+        // As `net patch` says of it: a network that does not exist is a bad name.
+        let name = network_name.to_string();
+        libvirt.call(move |c| network::read(c, &name)).await?;
+        return Ok(nothing);
+    };
+    let restored = undo::restore_network(&libvirt, &journal, &entry, request.force).await?;
     journal.forget_network(uri, network_name).map_err(|e| journal_error(&journal_dir, e))?;
-    Ok(NetRestoreReport { network: network_name.into(), restored: true, restarted: restored.restarted, reattached: restored.reattached })
+    Ok(NetRestoreReport { restored: true, restarted: restored.restarted, reattached: restored.reattached, kept_changes: restored.kept_changes, ..nothing })
 }

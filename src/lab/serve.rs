@@ -117,7 +117,8 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
 }
 
 /// `serve`'s own options, for the fixes of its errors.
-const SERVE_FLAGS: ServeFlags = ServeFlags { address: "--bind", tftp_port: Some("--tftp-port"), ftp_port: "--ftp-port", http_port: "--http-port", passive_ports: "--passive-ports" };
+const SERVE_FLAGS: ServeFlags =
+    ServeFlags { address: "--bind", tftp_port: Some("--tftp-port"), ftp_port: "--ftp-port", http_port: "--http-port", passive_ports: "--passive-ports" };
 
 /// What replaces `{server}` in kernel arguments: the address, with the
 /// port when it is not the protocol's default (`inst.repo=ftp://{server}/`,

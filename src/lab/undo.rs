@@ -73,9 +73,10 @@ pub(crate) async fn undo_journal(libvirt: &Libvirt, journal: &Journal, keep: boo
         }
     }
     for patch in journal.networks().map_err(journal_err)?.into_iter().filter(|n| n.uri == uri) {
-        match restore_network(libvirt, &patch).await {
-            Ok(_) => {
-                report(&LabEvent::Teardown { message: format!("network {} restored", patch.network) });
+        match restore_network(libvirt, journal, &patch, false).await {
+            Ok(restored) => {
+                let kept = if restored.kept_changes { " (changes made since pxelab patched it were kept)" } else { "" };
+                report(&LabEvent::Teardown { message: format!("network {} restored{kept}", patch.network) });
                 if let Err(e) = journal.forget_network(&uri, &patch.network) {
                     first_error.get_or_insert(journal_err(e));
                 }
@@ -98,39 +99,110 @@ pub(crate) struct RestoredNetwork {
     pub restarted: bool,
     /// Guest taps plugged back into the bridge after the restart.
     pub reattached: Vec<String>,
+    /// Someone changed the network since pxelab patched it: those changes
+    /// were kept and only pxelab's were taken out.
+    pub kept_changes: bool,
 }
 
-/// Puts one journaled network back as it was: its inactive XML byte for
-/// byte, its running state, its autostart flag.
-pub(crate) async fn restore_network(libvirt: &Libvirt, entry: &PatchedNetwork) -> Result<RestoredNetwork> {
-    let entry = entry.clone();
+/// What restoring a network will do, decided before anything changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RestorePlan {
+    /// The definition to put in place, when it differs from the network's now.
+    define: Option<String>,
+    /// Whether the network runs afterwards.
+    run: bool,
+    kept_changes: bool,
+}
+
+/// Why a network is not restored without `--force`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Refusal {
+    /// Someone undefined it after pxelab patched it.
+    Undefined,
+}
+
+/// The restore of `entry`, given the network as it is now (`None`: it no
+/// longer exists). Pure. A network nobody else touched gets its original
+/// definition back byte for byte; one changed since keeps those changes and
+/// loses only pxelab's (its bootp, its dnsmasq lines); one undefined since
+/// is defined again only with `force`. The running state is the one before
+/// the patch, unless pxelab left it stopped and someone started it since.
+fn plan_restore(entry: &PatchedNetwork, now: Option<(&str, bool)>, force: bool) -> std::result::Result<RestorePlan, Refusal> {
+    let Some((xml, active)) = now else {
+        return if force {
+            Ok(RestorePlan { define: Some(entry.original_xml.clone()), run: entry.was_active, kept_changes: false })
+        } else {
+            Err(Refusal::Undefined)
+        };
+    };
+    let changed = entry.patched_xml.as_deref().is_some_and(|patched| patched != xml) && xml != entry.original_xml;
+    let target = match (&entry.patched_xml, changed) {
+        (Some(patched), true) => unpatch(xml, &entry.original_xml, patched).unwrap_or_else(|_| entry.original_xml.clone()),
+        _ => entry.original_xml.clone(),
+    };
+    let run = match entry.left_running {
+        Some(false) => active,
+        _ => entry.was_active,
+    };
+    Ok(RestorePlan { define: (target != xml).then_some(target), run, kept_changes: changed })
+}
+
+/// `current` without pxelab's part of `patched`: the bootp goes back to the
+/// original's (when it is still pxelab's), and the dnsmasq lines pxelab
+/// added go; everything else in `current` stays.
+fn unpatch(current: &str, original: &str, patched: &str) -> std::result::Result<String, netxml::XmlError> {
+    let mut xml = current.to_string();
+    if netxml::bootp_of(current) == netxml::bootp_of(patched) {
+        xml = match netxml::bootp_of(original) {
+            Some(bootp) => netxml::set_bootp(&xml, &bootp)?,
+            None => netxml::remove_bootp(&xml)?,
+        };
+    }
+    let theirs = netxml::dnsmasq_options_of(original);
+    let ours: Vec<String> = netxml::dnsmasq_options_of(patched).into_iter().filter(|o| !theirs.contains(o)).collect();
+    netxml::remove_dnsmasq_options(&xml, &ours)
+}
+
+/// Puts one journaled network back as [`plan_restore`] decides: its
+/// definition, its running state (dnsmasq restarted when its live boot
+/// settings differ), its autostart flag.
+pub(crate) async fn restore_network(libvirt: &Libvirt, journal: &Journal, entry: &PatchedNetwork, force: bool) -> Result<RestoredNetwork> {
     tracing::debug!("restoring network {}", entry.network);
+    let name = entry.network.clone();
+    let now = libvirt
+        .call(move |c| match network::read(c, &name) {
+            Ok(state) => Ok(Some(state)),
+            Err(VirtError::NoNetwork(_)) => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await?;
+    let plan = plan_restore(entry, now.as_ref().map(|s| (s.inactive_xml.as_str(), s.active)), force).map_err(|Refusal::Undefined| {
+        Error::environment(format!(
+            "network {n} was undefined after pxelab patched it, so pxelab left it gone: `pxelab net restore --network {n} --force` defines it again as it was before the patch, or delete {} to forget it",
+            journal.network_entry(&entry.uri, &entry.network).display(),
+            n = entry.network
+        ))
+    })?;
+    let entry = entry.clone();
     let restored = libvirt
         .call(move |c| {
-            let now = match network::read(c, &entry.network) {
-                Ok(state) => Some(state),
-                Err(VirtError::NoNetwork(_)) => None,
-                Err(e) => return Err(e),
-            };
-            let definition_differs = now.as_ref().is_none_or(|s| s.inactive_xml != entry.original_xml);
-            if definition_differs {
-                network::define(c, &entry.original_xml)?;
+            if let Some(xml) = &plan.define {
+                network::define(c, xml)?;
             }
+            let target = plan.define.clone().or_else(|| now.as_ref().map(|s| s.inactive_xml.clone())).unwrap_or_default();
             let active = now.as_ref().is_some_and(|s| s.active);
             // A running network keeps its patched dnsmasq until restarted:
-            // everything the patch touches counts, not just the bootp (a
-            // network that already had pxelab's bootp still has the lab's
-            // dnsmasq lines live).
-            let live_differs = active && network::live_xml(c, &entry.network).ok().is_none_or(|live| !same_boot_settings(&live, &entry.original_xml));
-            let guests = now.as_ref().map(|s| s.guests.clone()).unwrap_or_default();
-            let restart = live_differs || active != entry.was_active;
+            // everything the patch touches counts, not just the bootp.
+            let live_differs = active && network::live_xml(c, &entry.network).ok().is_none_or(|live| !same_boot_settings(&live, &target));
+            let restart = live_differs || active != plan.run;
             if restart {
-                network::restart(c, &entry.network, entry.was_active)?;
+                network::restart(c, &entry.network, plan.run)?;
             }
             network::set_autostart(c, &entry.network, entry.autostart)?;
-            let bridge = netxml::parse(&entry.original_xml).ok().and_then(|n| n.bridge).unwrap_or_default();
-            let reattached = if restart && entry.was_active { network::reattach(&guests, &bridge)? } else { Vec::new() };
-            Ok(RestoredNetwork { restarted: restart, reattached })
+            let guests = now.as_ref().map(|s| s.guests.clone()).unwrap_or_default();
+            let bridge = netxml::parse(&target).ok().and_then(|n| n.bridge).unwrap_or_default();
+            let reattached = if restart && plan.run { network::reattach(&guests, &bridge)? } else { Vec::new() };
+            Ok(RestoredNetwork { restarted: restart, reattached, kept_changes: plan.kept_changes })
         })
         .await?;
     Ok(restored)
@@ -148,6 +220,54 @@ mod tests {
     use super::*;
 
     const BASE: &str = "<network xmlns:dnsmasq='http://libvirt.org/schemas/network/dnsmasq/1.0'><name>n</name><ip address='10.1.0.1' prefix='24'><dhcp><range start='10.1.0.2' end='10.1.0.9'/><bootp file='pxelinux.0' server='10.1.0.1'/></dhcp></ip>OPTS</network>";
+
+    fn entry(patched: Option<&str>, was_active: bool, left_running: Option<bool>) -> PatchedNetwork {
+        PatchedNetwork {
+            uri: "qemu:///system".into(),
+            network: "n".into(),
+            original_xml: BASE.replace("OPTS", ""),
+            was_active,
+            autostart: false,
+            pid: 1,
+            at: 0,
+            patched_xml: patched.map(str::to_string),
+            left_running,
+        }
+    }
+
+    #[test]
+    fn a_restore_keeps_what_someone_else_changed_and_takes_out_only_pxelabs_part() {
+        let original = BASE.replace("OPTS", "").replace("<bootp file='pxelinux.0' server='10.1.0.1'/>", "");
+        let lab = crate::dhcp::LabDnsmasq { ipxe_script: Some("http://10.1.0.1/boot.ipxe".into()), fast: true, uefi: None };
+        let bootp = netxml::Bootp { file: "pxelinux.0".into(), server: Some("10.1.0.1".into()) };
+        let patched = netxml::add_dnsmasq_options(&netxml::set_bootp(&original, &bootp).unwrap(), &lab.lines()).unwrap();
+        let e = PatchedNetwork { original_xml: original.clone(), ..entry(Some(&patched), true, Some(true)) };
+        // Untouched since: the original, byte for byte.
+        let plan = plan_restore(&e, Some((&patched, true)), false).unwrap();
+        assert_eq!((plan.define.as_deref(), plan.run, plan.kept_changes), (Some(original.as_str()), true, false));
+        // A DHCP host added since (virsh net-update --config): kept.
+        let host = "<host mac='52:54:00:00:00:01' ip='10.1.0.5'/>";
+        let changed = patched.replace("<range start='10.1.0.2' end='10.1.0.9'/>", &format!("<range start='10.1.0.2' end='10.1.0.9'/>{host}"));
+        let plan = plan_restore(&e, Some((&changed, true)), false).unwrap();
+        let restored = plan.define.unwrap();
+        assert!(plan.kept_changes && restored.contains(host), "{restored}");
+        assert_eq!(netxml::bootp_of(&restored), None);
+        assert!(netxml::dnsmasq_options_of(&restored).is_empty(), "{restored}");
+        // Undefined since: only with force, and then as it was.
+        assert_eq!(plan_restore(&e, None, false), Err(Refusal::Undefined));
+        assert_eq!(plan_restore(&e, None, true).unwrap().define.as_deref(), Some(original.as_str()));
+    }
+
+    #[test]
+    fn a_network_pxelab_left_stopped_and_someone_started_stays_running() {
+        let xml = BASE.replace("OPTS", "");
+        // `net patch` on a stopped network, started since: it keeps running.
+        assert!(plan_restore(&entry(Some(&xml), false, Some(false)), Some((&xml, true)), false).unwrap().run);
+        // `up` started a stopped network: stopped again.
+        assert!(!plan_restore(&entry(Some(&xml), false, Some(true)), Some((&xml, true)), false).unwrap().run);
+        // An old entry (no record of what pxelab left): as before the patch.
+        assert!(!plan_restore(&entry(None, false, None), Some((&xml, true)), false).unwrap().run);
+    }
 
     #[test]
     fn the_same_bootp_with_the_labs_dnsmasq_lines_still_differs() {

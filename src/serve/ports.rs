@@ -139,7 +139,12 @@ pub fn check_passive(ip: IpAddr, passive: &std::ops::RangeInclusive<u16>) -> Res
     if busy.len() == total {
         return Err(super::ServeError::PassiveBusy { ip, first: *passive.start(), last: *passive.end(), by });
     }
-    tracing::warn!("{} of the {total} FTP passive ports {}-{} on {ip} are in use{by}: fewer FTP downloads can run at once", busy.len(), passive.start(), passive.end());
+    tracing::warn!(
+        "{} of the {total} FTP passive ports {}-{} on {ip} are in use{by}: fewer FTP downloads can run at once",
+        busy.len(),
+        passive.start(),
+        passive.end()
+    );
     Ok(())
 }
 

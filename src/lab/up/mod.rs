@@ -49,7 +49,8 @@ use crate::virt::Libvirt;
 const TFTP_PORT: u16 = crate::serve::TFTP_PORT;
 
 /// `up`'s own options, for the fixes of its errors.
-const UP_FLAGS: ServeFlags = ServeFlags { address: "--server-ip", tftp_port: None, ftp_port: "--ftp-port", http_port: "--http-port", passive_ports: "--passive-ports" };
+const UP_FLAGS: ServeFlags =
+    ServeFlags { address: "--server-ip", tftp_port: None, ftp_port: "--ftp-port", http_port: "--http-port", passive_ports: "--passive-ports" };
 
 #[derive(Debug, Clone)]
 pub struct UpRequest {
