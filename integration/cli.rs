@@ -272,7 +272,7 @@ fn contradictory_up_flags_are_refused_before_anything_else() {
     let nowhere = "qemu+unix:///system?socket=/nonexistent/sock";
     // --expect implies --wait-for installer, which needs a VM.
     let r = run(&["-c", nowhere, "up", "--iso", iso, "--no-vm", "--expect", "ready"]);
-    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.code, 2, "options that do not go together: {}", r.stderr);
     assert!(r.stderr.contains("--wait-for needs a VM"), "{}", r.stderr);
     let r = run(&["-c", nowhere, "up", "--iso", iso, "--wait-for", "kernel", "--expect", "ready"]);
     assert_eq!(r.code, 2, "{}", r.stderr);

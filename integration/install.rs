@@ -46,8 +46,10 @@ fn completions_parse_in_their_shells() {
         let check = Command::new(checker).arg("-n").arg(file.path()).output().unwrap();
         assert!(check.status.success(), "{checker} -n: {}", String::from_utf8_lossy(&check.stderr));
     }
+    // An unknown shell is a bad value (exit 3), with the ones there are.
     let bad = pxelab().args(["completions", "tcsh"]).output().unwrap();
-    assert_eq!(bad.status.code(), Some(2));
+    assert_eq!(bad.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values: bash, zsh, fish"));
 }
 
 #[test]

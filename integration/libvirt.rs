@@ -289,3 +289,26 @@ fn net_restore_never_undoes_a_change_pxelab_did_not_make() {
         assert!(stderr.contains("does not exist"), "{verb}: {stderr}");
     }
 }
+
+/// `net patch --server` takes a host's address only, as `dhcp-config`
+/// does: no change, no restart, for each address no host can have.
+#[test]
+fn net_patch_refuses_addresses_no_host_has() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let subnet = &net.ip[..net.ip.len() - 2];
+    for (server, says) in [
+        ("0.0.0.0".to_string(), "unspecified"),
+        ("255.255.255.255".into(), "broadcast address, no host's"),
+        ("224.0.0.1".into(), "multicast"),
+        (format!("{subnet}.0"), "network address"),
+        (format!("{subnet}.255"), "broadcast address of"),
+    ] {
+        let out = net.pxelab(&["net", "patch", "--network", &net.name, "--server", &server]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{server}: {stderr}");
+        assert!(stderr.contains(says), "{server}: {stderr}");
+        assert_eq!(net.inactive_xml(), original, "{server}");
+        assert_eq!(net.journal_entries(), 0, "{server}: journaled");
+    }
+}

@@ -64,6 +64,27 @@ impl std::fmt::Display for Subnet {
     }
 }
 
+/// A PXE server address clients can be sent to: a host's unicast address,
+/// and, on `subnet`, neither its network nor its broadcast address.
+pub fn check_server_address(flag: &str, server: Ipv4Addr, subnet: Option<Subnet>) -> Result<(), String> {
+    let what = if server.is_unspecified() {
+        Some("the unspecified address")
+    } else if server.is_broadcast() {
+        Some("the broadcast address")
+    } else if server.is_multicast() {
+        Some("a multicast address")
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        return Err(format!("{flag} {server} is {what}, no host's; give the PXE server's own address"));
+    }
+    if let Some(what) = subnet.and_then(|s| s.reserved(server).map(|w| (w, s))) {
+        return Err(format!("{flag} {server} is the {} address of {}; give the PXE server's own address", what.0, what.1));
+    }
+    Ok(())
+}
+
 /// Everything a DHCP server needs to send PXE clients to pxelab.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DhcpParams {
@@ -95,9 +116,7 @@ impl DhcpParams {
         if !subnet.contains(server) {
             return Err(format!("--server {server} is not in --subnet {subnet}; the PXE server must be on the clients' network"));
         }
-        if let Some(what) = subnet.reserved(server) {
-            return Err(format!("--server {server} is the {what} address of {subnet}; give the PXE server's own address"));
-        }
+        check_server_address("--server", server, Some(subnet))?;
         let range = match range {
             Some(r) => {
                 let bad = || format!("--range {r:?} is not an address range; write FIRST-LAST inside {subnet}, e.g. {}", default_range_text(subnet, server));

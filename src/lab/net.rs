@@ -86,7 +86,14 @@ pub async fn net_patch(request: NetPatchRequest) -> Result<NetPatchReport> {
 
     let address = check_patchable(&state)?;
     let server = match request.server {
-        Some(IpAddr::V4(ip)) => ip.to_string(),
+        Some(IpAddr::V4(ip)) => {
+            let subnet = state.parsed.ipv4().and_then(|b| match (b.address, b.prefix) {
+                (IpAddr::V4(a), Some(p)) => Some(crate::dhcp::Subnet::containing(a, p)),
+                _ => None,
+            });
+            crate::dhcp::check_server_address("--server", ip, subnet).map_err(Error::bad_input)?;
+            ip.to_string()
+        }
         Some(IpAddr::V6(ip)) => {
             return Err(Error::bad_input(format!("--server {ip}: bootp needs an IPv4 address (the network's is {address})")));
         }

@@ -66,7 +66,7 @@ pub(super) fn check_flags(request: &UpRequest) -> Result<Expect> {
     };
     let expect = Expect { installer: regex("--expect", &request.expect)?, installed: regex("--expect-installed", &request.expect_installed)? };
     if request.wait_for.is_some() && request.vms == 0 {
-        return Err(Error::bad_input("--wait-for needs a VM to wait for; drop --no-vm or --vms 0"));
+        return Err(Error::usage("--wait-for needs a VM to wait for; drop --no-vm or --vms 0"));
     }
     if request.timeout.is_some() && request.vms == 0 {
         return Err(Error::usage("--timeout needs a VM to wait for; drop --no-vm or --vms 0, or drop --timeout"));
@@ -168,7 +168,7 @@ async fn load_answer(request: &UpRequest, distro: &Distro, server_ip: IpAddr, ht
     .await
     .map_err(|e| Error::bad_input(e.to_string()))?;
     file.check_family(distro.family).map_err(|e| Error::bad_input(e.to_string()))?;
-    let http_base = http_base.ok_or_else(|| Error::bad_input(format!("{} is served to the installer over HTTP; drop --http-port none", kind.flag())))?;
+    let http_base = http_base.ok_or_else(|| Error::usage(format!("{} is served to the installer over HTTP; drop --http-port none", kind.flag())))?;
     Ok(Some(Answer { file, server: server_ip.to_string(), http_base: http_base.to_string() }))
 }
 
