@@ -396,3 +396,40 @@ fn state_errors_name_the_path_and_the_fix() {
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains(&journal.display().to_string()) && stderr.contains("is a directory pxelab can write"), "{stderr}");
 }
+
+/// Images the standard frowns on but xorriso reads are read; images that
+/// are really broken get one sentence, never a Rust debug dump; a FIFO is
+/// refused at once instead of waiting for a writer.
+#[test]
+fn iso_errors_are_sentences_and_reserved_bytes_are_forgiven() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read(fixture("centos-busybox.iso")).unwrap();
+    // The terminator follows the primary descriptor (and any others) from sector 16.
+    let terminator = (16..32).find(|s| good[s * 2048] == 255 && &good[s * 2048 + 1..s * 2048 + 6] == b"CD001").expect("a terminator");
+    let mut odd = good.clone();
+    odd[terminator * 2048 + 100] = 0xAB;
+    let odd_path = dir.path().join("reserved-byte.iso");
+    std::fs::write(&odd_path, &odd).unwrap();
+    let xorriso = std::process::Command::new("xorriso").args(["-indev"]).arg(&odd_path).args(["-find", "/.treeinfo"]).output().unwrap();
+    assert!(xorriso.status.success(), "xorriso reads it: {}", String::from_utf8_lossy(&xorriso.stderr));
+    let r = run(&["iso", "inspect", odd_path.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "pxelab reads what xorriso reads: {}", r.stderr);
+
+    // A primary volume descriptor with a bad version byte is broken for real.
+    let mut broken = good;
+    broken[16 * 2048 + 6] = 9;
+    let broken_path = dir.path().join("broken.iso");
+    std::fs::write(&broken_path, &broken).unwrap();
+    let r = run(&["iso", "inspect", broken_path.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert!(!r.stderr.contains("Context") && !r.stderr.contains("kind:") && r.stderr.contains("is not an ISO 9660 image"), "{}", r.stderr);
+
+    let fifo = dir.path().join("pipe.iso");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let started = std::time::Instant::now();
+    let r = run(&["iso", "inspect", fifo.to_str().unwrap()]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("it is a FIFO"), "{}", r.stderr);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

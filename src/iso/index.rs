@@ -107,18 +107,46 @@ pub enum NameSource {
     Iso9660,
 }
 
+/// What a path is when it is not a file or a block device, which are the
+/// only things an image can be read from.
+fn not_an_image(kind: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if kind.is_file() || kind.is_block_device() {
+        None
+    } else if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO (named pipe): pxelab reads an image at random places")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else {
+        Some("a character device")
+    }
+}
+
+/// A file's length, or a block device's size (its metadata says 0).
+fn block_or_file_size(file: &File) -> std::io::Result<u64> {
+    let len = file.metadata()?.len();
+    if len > 0 {
+        return Ok(len);
+    }
+    use std::io::Seek;
+    (&*file).seek(std::io::SeekFrom::End(0))
+}
+
 impl IsoIndex {
     pub const ROOT: NodeId = NodeId(0);
 
     /// Opens `path` and indexes every file in it.
     pub fn open(path: &Path) -> Result<IsoIndex, IsoError> {
         let open_err = |source| IsoError::Open { path: path.to_owned(), source };
-        let file = File::open(path).map_err(open_err)?;
-        let meta = file.metadata().map_err(open_err)?;
-        if meta.is_dir() {
-            return Err(IsoError::NotIso { path: path.to_owned(), detail: "it is a directory".into() });
+        // Looked at before it is opened: opening a FIFO waits for a writer.
+        let kind = std::fs::metadata(path).map_err(open_err)?.file_type();
+        if let Some(what) = not_an_image(kind) {
+            return Err(IsoError::NotIso { path: path.to_owned(), detail: format!("it is {what}") });
         }
-        let size_bytes = meta.len();
+        let file = File::open(path).map_err(open_err)?;
+        let size_bytes = block_or_file_size(&file).map_err(open_err)?;
         let not_iso = |detail: String| IsoError::NotIso { path: path.to_owned(), detail };
         if size_bytes < 17 * SECTOR {
             return Err(not_iso(format!("only {size_bytes} bytes long")));
@@ -129,9 +157,9 @@ impl IsoIndex {
             return Err(not_iso("no CD001 volume descriptor at sector 16".into()));
         }
 
-        let reader = file.try_clone().map_err(open_err)?;
-        let image = IsoImage::open(BufReader::with_capacity(64 * 1024, reader)).map_err(|e| not_iso(format!("{e:?}")))?;
-        let pvd = image.read_pvd().map_err(|e| not_iso(format!("{e:?}")))?;
+        let reader = super::lenient::Lenient::new(file.try_clone().map_err(open_err)?, size_bytes).map_err(open_err)?;
+        let image = IsoImage::open(BufReader::with_capacity(64 * 1024, reader)).map_err(|e| not_iso(e.to_string()))?;
+        let pvd = image.read_pvd().map_err(|e| not_iso(e.to_string()))?;
         let expected = u64::from(pvd.volume_space_size.read()) * SECTOR;
         if expected > size_bytes {
             return Err(IsoError::Truncated { path: path.to_owned(), expected, actual: size_bytes });

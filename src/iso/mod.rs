@@ -3,6 +3,7 @@
 
 mod detect;
 mod index;
+mod lenient;
 mod treeinfo;
 
 pub use detect::{detect, DetectError, Distro, Family, Overrides, Repo, Source, SERVER_PLACEHOLDER};
