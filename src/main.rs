@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) => {
             output::text(&e.render().to_string());
-            return ExitCode::SUCCESS;
+            // Help that could not be written (a full disk) is a failure; a closed pipe is not.
+            return match output::write_error() {
+                Some(message) => fail(&Error::other(format!("cannot write to standard output: {message}")), false),
+                None => ExitCode::SUCCESS,
+            };
         }
         Err(e) => return fail(&usage_error(&e), json_asked),
     };

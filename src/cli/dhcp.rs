@@ -17,6 +17,7 @@ pub enum DhcpFormat {
 
 #[derive(Debug, Args)]
 pub struct DhcpConfigArgs {
+    /// Which DHCP server the settings are for.
     #[arg(long, value_enum)]
     pub format: DhcpFormat,
     /// The PXE (TFTP) server (default: the running lab's).
@@ -64,7 +65,7 @@ pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
     };
     let text = lab::dhcp_config(&request)?;
     if globals.json {
-        output::json(&serde_json::json!({ "format": format.name(), "config": text }));
+        output::json(&serde_json::json!({ "format": format.name(), "proxy": format == lab::DhcpFormat::DnsmasqProxy, "config": text }));
     } else {
         output::text(&text);
     }

@@ -66,7 +66,7 @@ pub enum Command {
     Down,
     /// Show the running lab: ISO, network, servers, VMs and their boot stages.
     Status(lab::StatusArgs),
-    /// Run only the TFTP and FTP servers for an ISO, in the foreground.
+    /// Run only the TFTP, FTP and HTTP servers for an ISO, in the foreground.
     Serve(serve::ServeArgs),
     /// Manage pxelab's VMs.
     #[command(subcommand)]
@@ -113,6 +113,9 @@ pub fn run(cli: Cli) -> Result<Outcome> {
         Command::DhcpConfig(args) => dhcp::run(args, &globals),
         Command::Doctor(args) => doctor::run(args, &globals),
         Command::Iso(command) => iso::run(command, &globals),
+        Command::Completions(_) if globals.json => {
+            Err(crate::error::Error::usage("--json does not apply to `completions`: it prints a shell script; drop --json"))
+        }
         Command::Completions(args) => generate::completions(args),
     }
 }
@@ -168,7 +171,7 @@ impl IsoOverrideArgs {
             RepoArg::Http => crate::iso::Repo::Http,
             RepoArg::Ftp => crate::iso::Repo::Ftp,
         });
-        Overrides { kernel: self.kernel.clone(), initrd: self.initrd.clone(), append: self.append.clone(), repo }
+        Overrides { kernel: self.kernel.clone(), initrd: self.initrd.clone(), append: self.append.clone(), repo, http_off: false }
     }
 }
 
@@ -178,11 +181,14 @@ pub struct VmShapeArgs {
     /// Memory of each VM, in MiB.
     #[arg(long, default_value_t = 2048)]
     pub memory: u64,
+    /// Virtual CPUs of each VM.
     #[arg(long, default_value_t = 2)]
     pub vcpus: u32,
     /// Disk of each VM, in GiB.
     #[arg(long, default_value_t = 20)]
     pub disk_size: u64,
+    /// The accelerator: auto picks kvm where it can really run a guest here (not under
+    /// PVM, not without vmx/svm), else tcg (software emulation).
     #[arg(long, value_enum, default_value_t = Accel::Auto)]
     pub accel: Accel,
 }
@@ -254,5 +260,27 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every option and argument of every verb says what it is for in `--help`.
+    #[test]
+    fn every_option_of_every_verb_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none_or(|h| h.to_string().trim().is_empty()) {
+                    missing.push(format!("{path} {}", arg.get_long().map(|l| format!("--{l}")).unwrap_or_else(|| format!("<{id}>"))));
+                }
+            }
+            for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "pxelab", &mut missing);
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
     }
 }

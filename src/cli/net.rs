@@ -14,6 +14,7 @@ use crate::lab;
 pub enum NetCommand {
     /// Point the network's DHCP at a PXE server (`<bootp file=... server=.../>`).
     Patch {
+        /// The libvirt network to patch (one of `virsh net-list --all`).
         #[arg(long)]
         network: String,
         /// The TFTP server (default: the network's own IPv4 address).
@@ -28,6 +29,7 @@ pub enum NetCommand {
     },
     /// Put back the network exactly as it was before `net patch`.
     Restore {
+        /// The libvirt network to put back.
         #[arg(long)]
         network: String,
         /// Restore even though a running lab serves on the network (its guests then get no boot file),

@@ -117,9 +117,10 @@ pub fn json_line(value: &impl serde::Serialize) -> bool {
     line(serde_json::to_string(value).unwrap_or_default())
 }
 
-/// One JSON value, pretty-printed (a verb's whole report).
+/// A verb's whole report: one JSON object on one line, like every event,
+/// so that a script reads `--json` output a line at a time (`jq` pretty-prints).
 pub fn json(value: &impl serde::Serialize) -> bool {
-    line(serde_json::to_string_pretty(value).unwrap_or_default())
+    json_line(value)
 }
 
 /// Renders `up`'s and `down`'s events.

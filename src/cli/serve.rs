@@ -18,11 +18,13 @@ pub struct ServeArgs {
     /// The installer ISO to serve.
     #[arg(long, value_name = "ISO")]
     pub iso: PathBuf,
-    /// The address both servers listen on.
+    /// The address every server listens on: the one PXE clients reach.
     #[arg(long, value_name = "ADDR")]
     pub bind: IpAddr,
+    /// TFTP (UDP); 0 picks a free port (PXE clients ask for 69 only).
     #[arg(long, default_value_t = crate::serve::TFTP_PORT, value_name = "PORT")]
     pub tftp_port: u16,
+    /// FTP control (TCP); 0 picks a free port.
     #[arg(long, default_value_t = crate::serve::FTP_PORT, value_name = "PORT")]
     pub ftp_port: u16,
     /// HTTP (the boot tree at /, the ISO itself at /<ISO file name>); 0 picks a free port, `none` serves no HTTP.
@@ -104,6 +106,18 @@ pub fn run(args: ServeArgs, globals: &Globals) -> Result<Outcome> {
                 stop_if_closed(output::json_line(event));
             }
         };
+        // A reader that went away while nothing is printed (`serve | head
+        // -1`, then quiet) is noticed within a second, as `status --watch` does.
+        let watch = shutdown.clone();
+        tokio::spawn(async move {
+            while !watch.is_cancelled() {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if output::reader_gone() {
+                    tracing::debug!("stdout closed: stopping");
+                    watch.cancel();
+                }
+            }
+        });
         lab::serve(request, shutdown.clone(), on_ready, on_event).await
     })?;
     Ok(Outcome::Done)

@@ -76,7 +76,8 @@ pub fn down_text(report: &lab::DownReport) -> String {
 
 /// `pxelab serve` once it listens.
 pub fn serve_ready_text(ready: &lab::Ready) -> String {
-    format!("pxelab: serving {} (TFTP {}, FTP {}); kernel args: {}; Ctrl-C to stop\n", ready.iso, ready.tftp, ready.ftp, ready.kernel_args)
+    let http = ready.http.as_deref().map(|h| format!(", HTTP {h}")).unwrap_or_default();
+    format!("pxelab: serving {} (TFTP {}, FTP {}{http}); kernel args: {}; Ctrl-C to stop\n", ready.iso, ready.tftp, ready.ftp, ready.kernel_args)
 }
 
 /// `pxelab vm new` as text.

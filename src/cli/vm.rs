@@ -17,9 +17,13 @@ pub enum VmCommand {
     /// List pxelab's VMs.
     List,
     /// Destroy a pxelab VM and delete its disk and the record of its console.
-    Rm { name: String },
+    Rm {
+        /// The VM (one of `pxelab vm list`).
+        name: String,
+    },
     /// Print pxelab's record of a VM's serial console (raw text: --json does not apply).
     Console {
+        /// The VM (one of `pxelab vm list`).
         name: String,
         /// Keep printing what the guest writes until it stops (or Ctrl-C), read
         /// through libvirt (local or remote) and added to the record.
@@ -33,6 +37,7 @@ pub struct VmNewArgs {
     /// Boot from the network first (then from the disk).
     #[arg(long)]
     pub pxe: bool,
+    /// The VM's name (default: pxelab-<word>-<n>, the first one free).
     #[arg(long)]
     pub name: Option<String>,
     /// The network (default: the running lab's, else `default`).

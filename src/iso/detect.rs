@@ -95,6 +95,10 @@ pub struct Overrides {
     pub append: Option<String>,
     /// How the installer reaches the ISO's tree; `None`: HTTP.
     pub repo: Option<Repo>,
+    /// The repository is FTP only because no HTTP server runs
+    /// (`--http-port none`, no `--repo`): an error that needs HTTP then
+    /// names that flag, not a `--repo ftp` nobody passed.
+    pub http_off: bool,
 }
 
 /// How the installer is told to reach the ISO's tree (its repository, or for
@@ -158,8 +162,8 @@ pub enum DetectError {
     NoInitrd { iso: String, kernel: String },
     #[error("--append contains a control character; pass kernel arguments on one line")]
     BadAppend,
-    #[error("{iso}: Ubuntu's installer (casper) downloads the whole ISO from url=, which pxelab serves over HTTP only; drop --repo ftp")]
-    UbuntuNeedsHttp { iso: String },
+    #[error("{iso}: Ubuntu's installer (casper) downloads the whole ISO from url=, which pxelab serves over HTTP only; {fix}")]
+    UbuntuNeedsHttp { iso: String, fix: &'static str },
 }
 
 /// Detects the distribution in `iso`, applying `overrides` on top.
@@ -193,7 +197,8 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectErr
     }
     let repo = overrides.repo.unwrap_or_default();
     if distro.family == Family::Ubuntu && repo == Repo::Ftp && overrides.append.is_none() {
-        return Err(DetectError::UbuntuNeedsHttp { iso: iso_name });
+        let fix = if overrides.http_off { "serve HTTP (drop --http-port none)" } else { "drop --repo ftp" };
+        return Err(DetectError::UbuntuNeedsHttp { iso: iso_name, fix });
     }
     distro.kernel_args = installer_args(distro.family, repo, &iso_file_name(iso));
     if let Some(append) = &overrides.append {

@@ -15,12 +15,11 @@ pub enum DhcpFormat {
 }
 
 impl DhcpFormat {
-    /// How `--format` and the JSON name it.
+    /// How `--format` and the JSON name it (proxy DHCP is dnsmasq's, with `--proxy`).
     pub fn name(self) -> &'static str {
         match self {
             DhcpFormat::Isc => "isc",
-            DhcpFormat::Dnsmasq => "dnsmasq",
-            DhcpFormat::DnsmasqProxy => "dnsmasqproxy",
+            DhcpFormat::Dnsmasq | DhcpFormat::DnsmasqProxy => "dnsmasq",
             DhcpFormat::Windows => "windows",
             DhcpFormat::Libvirt => "libvirt",
         }
@@ -56,8 +55,14 @@ pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
     // The running lab's HTTP port, when it serves HTTP and none was named.
     let lab_http = lab.as_ref().and_then(record::LabRecord::http_addr).map(|a| a.port());
     let http_port = match request.http_port {
+        // 0 means "any free port" only for a server pxelab runs itself.
+        Some(Some(0)) => {
+            return Err(Error::bad_input(
+                "--http-port 0 names no port a DHCP server could send clients to; give the port pxelab's HTTP server listens on (`pxelab status`), or none",
+            ));
+        }
         Some(port) => port,
-        None => Some(lab_http.unwrap_or(80)),
+        None => Some(lab_http.unwrap_or(crate::serve::HTTP_PORT)),
     };
     if let Some(port) = http_port {
         params = params.with_ipxe(port);

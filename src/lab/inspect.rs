@@ -86,7 +86,7 @@ pub fn inspect(request: &InspectRequest) -> Result<Inspection> {
     let mut distro = iso::detect(&iso, &request.overrides)?;
     if let Some(server) = request.server {
         // The Args line (and JSON) shows what the menu says.
-        distro.kernel_args = distro.kernel_args_for(&server.to_string());
+        distro.kernel_args = distro.kernel_args_for(&super::serve::url_host(server));
     }
     let menu = if request.menu {
         let options = BootOptions { append: distro.kernel_args.clone(), default: request.default, ui: Ui::Vesa };

@@ -96,9 +96,18 @@ pub fn state_dir() -> std::io::Result<PathBuf> {
     Ok(PathBuf::from(home).join(".local/state/pxelab"))
 }
 
-/// [`state_dir`], as a user-facing error (exit 4) when it cannot be found.
+/// [`state_dir`], as a user-facing error (exit 4) when it cannot be found
+/// or is something other than a directory.
 pub fn state_dir_or_err() -> Result<PathBuf> {
-    state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))
+    let dir = state_dir().map_err(|e| Error::environment(format!("cannot find pxelab's state directory: {e}")))?;
+    match std::fs::metadata(&dir) {
+        Ok(meta) if !meta.is_dir() => {
+            let how =
+                if std::env::var_os(STATE_DIR_ENV).is_some() { format!("point {STATE_DIR_ENV} at a directory") } else { "move that file away".to_string() };
+            Err(Error::environment(format!("pxelab's state directory {} is not a directory; {how}", dir.display())))
+        }
+        _ => Ok(dir),
+    }
 }
 
 /// `dir`, created if missing (exit 4 when it cannot be).

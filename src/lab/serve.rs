@@ -1,4 +1,4 @@
-//! `pxelab serve`: the TFTP and FTP servers in the foreground, with no
+//! `pxelab serve`: the TFTP, FTP and HTTP servers in the foreground, with no
 //! libvirt and no change to the host.
 
 use std::net::IpAddr;
@@ -56,6 +56,16 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
     if request.bind.is_unspecified() {
         return Err(Error::bad_input(format!(
             "--bind {} would serve on every interface; pass the address PXE clients reach (e.g. the bridge's, 192.168.122.1)",
+            request.bind
+        )));
+    }
+    let not_a_host = match request.bind {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
+        IpAddr::V6(v6) => v6.is_multicast(),
+    };
+    if not_a_host {
+        return Err(Error::bad_input(format!(
+            "--bind {} is no host's address; pass the address PXE clients reach (e.g. the bridge's, 192.168.122.1)",
             request.bind
         )));
     }
@@ -124,8 +134,15 @@ const SERVE_FLAGS: ServeFlags =
 /// port when it is not the protocol's default (`inst.repo=ftp://{server}/`,
 /// `inst.repo=http://{server}/iso/`).
 pub fn authority(ip: IpAddr, port: u16, default_port: u16) -> String {
+    match port == default_port {
+        true => url_host(ip),
+        false => std::net::SocketAddr::new(ip, port).to_string(),
+    }
+}
+
+/// `ip` as the host part of a URL: an IPv6 address in brackets (`[::1]`).
+pub(crate) fn url_host(ip: IpAddr) -> String {
     match ip {
-        _ if port != default_port => std::net::SocketAddr::new(ip, port).to_string(),
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => format!("[{v6}]"),
     }
@@ -168,7 +185,13 @@ pub(crate) fn endpoints(ip: IpAddr, ftp_port: u16, http_port: Option<u16>, overr
         }
     };
     let http_base = http_port.map(|port| format!("http://{}", authority(ip, port, crate::serve::HTTP_PORT)));
-    Ok(Endpoints { ftp_port, http_port, overrides: Overrides { repo: Some(repo), ..overrides.clone() }, authority: server, http_base })
+    Ok(Endpoints {
+        ftp_port,
+        http_port,
+        overrides: Overrides { repo: Some(repo), http_off: http_port.is_none() && overrides.repo.is_none(), ..overrides.clone() },
+        authority: server,
+        http_base,
+    })
 }
 
 /// A TCP port free on `ip` now (for `--ftp-port 0`); `address_flag` is the

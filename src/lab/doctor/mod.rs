@@ -213,7 +213,7 @@ fn running_lab(f: &mut Findings) -> Option<LabRecord> {
             }
         },
         Err(e) => {
-            f.warn("lab", format!("cannot read the lab's state: {e}"), "remove the file named above if no lab runs, then `pxelab down`");
+            f.warn("lab", format!("cannot read the lab's state: {e}"), "do what the line above says, then run doctor again");
             None
         }
     }
