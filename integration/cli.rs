@@ -433,3 +433,82 @@ fn iso_errors_are_sentences_and_reserved_bytes_are_forgiven() {
     assert!(r.stderr.contains("it is a FIFO"), "{}", r.stderr);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+/// The defects a walk through every verb found (#26), each kept as a check.
+#[test]
+fn hints_name_what_is_there_and_json_is_one_object_per_line() {
+    let ubuntu = fixture("ubuntu-busybox.iso");
+    let centos = fixture("centos-busybox.iso");
+    let (ubuntu, centos) = (ubuntu.to_str().unwrap(), centos.to_str().unwrap());
+    // A hint names a flag that was given.
+    let r = run(&["serve", "--iso", ubuntu, "--bind", "127.0.0.1", "--tftp-port", "0", "--ftp-port", "0", "--http-port", "none"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    assert!(r.stderr.contains("drop --http-port none") && !r.stderr.contains("--repo"), "{}", r.stderr);
+    let state = tempfile::NamedTempFile::new().unwrap();
+    for verb in ["status", "down"] {
+        let out = pxelab().arg(verb).env("PXELAB_STATE_DIR", state.path()).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{verb}: {stderr}");
+        assert!(stderr.contains(&format!("{} is not a directory; point PXELAB_STATE_DIR at a directory", state.path().display())), "{verb}: {stderr}");
+    }
+    // 0 is "any free port" only for a server pxelab runs.
+    let r = run(&["dhcp-config", "--format", "isc", "--server", "10.0.0.1", "--http-port", "0"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    // An IPv6 server is bracketed in a URL.
+    let r = run(&["iso", "inspect", centos, "--server", "::1"]);
+    assert!(r.stdout.contains("inst.repo=http://[::1]/iso/"), "{}", r.stdout);
+    // --bind takes a host's address.
+    let r = run(&["serve", "--iso", centos, "--bind", "255.255.255.255"]);
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    // One JSON object per line, everywhere.
+    for args in [&["--json", "iso", "inspect", centos][..], &["--json", "status"], &["--json", "dhcp-config", "--format", "windows", "--server", "10.0.0.1"]] {
+        let r = run(args);
+        assert_eq!(r.code, 0, "{args:?}: {}", r.stderr);
+        assert_eq!(r.stdout.lines().count(), 1, "{args:?}: {}", r.stdout);
+        serde_json::from_str::<serde_json::Value>(&r.stdout).unwrap();
+    }
+    let r = run(&["--json", "dhcp-config", "--format", "dnsmasq", "--proxy", "--server", "10.0.0.1"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!((v["format"].as_str(), v["proxy"].as_bool()), (Some("dnsmasq"), Some(true)), "{v}");
+    let r = run(&["--json", "completions", "bash"]);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--json does not apply"), "{}", r.stderr);
+    // Help that cannot be written is a failure.
+    for flag in ["--help", "--version"] {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let out = pxelab().arg(flag).stdout(full).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{flag}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+/// `serve | head -1` in text mode: the servers print nothing after their
+/// first line, so only a check of the reader can end them; it does, within
+/// a second or two.
+#[test]
+fn serve_in_text_mode_ends_when_its_reader_goes_away() {
+    let mut child = pxelab()
+        .args(["serve", "--bind", "127.0.0.1", "--tftp-port", "0", "--ftp-port", "0", "--http-port", "0", "--passive-ports", "16990-16995", "--iso"])
+        .arg(fixture("centos-busybox.iso"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut reader = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut reader, &mut first).unwrap();
+    assert!(first.starts_with("pxelab: serving") && first.contains("HTTP 127.0.0.1:"), "{first}");
+    drop(reader);
+    let closed = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if closed.elapsed() > std::time::Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("serve kept running with nobody reading");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert!(closed.elapsed() < std::time::Duration::from_secs(3), "{:?}", closed.elapsed());
+}
