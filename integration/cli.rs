@@ -512,3 +512,50 @@ fn serve_in_text_mode_ends_when_its_reader_goes_away() {
     assert!(status.success(), "{status:?}");
     assert!(closed.elapsed() < std::time::Duration::from_secs(3), "{:?}", closed.elapsed());
 }
+
+/// The README's samples are what the program prints: `iso inspect` run as
+/// the README shows it (its byte count aside, which moves with Debian's
+/// kernel), and every check id `doctor` can report has a row in its table.
+#[test]
+fn the_readmes_samples_are_what_the_program_prints() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let command = "    $ pxelab iso inspect fixtures/out/centos-busybox.iso\n";
+    let start = readme.find(command).expect("the iso inspect sample") + command.len();
+    let sample: Vec<&str> = readme[start..].lines().take_while(|l| l.starts_with("    ")).map(|l| &l[4..]).collect();
+    let out = pxelab().current_dir(root).args(["iso", "inspect", "fixtures/out/centos-busybox.iso"]).output().unwrap();
+    let bytes = regex_free_bytes;
+    assert_eq!(bytes(&String::from_utf8_lossy(&out.stdout)), bytes(&(sample.join("\n") + "\n")), "README's iso inspect sample");
+
+    let table: String = readme.lines().filter(|l| l.starts_with("| `")).collect::<Vec<_>>().join("\n");
+    let mut ids = Vec::new();
+    for entry in std::fs::read_dir(root.join("src/lab/doctor")).unwrap() {
+        let code = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for literal in code.split('"').skip(1).step_by(2) {
+            let head = literal.split('.').next().unwrap_or_default();
+            let is_id = ["lab", "journal", "syslinux", "ovmf", "uefi", "accel", "libvirt", "network", "ports", "firewall", "vm"].contains(&head)
+                && literal.chars().all(|c| c.is_ascii_lowercase() || c == '.');
+            if is_id && !ids.contains(&literal.to_string()) {
+                ids.push(literal.to_string());
+            }
+        }
+    }
+    assert!(ids.len() > 20, "the ids were not found in the source: {ids:?}");
+    for id in ids {
+        assert!(table.contains(&format!("`{id}`")), "doctor's check {id} has no row in the README's table");
+    }
+}
+
+/// `(N bytes,` with the number replaced: the one thing in the sample that
+/// depends on the packages the fixture was built from.
+fn regex_free_bytes(text: &str) -> String {
+    let mut out = String::new();
+    for line in text.lines() {
+        match (line.find(" ("), line.find(" bytes,")) {
+            (Some(open), Some(bytes)) if open < bytes => out.push_str(&format!("{} (N{}", &line[..open], &line[bytes..])),
+            _ => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
+}
