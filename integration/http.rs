@@ -254,3 +254,32 @@ fn allow_applies_to_http_and_http_can_be_off() {
     let ready: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert!(ready["http"].is_null(), "{ready}");
 }
+
+/// Idle connections cost no one else anything: with 1100 sockets held open
+/// that never send a byte (more than the 1024 the server keeps), a real
+/// request is still answered within a second, because a full table closes
+/// its oldest idle connection to make room.
+#[test]
+fn idle_connections_held_open_delay_no_one() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+    let served = Served::start(&fixture("centos-busybox.iso"), "50471-50480", &[]);
+    let want = std::fs::read("/usr/lib/PXELINUX/pxelinux.0").unwrap();
+    let idle: Vec<TcpStream> = (0..1100).map(|_| TcpStream::connect(served.http).unwrap()).collect();
+    for round in 0..3 {
+        let started = Instant::now();
+        let out = curl(&["--fail", "--max-time", "5", &served.http_url("pxelinux.0")]);
+        assert!(out.status.success() && out.stdout == want, "round {round}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(started.elapsed() < Duration::from_secs(1), "round {round}: answered after {:?}", started.elapsed());
+    }
+    // The oldest idle ones made room: the first socket was closed by the server.
+    let mut first = &idle[0];
+    first.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(matches!(first.read(&mut byte), Ok(0) | Err(_)), "the oldest idle connection is still open");
+    assert!(served.child_alive());
+}

@@ -16,10 +16,12 @@
 //!   416 as RFC 9110 says (several ranges get the whole file, which the RFC
 //!   allows), `Last-Modified` (the ISO's mtime) and `If-Modified-Since`
 //!   (304), keep-alive.
-//! - Bounded: at most `max_http_connections` connections (more get `503`
-//!   and are closed), headers of at most 16 KiB, and a connection that has
-//!   not sent a whole request head within `http_header_timeout` (slowloris,
-//!   or an idle keep-alive connection) is closed.
+//! - Bounded by what costs memory: at most `max_http_transfers` bodies in
+//!   flight (more get `503`), headers of at most 16 KiB. Sockets are bounded
+//!   too (`max_http_sockets`), but a full table closes its oldest idle
+//!   connection rather than turning a new client away (`conns.rs`); and a
+//!   connection that has not sent a whole request head within
+//!   `http_header_timeout` (slowloris, or an idle keep-alive) is closed.
 //! - pxelab accepts connections itself, as for FTP, so `--allow` is applied
 //!   before a client gets an answer.
 
@@ -40,10 +42,20 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use super::allow::AllowList;
+use super::conns::{Conns, InProgress};
 use super::transfer::{ChunkStream, Events, Protocol, Slot, TransferRecord};
 use super::Limits;
 use crate::boot::{BootFile, BootTree, OpenError};
 use tokio_util::sync::CancellationToken;
+
+/// `body`, holding `guard` until it is dropped (sent, or the connection gone).
+fn holding(body: Body, guard: InProgress) -> Body {
+    body.map_frame(move |frame| {
+        let _held = &guard;
+        frame
+    })
+    .boxed()
+}
 
 /// Largest request head accepted (request line and headers).
 const MAX_HEAD: usize = 16 * 1024;
@@ -53,6 +65,9 @@ type Body = BoxBody<Bytes, std::io::Error>;
 /// What the HTTP server serves.
 struct Site {
     tree: Arc<BootTree>,
+    /// Bodies in flight, and how many may be.
+    transfers: Arc<AtomicUsize>,
+    max_transfers: usize,
     /// `/<name>` is the ISO image itself.
     iso_name: String,
     /// `Last-Modified` of every file: the ISO's mtime (generated files
@@ -75,9 +90,9 @@ pub async fn start(
     let iso = tree.iso().clone();
     let iso_name = iso.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "image.iso".into());
     let modified = std::fs::metadata(iso.path()).and_then(|m| m.modified()).unwrap_or_else(|_| SystemTime::now());
-    let site = Arc::new(Site { tree, iso_name, modified, events: events.clone() });
-    let connections = Arc::new(AtomicUsize::new(0));
-    let max = limits.max_http_connections;
+    let (transfers, max_transfers) = (Arc::new(AtomicUsize::new(0)), limits.max_http_transfers);
+    let site = Arc::new(Site { tree, transfers, max_transfers, iso_name, modified, events: events.clone() });
+    let conns = Conns::new(limits.max_http_sockets);
     let header_timeout = limits.http_header_timeout;
     let run = async move {
         // Connections live in this set: when this future is dropped, every
@@ -105,19 +120,20 @@ pub async fn start(
                 events.refused(Protocol::Http, client, "(connection)", "client not in --allow");
                 continue;
             }
-            let Some(slot) = Slot::take(&connections, max) else {
-                events.refused(Protocol::Http, client, "(connection)", "too many connections");
+            let Some(conn) = conns.admit() else {
+                events.refused(Protocol::Http, client, "(connection)", "every connection is busy sending");
                 open.spawn(async move {
                     let _ = stream.write_all(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
                 });
                 continue;
             };
-            let (site, stop) = (site.clone(), stop.clone());
+            let (site, stop, shed) = (site.clone(), stop.clone(), conn.shed.clone());
+            let conn = Arc::new(conn);
             open.spawn(async move {
-                let _slot = slot;
                 let service = hyper::service::service_fn(move |request| {
-                    let site = site.clone();
-                    async move { Ok::<_, Infallible>(site.answer(client, request)) }
+                    let (site, in_progress) = (site.clone(), conn.request());
+                    // The connection is busy until the response's body ends.
+                    async move { Ok::<_, Infallible>(site.answer(client, request).map(|body| holding(body, in_progress))) }
                 });
                 let mut http = hyper::server::conn::http1::Builder::new();
                 http.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD).keep_alive(true);
@@ -125,6 +141,8 @@ pub async fn start(
                 tokio::pin!(connection);
                 let ended = tokio::select! {
                     ended = connection.as_mut() => ended,
+                    // Closed to make room for a new client (see `conns.rs`).
+                    _ = shed.cancelled() => return,
                     _ = stop.cancelled() => {
                         connection.as_mut().graceful_shutdown();
                         connection.await
@@ -195,7 +213,11 @@ impl Site {
         let body: Body = if head || length == 0 {
             Empty::new().map_err(|never| match never {}).boxed()
         } else {
-            let record = TransferRecord::new(&self.events, Protocol::Http, client, &shown, end + 1, start);
+            let Some(slot) = Slot::take(&self.transfers, self.max_transfers) else {
+                self.events.refused(Protocol::Http, client, &shown, "too many transfers");
+                return status(StatusCode::SERVICE_UNAVAILABLE);
+            };
+            let record = TransferRecord::new(&self.events, Protocol::Http, client, &shown, end + 1, start).with_slot(slot);
             let chunks = ChunkStream::new(file, start, end + 1, record);
             BodyExt::boxed(StreamBody::new(futures::StreamExt::map(chunks, |chunk| chunk.map(Frame::data))))
         };

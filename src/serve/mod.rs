@@ -9,6 +9,7 @@
 //! and report every transfer and refusal as a [`ServeEvent`].
 
 mod allow;
+mod conns;
 mod drain;
 mod ftp;
 pub mod http;
@@ -65,9 +66,12 @@ pub struct Limits {
     pub tftp_ack_spin: Duration,
     /// Ports for FTP passive data connections.
     pub passive_ports: RangeInclusive<u16>,
-    /// Concurrent HTTP connections; more get `503` and are closed. Each
-    /// costs a task and a 256 KiB buffer while it sends.
-    pub max_http_connections: usize,
+    /// Concurrent HTTP responses with a body (each holds up to 512 KiB
+    /// while it sends); more get `503`.
+    pub max_http_transfers: usize,
+    /// Open HTTP connections; when full, the oldest with no request in
+    /// progress is closed to make room (see `conns.rs`).
+    pub max_http_sockets: usize,
     /// An HTTP connection that has not sent a whole request head within
     /// this long (a slow-loris client, or an idle keep-alive) is closed.
     pub http_header_timeout: Duration,
@@ -85,7 +89,8 @@ impl Default for Limits {
             tftp_max_retries: 5,
             tftp_ack_spin: Duration::from_micros(100),
             passive_ports: 50000..=50100,
-            max_http_connections: 256,
+            max_http_transfers: 256,
+            max_http_sockets: 1024,
             http_header_timeout: Duration::from_secs(30),
         }
     }
