@@ -29,7 +29,7 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -42,7 +42,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use super::allow::AllowList;
-use super::conns::{Conns, InProgress};
+use super::conns::{Conn, Conns, InProgress};
 use super::transfer::{ChunkStream, Events, Protocol, Slot, TransferRecord};
 use super::Limits;
 use crate::boot::{BootFile, BootTree, OpenError};
@@ -127,36 +127,40 @@ pub async fn start(
                 });
                 continue;
             };
-            let (site, stop, shed) = (site.clone(), stop.clone(), conn.shed.clone());
-            let conn = Arc::new(conn);
-            open.spawn(async move {
-                let service = hyper::service::service_fn(move |request| {
-                    let (site, in_progress) = (site.clone(), conn.request());
-                    // The connection is busy until the response's body ends.
-                    async move { Ok::<_, Infallible>(site.answer(client, request).map(|body| holding(body, in_progress))) }
-                });
-                let mut http = hyper::server::conn::http1::Builder::new();
-                http.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD).keep_alive(true);
-                let connection = http.serve_connection(TokioIo::new(stream), service);
-                tokio::pin!(connection);
-                let ended = tokio::select! {
-                    ended = connection.as_mut() => ended,
-                    // Closed to make room for a new client (see `conns.rs`).
-                    _ = shed.cancelled() => return,
-                    _ = stop.cancelled() => {
-                        connection.as_mut().graceful_shutdown();
-                        connection.await
-                    }
-                };
-                if let Err(e) = ended {
-                    tracing::debug!(%client, "HTTP connection ended: {e}");
-                }
-            });
+            open.spawn(connection(stream, client, site.clone(), conn, stop.clone(), header_timeout));
         }
         drop(listener);
         while open.join_next().await.is_some() {}
     };
     Ok((run, local))
+}
+
+/// One client's connection, until it closes, is closed to make room, or the
+/// server stops (then the response being sent is finished first).
+async fn connection(stream: tokio::net::TcpStream, client: SocketAddr, site: Arc<Site>, conn: Conn, stop: CancellationToken, header_timeout: Duration) {
+    let shed = conn.shed.clone();
+    let conn = Arc::new(conn);
+    let service = hyper::service::service_fn(move |request| {
+        let (site, in_progress) = (site.clone(), conn.request());
+        // The connection is busy until the response's body ends.
+        async move { Ok::<_, Infallible>(site.answer(client, request).map(|body| holding(body, in_progress))) }
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD).keep_alive(true);
+    let connection = http.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(connection);
+    let ended = tokio::select! {
+        ended = connection.as_mut() => ended,
+        // Closed to make room for a new client (see `conns.rs`).
+        _ = shed.cancelled() => return,
+        _ = stop.cancelled() => {
+            connection.as_mut().graceful_shutdown();
+            connection.await
+        }
+    };
+    if let Err(e) = ended {
+        tracing::debug!(%client, "HTTP connection ended: {e}");
+    }
 }
 
 impl Site {
