@@ -99,7 +99,8 @@ fn a_secure_boot_vm_boots_through_the_isos_signed_shim_and_grub() {
     let served = served_to(&events, vm);
     // edk2's own PXE (the unsigned iPXE ROM is off), then the ISO's chain.
     for file in ["iso/EFI/BOOT/BOOTX64.EFI", "iso/EFI/BOOT/grubx64.efi"] {
-        assert!(served.iter().any(|p| p == file), "{file} not served: {served:?}");
+        let about: Vec<&Value> = events.iter().filter(|e| e.to_string().contains("BOOTX64") || e.to_string().contains("bootx64")).collect();
+        assert!(served.iter().any(|p| p == file), "{file} not served: {served:?}\n{about:#?}");
     }
     assert!(served.iter().any(|p| p.ends_with("grub/grub.cfg")), "the generated grub.cfg: {served:?}");
     assert!(served.iter().any(|p| p.contains("/grub.cfg-01-52:54:00:")), "the VM's own GRUB config: {served:?}");

@@ -130,7 +130,10 @@ pub fn check_distinct(ftp: u16, http: Option<u16>, passive: &std::ops::RangeIncl
 /// The FTP passive range on `ip`: an error when no port of it can be
 /// bound (every download would fail with 425), a warning when some are held.
 pub fn check_passive(ip: IpAddr, passive: &std::ops::RangeInclusive<u16>) -> Result<(), super::ServeError> {
-    let busy: Vec<u16> = passive.clone().filter(|port| std::net::TcpListener::bind((ip, *port)).is_err()).collect();
+    // Only a port in use counts: an address that is not this host's fails
+    // every bind, and the control ports' own bind says that better.
+    let in_use = |port: &u16| matches!(std::net::TcpListener::bind((ip, *port)), Err(e) if e.kind() == std::io::ErrorKind::AddrInUse);
+    let busy: Vec<u16> = passive.clone().filter(in_use).collect();
     let total = passive.clone().count();
     if busy.is_empty() {
         return Ok(());

@@ -106,6 +106,7 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSi
         state,
         keep: request.keep,
         servers: None,
+        events: None,
         tree: plan.tree.clone(),
         ra: None,
         progress: Progress::new(plan.milestones.clone()),
@@ -160,6 +161,10 @@ struct Lab {
     state: PathBuf,
     keep: bool,
     servers: Option<Servers>,
+    /// The servers' events, subscribed to as they start: a broadcast
+    /// receiver sees only what is sent after it exists, and a guest may
+    /// fetch its first file before the watch begins.
+    events: Option<tokio::sync::broadcast::Receiver<crate::serve::ServeEvent>>,
     /// The tree the servers serve: the lab tells it of each VM it makes.
     tree: Arc<BootTree>,
     ra: Option<crate::ra::RaResponder>,

@@ -34,6 +34,7 @@ impl Lab {
         self.record.http = servers.http_addr().map(|a| a.to_string());
         let http = self.record.http.as_deref().map(|a| format!(", HTTP on {a}")).unwrap_or_default();
         report(&LabEvent::Step { message: format!("serving TFTP on {}, FTP on {}{http}", self.record.tftp, self.record.ftp) });
+        self.events = Some(servers.subscribe());
         self.servers = Some(servers);
         self.save().await;
         Ok(())

@@ -37,7 +37,7 @@ const DRAIN_POLLS: usize = 10;
 impl Lab {
     /// Follows the boots until cancelled, `--wait-for` is reached, or `--timeout`.
     pub(super) async fn watch(&mut self, request: &UpRequest, shutdown: &CancellationToken, report: EventSink<'_>) -> Result<()> {
-        let mut events = self.servers.as_ref().expect("servers run before the watch").subscribe();
+        let mut events = self.events.take().expect("the servers run, and were subscribed to, before the watch");
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let mut tick = tokio::time::interval(POLL);
         let mut ticks = 0u64;
@@ -49,7 +49,7 @@ impl Lab {
             tokio::select! {
                 _ = shutdown.cancelled() => return Ok(()),
                 event = events.recv() => match event {
-                    Ok(event) => dirty |= self.on_server_event(event, report),
+                    Ok(event) => dirty |= self.on_server_event(event, report).await,
                     Err(RecvError::Lagged(n)) => tracing::warn!("{n} server events missed"),
                     Err(RecvError::Closed) => return Err(Error::other("the servers stopped unexpectedly")),
                 },
@@ -104,10 +104,16 @@ impl Lab {
     }
 
     /// A transfer, its progress, or a refusal. Returns whether `lab.json` changed.
-    fn on_server_event(&mut self, event: ServeEvent, report: EventSink<'_>) -> bool {
+    async fn on_server_event(&mut self, event: ServeEvent, report: EventSink<'_>) -> bool {
         match event {
             ServeEvent::Transfer(t) => {
                 self.count(&t);
+                // A guest's first file can come before the poll that sees its
+                // lease (OVMF asks for the shim at once): look now, so the
+                // transfer is credited to the VM that made it.
+                if self.vm_at(t.client.ip()).is_none() && self.vm_named_by(&t.path).is_none() {
+                    self.poll_leases(report).await;
+                }
                 let vm = self.vm_at(t.client.ip()).or_else(|| self.vm_named_by(&t.path));
                 if let Some(name) = &vm {
                     self.progress.add_bytes(name, t.bytes);
@@ -168,25 +174,32 @@ impl Lab {
     /// A poll: new leases, new serial output, VMs that joined. Returns
     /// whether `lab.json` changed.
     async fn on_tick(&mut self, ticks: u64, report: EventSink<'_>) -> bool {
-        let mut changed = false;
-        let network = self.record.network.clone();
-        // A lease read that fails (libvirtd restarting) is tried again next poll.
-        let leases = self.libvirt.call(move |c| network::leases(c, &network)).await.unwrap_or_default();
+        let mut changed = self.poll_leases(report).await;
         let followed = self.progress.vms().iter().map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) }).collect();
         let serial = self.consoles.poll(&self.libvirt, followed).await;
         let now = self.now();
-        for (mac, ip) in leases {
-            for e in self.progress.on_lease(&mac, ip, now) {
-                self.stage_reached(e, report);
-                changed = true;
-            }
-        }
         changed |= self.on_console(serial, now, report);
         if ticks.is_multiple_of(ADOPT_EVERY) {
             if let Ok(vms) = self.libvirt.call(domain::list).await {
                 changed |= self.drain_stopped(&vms, report).await;
                 changed |= self.powered_off(&vms, report);
                 changed |= self.adopt_new_vms(vms, report).await;
+            }
+        }
+        changed
+    }
+
+    /// The network's DHCP leases, turned into `dhcp` stages. A read that
+    /// fails (libvirtd restarting) is tried again at the next poll.
+    async fn poll_leases(&mut self, report: EventSink<'_>) -> bool {
+        let network = self.record.network.clone();
+        let leases = self.libvirt.call(move |c| network::leases(c, &network)).await.unwrap_or_default();
+        let now = self.now();
+        let mut changed = false;
+        for (mac, ip) in leases {
+            for e in self.progress.on_lease(&mac, ip, now) {
+                self.stage_reached(e, report);
+                changed = true;
             }
         }
         changed
