@@ -70,10 +70,9 @@ impl FarHost {
         let far_ip = format!("10.251.{}.{}", n / 64 % 250, base + 2);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        write_ssh_files(d, &far_ip);
+        common::ssh::write_files(d, &far_ip, 22);
         copy_libvirt_config(&d.join("etc-libvirt"));
         std::fs::write(d.join("far.sh"), FAR_SH).unwrap();
-        std::fs::create_dir_all("/run/sshd").unwrap();
         let unshare = Command::new("unshare")
             .args(["--mount", "--uts", "--net", "--fork", "bash"])
             .arg(d.join("far.sh"))
@@ -101,7 +100,7 @@ impl FarHost {
     }
 
     fn path_env(&self) -> String {
-        format!("{}:{}", self.dir.path().join("bin").display(), std::env::var("PATH").unwrap_or_default())
+        common::ssh::path_env(self.dir.path())
     }
 
     fn virsh(&self, args: &[&str]) -> Output {
@@ -162,27 +161,6 @@ impl Drop for FarHost {
 fn run(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
-}
-
-/// Throwaway host and client keys, an sshd config listening on the far
-/// address only, and an `ssh` wrapper that keeps known_hosts here.
-fn write_ssh_files(d: &Path, far_ip: &str) {
-    for key in ["host", "client"] {
-        let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(d.join(key)).output().unwrap();
-        assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
-    let config = format!(
-        "Port 22\nListenAddress {far_ip}\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
-         PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {d}/sshd.pid\n",
-        d = d.display()
-    );
-    std::fs::write(d.join("sshd_config"), config).unwrap();
-    std::fs::write(d.join("ssh_config"), format!("UserKnownHostsFile {}/known_hosts\nGlobalKnownHostsFile /dev/null\n", d.display())).unwrap();
-    std::fs::create_dir_all(d.join("bin")).unwrap();
-    let wrapper = d.join("bin/ssh");
-    std::fs::write(&wrapper, format!("#!/bin/sh\nexec /usr/bin/ssh -F {}/ssh_config \"$@\"\n", d.display())).unwrap();
-    std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
 }
 
 /// This host's libvirt configuration, without its networks, pools and

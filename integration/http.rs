@@ -17,6 +17,16 @@ fn curl(args: &[&str]) -> std::process::Output {
     Command::new("curl").args(["-s", "--max-time", "60"]).args(args).output().unwrap()
 }
 
+/// This test process holds a thousand sockets and more: the hard limit.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
+        limit.rlim_cur = limit.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    }
+}
+
 /// One raw request (or anything else) on a fresh connection; the whole answer.
 fn raw(served: &Served, request: &[u8]) -> String {
     let mut stream = TcpStream::connect(served.http).unwrap();
@@ -199,12 +209,7 @@ fn slow_and_idle_connections_are_closed() {
 /// two 256 KiB read chunks of its body (512 KiB), 128 MiB in all.
 #[test]
 fn a_thousand_connections_are_bounded() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
+    raise_open_file_limit();
     let served = Served::start(&fixture("centos-busybox.iso"), "50451-50460", &[]);
     let rss_before = common::proc_status_kib(served.child.id(), "VmRSS");
     let mut conns: Vec<TcpStream> = (0..1000).map(|_| TcpStream::connect(served.http).unwrap()).collect();
@@ -261,12 +266,7 @@ fn allow_applies_to_http_and_http_can_be_off() {
 /// its oldest idle connection to make room.
 #[test]
 fn idle_connections_held_open_delay_no_one() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
+    raise_open_file_limit();
     let served = Served::start(&fixture("centos-busybox.iso"), "50471-50480", &[]);
     let want = std::fs::read("/usr/lib/PXELINUX/pxelinux.0").unwrap();
     let idle: Vec<TcpStream> = (0..1100).map(|_| TcpStream::connect(served.http).unwrap()).collect();

@@ -29,25 +29,8 @@ impl Sshd {
     fn start() -> Sshd {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        for key in ["host", "client"] {
-            let out = Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(d.join(key)).output().unwrap();
-            assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::fs::copy(d.join("client.pub"), d.join("authorized_keys")).unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let config = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host\nAuthorizedKeysFile {d}/authorized_keys\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPidFile {d}/sshd.pid\n",
-            d = d.display()
-        );
-        std::fs::write(d.join("sshd_config"), config).unwrap();
-        std::fs::write(d.join("ssh_config"), format!("UserKnownHostsFile {}/known_hosts\nGlobalKnownHostsFile /dev/null\n", d.display())).unwrap();
-        std::fs::create_dir_all(d.join("bin")).unwrap();
-        let wrapper = d.join("bin/ssh");
-        std::fs::write(&wrapper, format!("#!/bin/sh\nexec /usr/bin/ssh -F {}/ssh_config \"$@\"\n", d.display())).unwrap();
-        std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-        // sshd's privilege separation wants its empty directory.
-        std::fs::create_dir_all("/run/sshd").unwrap();
+        common::ssh::write_files(d, "127.0.0.1", port);
         let child = Command::new("/usr/sbin/sshd").args(["-D", "-e", "-f"]).arg(d.join("sshd_config")).stderr(Stdio::null()).spawn().expect("sshd runs");
         let sshd = Sshd { dir, child, port };
         wait_for("sshd to listen", Duration::from_secs(10), || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
@@ -59,7 +42,7 @@ impl Sshd {
     }
 
     fn path_env(&self) -> String {
-        format!("{}:{}", self.dir.path().join("bin").display(), std::env::var("PATH").unwrap_or_default())
+        common::ssh::path_env(self.dir.path())
     }
 
     /// pxelab through the ssh URI, with `net`'s state directory.

@@ -4,6 +4,7 @@
 
 pub mod net;
 pub mod served;
+pub mod ssh;
 
 use std::path::{Path, PathBuf};
 

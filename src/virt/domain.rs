@@ -144,7 +144,17 @@ fn start(conn: &Connect, dom: &Domain, name: &str, watch: bool) -> Result<Option
         return Ok(None);
     }
     dom.create_with_flags(virt::sys::VIR_DOMAIN_START_PAUSED).map_err(libvirt(format!("starting domain {name}")))?;
-    let console = Console::open(conn, name, false)?;
+    // The domain was started a moment ago and has not run an instruction:
+    // a console session libvirt still counts on it can only be a stale one
+    // (an earlier stream on the same pty that libvirtd has not let go of),
+    // so it is taken over rather than failing the lab.
+    let console = match Console::open(conn, name, false) {
+        Err(e) if e.to_string().contains("Active console session exists") => {
+            tracing::warn!("{name}'s new console was held by a stale session ({e}); taking it over");
+            Console::open(conn, name, true)?
+        }
+        other => other?,
+    };
     dom.resume().map_err(libvirt(format!("resuming domain {name}")))?;
     Ok(Some(console))
 }
