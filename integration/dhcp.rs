@@ -74,7 +74,6 @@ fn bad_values_exit_3_with_one_line() {
         &["--format", "isc", "--server", "10.0.0.1", "--range", "10.0.0.9-10.0.0.2"],
         &["--format", "dnsmasq", "--server", "10.0.0.1", "--range", "10.1.0.2-10.1.0.9"],
         &["--format", "isc"],
-        &["--format", "windows", "--proxy", "--server", "10.0.0.1"],
         // The subnet's network and broadcast addresses are no host's.
         &["--format", "isc", "--server", "10.0.0.0"],
         &["--format", "isc", "--server", "10.0.0.255"],
@@ -88,6 +87,9 @@ fn bad_values_exit_3_with_one_line() {
         assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
+    // Options that do not go together are a usage error (2), as everywhere.
+    let out = pxelab().args(["dhcp-config", "--format", "windows", "--proxy", "--server", "10.0.0.1"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 /// iPXE clients are sent to the iPXE script, and the real servers take it.
