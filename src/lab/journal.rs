@@ -95,16 +95,14 @@ impl Journal {
         if path.exists() {
             return Ok(false);
         }
-        let json = serde_json::to_vec_pretty(patch).map_err(io::Error::other)?;
-        write_atomically(&path, &json)?;
+        write_entry(&path, patch)?;
         Ok(true)
     }
 
     /// Rewrites a network's record (what pxelab left, once it is known),
     /// keeping the original XML the first record holds.
     pub fn update_network(&self, patch: &PatchedNetwork) -> io::Result<()> {
-        let json = serde_json::to_vec_pretty(patch).map_err(io::Error::other)?;
-        write_atomically(&self.network_path(&patch.uri, &patch.network), &json)
+        write_entry(&self.network_path(&patch.uri, &patch.network), patch)
     }
 
     pub fn network(&self, uri: &str, network: &str) -> io::Result<Option<PatchedNetwork>> {
@@ -128,8 +126,7 @@ impl Journal {
 
     /// Records a VM before it is created.
     pub fn record_vm(&self, vm: &CreatedVm) -> io::Result<()> {
-        let json = serde_json::to_vec_pretty(vm).map_err(io::Error::other)?;
-        write_atomically(&self.vm_path(&vm.uri, &vm.name), &json)
+        write_entry(&self.vm_path(&vm.uri, &vm.name), vm)
     }
 
     fn firewall_path(&self, bridge: &str) -> PathBuf {
@@ -138,8 +135,7 @@ impl Journal {
 
     /// Records firewall rules before they are inserted.
     pub fn record_firewall(&self, opening: &FirewallOpening) -> io::Result<()> {
-        let json = serde_json::to_vec_pretty(opening).map_err(io::Error::other)?;
-        write_atomically(&self.firewall_path(&opening.bridge), &json)
+        write_entry(&self.firewall_path(&opening.bridge), opening)
     }
 
     pub fn firewalls(&self) -> io::Result<Vec<FirewallOpening>> {
@@ -158,9 +154,18 @@ impl Journal {
         self.entries("vm-")
     }
 
-    /// How many changes wait to be undone: every entry, readable or not.
+    /// How many changes wait to be undone: every entry, readable or not
+    /// (one look at the directory, nothing parsed).
     pub fn pending(&self) -> io::Result<usize> {
-        Ok(self.networks()?.len() + self.vms()?.len() + self.firewalls()?.len() + self.unreadable()?.len())
+        let mut count = 0;
+        for entry in fs::read_dir(&self.dir)? {
+            let name = entry?.file_name();
+            let name = name.to_string_lossy();
+            if name.ends_with(".json") && ["network-", "vm-", "firewall-"].iter().any(|kind| name.starts_with(kind)) {
+                count += 1;
+            }
+        }
+        Ok(count)
     }
 
     /// The entries that cannot be read back (a torn disk, an edit by hand):
@@ -293,6 +298,11 @@ fn unescape(text: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One entry as JSON, written atomically.
+fn write_entry(path: &Path, value: &impl Serialize) -> io::Result<()> {
+    write_atomically(path, &serde_json::to_vec_pretty(value).map_err(io::Error::other)?)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {

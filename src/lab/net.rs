@@ -190,11 +190,11 @@ pub(crate) async fn apply_patch(
             Ok((reattached, network::read(c, &name)?.inactive_xml))
         })
         .await?;
-    let was_running = state.active;
     let recorded = journal.network(libvirt.uri(), &state.name).ok().flatten();
     if let Some(mut entry) = recorded {
         entry.patched_xml = Some(left);
-        entry.left_running = Some(run || was_running);
+        // `run` restarts a running network and starts a stopped one.
+        entry.left_running = Some(run);
         journal.update_network(&entry).map_err(|e| journal_error(&journal.dir().display().to_string(), e))?;
     }
     pause_point("after-define", shutdown).await;

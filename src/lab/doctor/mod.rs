@@ -25,7 +25,6 @@ mod vm;
 use serde::Serialize;
 
 use self::network::NetworkFacts;
-use super::journal::Journal;
 use super::record::LabRecord;
 use super::status;
 use crate::blocking;
@@ -119,7 +118,6 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
     let (mut f, lab) = blocking::run(|| {
         let mut f = Findings::default();
         let lab = running_lab(&mut f);
-        journal_check(&mut f);
         host::host_checks(&mut f);
         (f, lab)
     })
@@ -191,32 +189,42 @@ fn report(request: DoctorRequest, network: Option<String>, lab_pid: Option<u32>,
     DoctorReport { ok: f.0.iter().all(|c| c.status != Status::Fail), uri: request.uri, network, vm: request.vm, lab_pid, checks: f.0 }
 }
 
-/// The lab `pxelab status` sees, if its process runs.
+/// The lab `pxelab status` sees, if its process runs, and the journal
+/// entries nobody can read (changes `down` cannot undo), which status
+/// gathers too.
 fn running_lab(f: &mut Findings) -> Option<LabRecord> {
-    match status() {
-        Ok(report) => match report.lab {
-            Some(lab) if report.running => {
-                f.ok("lab", format!("a lab runs (pid {}) on network {} serving {}", lab.pid, lab.network, lab.iso));
-                Some(lab)
-            }
-            Some(lab) => {
-                f.warn(
-                    "lab",
-                    format!("the lab on network {} (pid {}) ended without `down`", lab.network, lab.pid),
-                    "run `pxelab down` to restore the network and remove its VMs",
-                );
-                None
-            }
-            None => {
-                f.ok("lab", "no lab is running");
-                None
-            }
-        },
+    let report = match status() {
+        Ok(report) => report,
         Err(e) => {
             f.warn("lab", format!("cannot read the lab's state: {e}"), "do what the line above says, then run doctor again");
+            return None;
+        }
+    };
+    let lab = match report.lab {
+        Some(lab) if report.running => {
+            f.ok("lab", format!("a lab runs (pid {}) on network {} serving {}", lab.pid, lab.network, lab.iso));
+            Some(lab)
+        }
+        Some(lab) => {
+            f.warn(
+                "lab",
+                format!("the lab on network {} (pid {}) ended without `down`", lab.network, lab.pid),
+                "run `pxelab down` to restore the network and remove its VMs",
+            );
             None
         }
+        None => {
+            f.ok("lab", "no lab is running");
+            None
+        }
+    };
+    if !report.unreadable_journal.is_empty() {
+        let bad = &report.unreadable_journal;
+        let names: Vec<String> = bad.iter().map(|b| b.path.display().to_string()).collect();
+        let fix = bad.iter().map(|b| b.explain()).collect::<Vec<_>>().join("; and ");
+        f.fail("journal", format!("{} cannot be read: what it records was not undone", names.join(", ")), fix);
     }
+    lab
 }
 
 /// The network's own checks, then its ports and the firewall for its bridge.
@@ -228,22 +236,5 @@ fn checks_of_network(f: &mut Findings, state: &NetworkState, live_xml: Option<&s
     }
     if let (Some(_), Some(bridge)) = (address, &state.parsed.bridge) {
         host::firewall_check(f, bridge, lab);
-    }
-}
-
-/// Journal entries nobody can read are changes `down` cannot undo.
-fn journal_check(f: &mut Findings) {
-    let Ok(state) = super::state_dir() else { return };
-    if !state.join("journal").is_dir() {
-        return;
-    }
-    match Journal::open(&state).and_then(|j| j.unreadable()) {
-        Ok(bad) if bad.is_empty() => {}
-        Ok(bad) => {
-            let names: Vec<String> = bad.iter().map(|b| b.path.display().to_string()).collect();
-            let fix = bad.iter().map(|b| b.explain()).collect::<Vec<_>>().join("; and ");
-            f.fail("journal", format!("{} cannot be read: what it records was not undone", names.join(", ")), fix);
-        }
-        Err(e) => f.warn("journal", format!("cannot read the journal in {}: {e}", state.join("journal").display()), "check its permissions"),
     }
 }
