@@ -59,15 +59,13 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
             request.bind
         )));
     }
-    let not_a_host = match request.bind {
-        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_multicast(),
-        IpAddr::V6(v6) => v6.is_multicast(),
-    };
-    if not_a_host {
-        return Err(Error::bad_input(format!(
-            "--bind {} is no host's address; pass the address PXE clients reach (e.g. the bridge's, 192.168.122.1)",
-            request.bind
-        )));
+    // The same rule as a PXE server address anywhere (`net patch --server`, `dhcp-config`).
+    match request.bind {
+        IpAddr::V4(v4) => crate::dhcp::check_server_address("--bind", v4, None).map_err(Error::bad_input)?,
+        IpAddr::V6(v6) if v6.is_multicast() => {
+            return Err(Error::bad_input(format!("--bind {v6} is a multicast address, no host's; give the PXE server's own address")))
+        }
+        IpAddr::V6(_) => {}
     }
     let passive = parse_port_range(&request.passive_ports)?;
     let allow = request.allow.iter().map(|a| a.parse::<Cidr>().map_err(|e| Error::bad_input(format!("--allow {e}")))).collect::<Result<Vec<_>>>()?;
