@@ -136,15 +136,19 @@ fn plan_restore(entry: &PatchedNetwork, now: Option<(&str, bool)>, force: bool) 
         };
     };
     let changed = entry.patched_xml.as_deref().is_some_and(|patched| patched != xml) && xml != entry.original_xml;
-    let target = match (&entry.patched_xml, changed) {
-        (Some(patched), true) => unpatch(xml, &entry.original_xml, patched).unwrap_or_else(|_| entry.original_xml.clone()),
-        _ => entry.original_xml.clone(),
+    // A definition pxelab cannot edit (it never is, coming from libvirt) gets
+    // the original back, as before, and is not reported as kept.
+    let kept = match (&entry.patched_xml, changed) {
+        (Some(patched), true) => unpatch(xml, &entry.original_xml, patched).ok(),
+        _ => None,
     };
+    let kept_changes = kept.is_some();
+    let target = kept.unwrap_or_else(|| entry.original_xml.clone());
     let run = match entry.left_running {
         Some(false) => active,
         _ => entry.was_active,
     };
-    Ok(RestorePlan { define: (target != xml).then_some(target), run, kept_changes: changed })
+    Ok(RestorePlan { define: (target != xml).then_some(target), run, kept_changes })
 }
 
 /// `current` without pxelab's part of `patched`: the bootp goes back to the
