@@ -41,6 +41,11 @@ apt-get install -y -qq --no-install-recommends \
     curl wget atftp lftp iproute2 procps psmisc python3-junitparser yamllint \
     zsh fish groff-base man-db tcpdump lintian dpkg-dev >/dev/null
 
+# The real installers' fixtures, built by their own tools (fixtures/fai.sh,
+# fixtures/live.sh): FAI's nfsroot, mirror and CD, and live-build.
+apt-get install -y -qq --no-install-recommends \
+    fai-server fai-setup-storage reprepro live-build debootstrap squashfs-tools >/dev/null
+
 # The remote-host test runs its own sshd on loopback (libvirt's qemu+ssh).
 # The package would start the system's sshd on install: policy-rc.d (exit
 # 101) stops that, and is removed again unless it was there before.

@@ -61,7 +61,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve an ISO, patch the network's DHCP, and boot VMs into its installer.
-    Up(up::UpArgs),
+    Up(Box<up::UpArgs>),
     /// Stop the running lab and undo everything it changed on the host.
     Down,
     /// Show the running lab: ISO, network, servers, VMs and their boot stages.
@@ -104,7 +104,7 @@ pub struct Globals {
 pub fn run(cli: Cli) -> Result<Outcome> {
     let globals = Globals { uri: cli.connect, json: cli.json };
     match cli.command {
-        Command::Up(args) => up::run(args, &globals),
+        Command::Up(args) => up::run(*args, &globals),
         Command::Down => lab::down(&globals),
         Command::Status(args) => lab::status(args, &globals),
         Command::Serve(args) => serve::run(args, &globals),

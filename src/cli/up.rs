@@ -81,6 +81,10 @@ pub struct UpArgs {
     /// login prompt), not as soon as the VM reboots into its disk (implies --wait-for installed).
     #[arg(long, value_name = "REGEX")]
     pub expect_installed: Option<String>,
+    /// End the lab with exit 1 when a VM's serial console matches this: the installer
+    /// failed. FAI's task errors (`Exit code task_…`, `FATAL ERROR`) are caught without it.
+    #[arg(long, value_name = "REGEX")]
+    pub fail_on: Option<String>,
     /// Write a JUnit XML report here when the lab ends: one testcase per VM, passed when it
     /// reached the --wait-for stage, with each stage's time and, on failure, the last serial lines.
     #[arg(long, value_name = "FILE")]
@@ -93,7 +97,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<u64>,
     /// Run the lab in the background; stop it with `pxelab down`.
-    #[arg(long, conflicts_with_all = ["wait_for", "timeout", "expect", "expect_installed"])]
+    #[arg(long, conflicts_with_all = ["wait_for", "timeout", "expect", "expect_installed", "fail_on"])]
     pub detach: bool,
     /// Leave the VMs alive when the lab stops.
     #[arg(long)]
@@ -121,6 +125,10 @@ pub struct UpArgs {
     /// meta-data, with autoinstall ds=nocloud-net;s=.
     #[arg(long, value_name = "FILE", group = "answer")]
     pub autoinstall: Option<PathBuf>,
+    /// A FAI config space for the lab's VMs (a FAI CD): a directory or a tar of one, served
+    /// per VM as a tar over HTTP, with FAI_CONFIG_SRC=; placeholders filled in its text files.
+    #[arg(long, value_name = "PATH", group = "answer")]
+    pub fai_config: Option<PathBuf>,
     /// UEFI VMs boot with Secure Boot on (q35, SMM, Microsoft's keys), through the ISO's own
     /// signed shim and GRUB.
     #[arg(long)]
@@ -157,49 +165,8 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
         }
         return Ok(Outcome::Done);
     }
-    let wait_for = match (args.wait_for, &args.expect, &args.expect_installed) {
-        (None | Some(Stage::Installed), _, Some(_)) => Some(progress::Stage::Installed),
-        (Some(_), _, Some(_)) => {
-            return Err(Error::usage("--expect-installed matches the installed system: use it with --wait-for installed (or without --wait-for)"))
-        }
-        (None, Some(_), None) => Some(progress::Stage::Installer),
-        (Some(stage), Some(_), None) if stage != Stage::Installer && stage != Stage::Installed => {
-            return Err(Error::usage("--expect matches the installer's console: use it with --wait-for installer or installed (or without --wait-for)"));
-        }
-        (stage, _, _) => stage.map(Into::into),
-    };
-    let request = lab::UpRequest {
-        uri: globals.uri.clone(),
-        iso: args.iso,
-        overrides: args.iso_overrides.overrides(),
-        network: args.network,
-        server_ip: args.server_ip,
-        vms: if args.no_vm && !args.vm { 0 } else { args.vms },
-        shape: args.shape.shape(),
-        firmwares: super::firmwares(args.firmware, args.secure_boot)?,
-        answer: match (args.kickstart, args.preseed, args.autoinstall) {
-            (Some(f), _, _) => Some((AnswerKind::Kickstart, f)),
-            (_, Some(f), _) => Some((AnswerKind::Preseed, f)),
-            (_, _, Some(f)) => Some((AnswerKind::Autoinstall, f)),
-            _ => None,
-        },
-        wait_for,
-        expect: args.expect,
-        expect_installed: args.expect_installed,
-        artifacts: args.artifacts.clone(),
-        timeout: args.timeout.map(Duration::from_secs),
-        keep: args.keep,
-        force: args.force,
-        default_entry: match args.menu_default {
-            MenuDefault::Local => DefaultEntry::Local,
-            MenuDefault::Install => DefaultEntry::Install,
-        },
-        ftp_port: args.ftp_port,
-        http_port: args.http_port.0,
-        ra: !args.no_ra,
-        fast_dhcp: !args.no_fast_dhcp,
-        passive_ports: lab::parse_port_range(&args.passive_ports)?,
-    };
+    let wait_for = wait_for(&args)?;
+    let request = request(&args, globals, wait_for)?;
     let json = globals.json;
     let suite = request.iso.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "pxelab".into());
     let (junit, artifacts) = (args.junit, args.artifacts);
@@ -224,4 +191,58 @@ pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
     }
     result?;
     Ok(Outcome::Done)
+}
+
+/// The stage `up` waits for, from --wait-for and the --expect flags.
+fn wait_for(args: &UpArgs) -> Result<Option<progress::Stage>> {
+    Ok(match (args.wait_for, &args.expect, &args.expect_installed) {
+        (None | Some(Stage::Installed), _, Some(_)) => Some(progress::Stage::Installed),
+        (Some(_), _, Some(_)) => {
+            return Err(Error::usage("--expect-installed matches the installed system: use it with --wait-for installed (or without --wait-for)"))
+        }
+        (None, Some(_), None) => Some(progress::Stage::Installer),
+        (Some(stage), Some(_), None) if stage != Stage::Installer && stage != Stage::Installed => {
+            return Err(Error::usage("--expect matches the installer's console: use it with --wait-for installer or installed (or without --wait-for)"));
+        }
+        (stage, _, _) => stage.map(Into::into),
+    })
+}
+
+/// The flags as the lab takes them.
+fn request(args: &UpArgs, globals: &Globals, wait_for: Option<progress::Stage>) -> Result<lab::UpRequest> {
+    Ok(lab::UpRequest {
+        uri: globals.uri.clone(),
+        iso: args.iso.clone(),
+        overrides: args.iso_overrides.overrides(),
+        network: args.network.clone(),
+        server_ip: args.server_ip,
+        vms: if args.no_vm && !args.vm { 0 } else { args.vms },
+        shape: args.shape.shape(),
+        firmwares: super::firmwares(args.firmware, args.secure_boot)?,
+        answer: [
+            (AnswerKind::Kickstart, &args.kickstart),
+            (AnswerKind::Preseed, &args.preseed),
+            (AnswerKind::Autoinstall, &args.autoinstall),
+            (AnswerKind::FaiConfig, &args.fai_config),
+        ]
+        .into_iter()
+        .find_map(|(kind, path)| path.clone().map(|p| (kind, p))),
+        wait_for,
+        expect: args.expect.clone(),
+        expect_installed: args.expect_installed.clone(),
+        fail_on: args.fail_on.clone(),
+        artifacts: args.artifacts.clone(),
+        timeout: args.timeout.map(Duration::from_secs),
+        keep: args.keep,
+        force: args.force,
+        default_entry: match args.menu_default {
+            MenuDefault::Local => DefaultEntry::Local,
+            MenuDefault::Install => DefaultEntry::Install,
+        },
+        ftp_port: args.ftp_port,
+        http_port: args.http_port.0,
+        ra: !args.no_ra,
+        fast_dhcp: !args.no_fast_dhcp,
+        passive_ports: lab::parse_port_range(&args.passive_ports)?,
+    })
 }

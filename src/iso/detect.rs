@@ -12,6 +12,8 @@ use serde::Serialize;
 use super::index::IsoIndex;
 use super::treeinfo::TreeInfo;
 
+mod live;
+
 /// Largest metadata file (`.treeinfo`, `.disk/info`) read into memory.
 const METADATA_LIMIT: u64 = 256 * 1024;
 /// Longest name, version or arch kept from the ISO's own metadata.
@@ -28,6 +30,11 @@ pub enum Family {
     Debian,
     /// Ubuntu live-server (casper + subiquity).
     Ubuntu,
+    /// FAI's installation CD (fai-cd): dracut fetches its root, which holds
+    /// the config space and a package mirror.
+    Fai,
+    /// A Debian live ISO (live-build): live-boot fetches its squashfs.
+    Live,
     /// Nothing recognised; the user named the kernel and initrd.
     Custom,
 }
@@ -56,6 +63,10 @@ pub struct Distro {
     pub stage2: Option<String>,
     /// Suggested kernel command line; `{server}` stands for the PXE server's address.
     pub kernel_args: String,
+    /// The kernel options the ISO's own boot menu gives (live ISOs), kept in
+    /// [`Distro::kernel_args`] beside what the network boot needs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iso_args: Option<String>,
     pub volume_id: String,
     pub size_bytes: u64,
     pub source: Source,
@@ -65,7 +76,7 @@ impl Distro {
     /// What a layout found, before `detect` fills in the image-wide facts
     /// (volume ID, size) and the kernel arguments: the one place a
     /// `Distro` is built.
-    fn found(family: Family, name: String, (kernel, initrd): (String, String), source: Source) -> Distro {
+    pub(super) fn found(family: Family, name: String, (kernel, initrd): (String, String), source: Source) -> Distro {
         Distro {
             family,
             name,
@@ -75,6 +86,7 @@ impl Distro {
             initrd,
             stage2: None,
             kernel_args: String::new(),
+            iso_args: None,
             volume_id: String::new(),
             size_bytes: 0,
             source,
@@ -143,7 +155,8 @@ const UBUNTU_PAIRS: &[(&str, &str)] = &[
 /// The directories [`detect`] looks in, for the "no kernel found" message.
 fn looked_in() -> String {
     let mut dirs: Vec<&str> = vec![".treeinfo"];
-    for (kernel, _) in RHEL_PAIRS.iter().chain(DEBIAN_PAIRS).chain(UBUNTU_PAIRS) {
+    let others = [live::FAI_PAIR, (live::LIVE_DIR, "")];
+    for (kernel, _) in RHEL_PAIRS.iter().chain(DEBIAN_PAIRS).chain(UBUNTU_PAIRS).chain(&others) {
         let dir = &kernel[..kernel.rfind('/').map(|i| i + 1).unwrap_or(0)];
         if !dirs.contains(&dir) {
             dirs.push(dir);
@@ -169,7 +182,12 @@ pub enum DetectError {
 /// Detects the distribution in `iso`, applying `overrides` on top.
 pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectError> {
     let iso_name = iso.path().display().to_string();
-    let found = from_treeinfo(iso).or_else(|| rhel_layout(iso)).or_else(|| debian_layout(iso)).or_else(|| ubuntu_layout(iso));
+    let found = from_treeinfo(iso)
+        .or_else(|| rhel_layout(iso))
+        .or_else(|| debian_layout(iso))
+        .or_else(|| ubuntu_layout(iso))
+        .or_else(|| live::fai_layout(iso))
+        .or_else(|| live::live_layout(iso));
 
     let mut distro = match (found, &overrides.kernel) {
         (Some(d), _) => d,
@@ -200,7 +218,7 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectErr
         let fix = if overrides.http_off { "serve HTTP (drop --http-port none)" } else { "drop --repo ftp" };
         return Err(DetectError::UbuntuNeedsHttp { iso: iso_name, fix });
     }
-    distro.kernel_args = installer_args(distro.family, repo, &iso_file_name(iso));
+    distro.kernel_args = installer_args_for(distro.family, repo, &iso_file_name(iso), distro.iso_args.as_deref());
     if let Some(append) = &overrides.append {
         if append.chars().any(char::is_control) {
             return Err(DetectError::BadAppend);
@@ -222,9 +240,23 @@ fn iso_file_name(iso: &IsoIndex) -> String {
 }
 
 /// The kernel arguments that point a family's installer at pxelab, with
-/// `{server}` for the server's address (and port) of `repo`'s protocol.
+/// `{server}` for the server's address (and port) of `repo`'s protocol, and
+/// the ISO's own options (`iso_args`) after them.
+pub(super) fn installer_args_for(family: Family, repo: Repo, iso_file: &str, iso_args: Option<&str>) -> String {
+    let args = installer_args(family, repo, iso_file);
+    match iso_args {
+        Some(own) if !own.is_empty() => format!("{args} {own}"),
+        _ => args,
+    }
+}
+
 fn installer_args(family: Family, repo: Repo, iso_file: &str) -> String {
     let s = SERVER_PLACEHOLDER;
+    // Where the FAI CD's and live ISO's roots are, on each server.
+    let root = |path: &str| match repo {
+        Repo::Http => format!("http://{s}/iso/{path}"),
+        Repo::Ftp => format!("ftp://{s}/{path}"),
+    };
     match (family, repo) {
         (Family::Rhel, Repo::Http) => format!("inst.repo=http://{s}/iso/"),
         (Family::Rhel, Repo::Ftp) => format!("inst.repo=ftp://{s}/"),
@@ -234,6 +266,13 @@ fn installer_args(family: Family, repo: Repo, iso_file: &str) -> String {
         (Family::Debian, Repo::Ftp) => format!("mirror/country=manual mirror/protocol=ftp mirror/ftp/hostname={s} mirror/ftp/directory=/"),
         // casper fetches the whole ISO into RAM from `url=`.
         (Family::Ubuntu, _) => format!("ip=dhcp url=http://{s}/{iso_file}"),
+        // dracut's livenet downloads the root; FAI then installs from the
+        // config space and mirror inside it, and reboots when done.
+        (Family::Fai, _) => format!(
+            "root=live:{} rd.live.image rd.neednet=1 ip=dhcp FAI_ACTION=install FAI_FLAGS=verbose,reboot FAI_CONFIG_SRC=file:///var/lib/fai/config",
+            root(live::FAI_ROOT)
+        ),
+        (Family::Live, _) => format!("boot=live fetch={}", root(live::LIVE_ROOT)),
         (Family::Custom, _) => String::new(),
     }
 }
@@ -300,13 +339,13 @@ fn ubuntu_layout(iso: &IsoIndex) -> Option<Distro> {
 }
 
 /// Facts from `.disk/info`, e.g. `Debian GNU/Linux 12.5.0 "Bookworm" - Official amd64 NETINST`.
-struct DiskInfo {
-    name: Option<String>,
-    version: Option<String>,
-    arch: Option<String>,
+pub(super) struct DiskInfo {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub arch: Option<String>,
 }
 
-fn disk_info(iso: &IsoIndex) -> Option<DiskInfo> {
+pub(super) fn disk_info(iso: &IsoIndex) -> Option<DiskInfo> {
     let raw = iso.read_small(".disk/info", METADATA_LIMIT)?;
     let text = String::from_utf8_lossy(&raw);
     let line = text.lines().next()?.trim();
@@ -346,7 +385,7 @@ fn split_label(label: &str) -> (Option<String>, Option<String>) {
 
 /// Text from the ISO, made safe to show and to put in a menu: control
 /// characters dropped, whitespace collapsed, length bounded.
-fn clean(text: &str) -> Option<String> {
+pub(super) fn clean(text: &str) -> Option<String> {
     let text: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let text: String = text.chars().take(TEXT_LIMIT).collect();

@@ -74,6 +74,9 @@ pub struct VmProgress {
     serial_tail: VecDeque<String>,
     #[serde(skip)]
     partial_line: String,
+    /// The installer's failure, as its console showed it (see [`FailureSigns`]).
+    #[serde(skip)]
+    failure: Option<String>,
 }
 
 impl VmProgress {
@@ -89,13 +92,16 @@ impl VmProgress {
             kernel_sent: false,
             initrd_sent: false,
             serial_tail: VecDeque::new(),
+            failure: None,
             partial_line: String::new(),
         }
     }
 
     /// The last lines the guest wrote on its serial console.
+    /// The line being written counts too: a login prompt has no newline.
     pub fn serial_tail(&self) -> impl Iterator<Item = &str> {
-        self.serial_tail.iter().map(String::as_str)
+        let partial = Some(self.partial_line.trim_end_matches('\r')).filter(|l| !l.trim().is_empty());
+        self.serial_tail.iter().map(String::as_str).chain(partial)
     }
 }
 
@@ -122,6 +128,47 @@ pub struct Milestones {
     pub expect: Option<regex::Regex>,
     /// After the installer: the installed system's console line (`--expect-installed`).
     pub expect_installed: Option<regex::Regex>,
+    /// What the installer prints when it has failed (FAI's task errors, `--fail-on`).
+    pub fail_on: Option<FailureSigns>,
+}
+
+/// An installer's console lines that say it failed, and the lines worth
+/// showing with them. An installer that fails and goes on (FAI reboots into
+/// a half-installed disk) would otherwise end as a timeout much later.
+#[derive(Debug, Clone)]
+pub struct FailureSigns {
+    /// A line that ends the lab.
+    pub fatal: regex::Regex,
+    /// Earlier lines of the console kept in the error (the installer's own
+    /// error lines: apt's `E:`, FAI's `ERROR`).
+    pub context: regex::Regex,
+}
+
+/// The most console lines an installer failure quotes.
+const FAILURE_LINES: usize = 8;
+
+impl FailureSigns {
+    /// FAI: a task that ends with an error code (`Exit code task_instsoft:
+    /// 472`) or an installation it stopped (`FATAL ERROR`).
+    pub fn fai() -> FailureSigns {
+        FailureSigns {
+            fatal: regex::Regex::new(r"^(Exit code task_\w+: [1-9]|FATAL ERROR)").expect("a valid pattern"),
+            context: regex::Regex::new(r"^(E: |ERROR|Error in task|Exit code task_|FATAL ERROR|WARNING: These unknown packages)").expect("a valid pattern"),
+        }
+    }
+
+    /// `--fail-on REGEX`: the user's line, shown alone.
+    pub fn user(fatal: regex::Regex) -> FailureSigns {
+        FailureSigns { context: fatal.clone(), fatal }
+    }
+
+    /// The error for a VM whose console showed `fatal`: the context lines
+    /// before it (from `tail`) and the line itself.
+    fn describe(&self, vm: &str, tail: &VecDeque<String>) -> String {
+        let lines: Vec<&str> = tail.iter().map(String::as_str).filter(|l| self.context.is_match(l) || self.fatal.is_match(l)).collect();
+        let shown = &lines[lines.len().saturating_sub(FAILURE_LINES)..];
+        format!("{vm}: the installer reported an error: {}", shown.join(" | "))
+    }
 }
 
 /// Every VM of a lab and what has been seen of each.
@@ -154,6 +201,11 @@ impl Progress {
         if let Some(v) = self.vms.iter_mut().find(|v| v.name == vm) {
             v.bytes += bytes;
         }
+    }
+
+    /// The first installer failure seen on a console, once.
+    pub fn take_failure(&mut self) -> Option<String> {
+        self.vms.iter_mut().find_map(|v| v.failure.take())
     }
 
     /// The earliest stage any VM is at.
@@ -274,6 +326,9 @@ impl Progress {
             if vm.serial_tail.len() > SERIAL_TAIL {
                 vm.serial_tail.pop_front();
             }
+            if let Some(signs) = self.milestones.fail_on.as_ref().filter(|s| vm.failure.is_none() && s.fatal.is_match(clean)) {
+                vm.failure = Some(signs.describe(&vm.name, &vm.serial_tail));
+            }
         }
         // A prompt without a newline (an installer's menu) still counts.
         if self.milestones.expect.as_ref().is_some_and(|re| re.is_match(&vm.partial_line)) {
@@ -319,6 +374,7 @@ mod tests {
             installer_files: vec!["/.treeinfo".into(), "/images/install.img".into()],
             expect: expect.map(|e| regex::Regex::new(e).unwrap()),
             expect_installed: None,
+            fail_on: None,
         }
     }
 
@@ -349,6 +405,36 @@ mod tests {
         // Ubuntu: the installer is running once the whole ISO arrived, not before.
         assert!(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/ubuntu.iso", false), 5.0).is_empty(), "a cut-off download");
         assert_eq!(at(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/ubuntu.iso", true), 6.0)), Some(Stage::Installer));
+    }
+
+    #[test]
+    fn a_fai_task_error_is_a_failure_quoting_fai_s_own_lines() {
+        let mut p = Progress::new(Milestones { fail_on: Some(FailureSigns::fai()), ..milestones(None) });
+        p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        // Lines FAI prints on a good run are not failures.
+        p.on_serial("vm1", "Calling task_instsoft\nERROR: is only a word here\nExit code task_x: 0\n", 1.0);
+        assert_eq!(p.take_failure(), None);
+        let console = "E: Version '99' for 'less' was not found\nSetting up x ...\nExit code task_instsoft: 472\nCalling task_configure\n";
+        p.on_serial("vm1", console, 2.0);
+        let why = p.take_failure().expect("a failure");
+        assert!(why.starts_with("vm1: the installer reported an error: "), "{why}");
+        assert!(why.contains("E: Version '99' for 'less' was not found | Exit code task_instsoft: 472"), "{why}");
+        assert!(!why.contains("Setting up"), "only FAI's error lines: {why}");
+        assert_eq!(p.take_failure(), None, "reported once");
+        // A user's pattern (`--fail-on`) is the line alone.
+        let mut p = Progress::new(Milestones { fail_on: Some(FailureSigns::user(regex::Regex::new("^Kernel panic").unwrap())), ..milestones(None) });
+        p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        p.on_serial("vm1", "E: other\nKernel panic - not syncing\n", 1.0);
+        assert_eq!(p.take_failure().as_deref(), Some("vm1: the installer reported an error: Kernel panic - not syncing"));
+    }
+
+    #[test]
+    fn a_prompt_without_a_newline_is_in_the_tail() {
+        let mut p = Progress::new(milestones(Some("login:")));
+        p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        assert_eq!(p.on_serial("vm1", "Debian GNU/Linux 12 host ttyS0\r\n\r\nhost login: ", 1.0).last().unwrap().stage, Stage::Installer);
+        let tail: Vec<&str> = p.vms()[0].serial_tail().collect();
+        assert_eq!(tail, ["Debian GNU/Linux 12 host ttyS0", "", "host login: "]);
     }
 
     #[test]
@@ -394,6 +480,6 @@ mod tests {
         let e = p.on_serial("vm1", "guage", 2.0);
         assert_eq!(e.last().unwrap().stage, Stage::Installer, "matched across two reads");
         assert_eq!(e.len(), 4, "dhcp, bootloader and kernel are implied");
-        assert_eq!(p.vms()[0].serial_tail().collect::<Vec<_>>(), vec!["booting..."]);
+        assert_eq!(p.vms()[0].serial_tail().collect::<Vec<_>>(), vec!["booting...", "Select a language"], "the prompt being written too");
     }
 }

@@ -70,6 +70,9 @@ pub struct UpRequest {
     pub expect: Option<String>,
     /// `installed` is reached when the installed system's console matches this.
     pub expect_installed: Option<String>,
+    /// A console line that means the installer failed (`--fail-on`); FAI's
+    /// task errors are known without it.
+    pub fail_on: Option<String>,
     /// Where each VM's serial console is copied when the lab ends (`--artifacts`).
     pub artifacts: Option<PathBuf>,
     pub timeout: Option<Duration>,

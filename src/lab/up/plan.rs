@@ -19,7 +19,7 @@ use crate::dhcp::{LabDnsmasq, UefiBoot};
 use crate::error::{Error, Result};
 use crate::iso::{Distro, Family};
 use crate::lab::net::{check_patchable, refuse_running_guests};
-use crate::lab::progress::Milestones;
+use crate::lab::progress::{FailureSigns, Milestones};
 use crate::lab::record::{Counters, LabRecord};
 use crate::lab::serve::{endpoints, Endpoints};
 use crate::lab::{ipv4_server, prepare, BootPlan, Prepared};
@@ -31,10 +31,11 @@ use crate::virt::network::{self, NetworkState};
 use crate::virt::netxml::Bootp;
 use crate::virt::Libvirt;
 
-/// `--expect` and `--expect-installed`, compiled.
+/// `--expect`, `--expect-installed` and `--fail-on`, compiled.
 pub(super) struct Expect {
     pub installer: Option<regex::Regex>,
     pub installed: Option<regex::Regex>,
+    pub fail_on: Option<regex::Regex>,
 }
 
 /// The lab's answer file and what its templates are filled with.
@@ -64,7 +65,11 @@ pub(super) fn check_flags(request: &UpRequest) -> Result<Expect> {
     let regex = |flag: &str, re: &Option<String>| -> Result<Option<regex::Regex>> {
         re.as_ref().map(|re| regex::Regex::new(re).map_err(|e| Error::bad_input(format!("{flag} {re:?} is not a regular expression: {e}")))).transpose()
     };
-    let expect = Expect { installer: regex("--expect", &request.expect)?, installed: regex("--expect-installed", &request.expect_installed)? };
+    let expect = Expect {
+        installer: regex("--expect", &request.expect)?,
+        installed: regex("--expect-installed", &request.expect_installed)?,
+        fail_on: regex("--fail-on", &request.fail_on)?,
+    };
     if request.wait_for.is_some() && request.vms == 0 {
         return Err(Error::usage("--wait-for needs a VM to wait for; drop --no-vm or --vms 0"));
     }
@@ -210,6 +215,12 @@ fn milestones(prepared: &Prepared, iso_path: &Path, expect: Expect) -> Milestone
         installer_files,
         expect: expect.installer,
         expect_installed: expect.installed,
+        // The user's pattern, else what the ISO's installer is known to print.
+        fail_on: match (expect.fail_on, distro.family) {
+            (Some(re), _) => Some(FailureSigns::user(re)),
+            (None, Family::Fai) => Some(FailureSigns::fai()),
+            (None, _) => None,
+        },
     }
 }
 

@@ -214,6 +214,9 @@ impl Lab {
                 changed = true;
             }
         }
+        if let Some(why) = self.progress.take_failure() {
+            self.failed.get_or_insert(why);
+        }
         changed
     }
 

@@ -1,7 +1,8 @@
 //! Answer files for unattended installs: a kickstart (RHEL family), a
-//! preseed (Debian's debian-installer) or an autoinstall user-data
-//! (Ubuntu's Subiquity), checked before the lab changes anything, and
-//! rendered per VM.
+//! preseed (Debian's debian-installer), an autoinstall user-data (Ubuntu's
+//! Subiquity) or a FAI config space (a directory or tarball: see
+//! `config_space`), checked before the lab changes anything, and rendered
+//! per VM.
 //!
 //! A file is a template: `{server}` (the lab's address), `{http}` (its HTTP
 //! base, `http://ADDR[:PORT]`), `{vm}` and `{mac}` (the VM it is served to)
@@ -19,6 +20,10 @@ use std::path::{Path, PathBuf};
 use crate::iso::Family;
 use crate::mac::MacAddr;
 
+mod config_space;
+
+pub use config_space::ConfigSpace;
+
 /// The most an answer file may hold; real ones are a few KiB.
 const MAX_SIZE: u64 = 1 << 20;
 
@@ -28,6 +33,8 @@ pub enum AnswerKind {
     Kickstart,
     Preseed,
     Autoinstall,
+    /// A FAI config space, served as FAI_CONFIG_SRC.
+    FaiConfig,
 }
 
 impl AnswerKind {
@@ -36,6 +43,7 @@ impl AnswerKind {
             AnswerKind::Kickstart => "--kickstart",
             AnswerKind::Preseed => "--preseed",
             AnswerKind::Autoinstall => "--autoinstall",
+            AnswerKind::FaiConfig => "--fai-config",
         }
     }
 
@@ -44,6 +52,7 @@ impl AnswerKind {
             AnswerKind::Kickstart => "a kickstart",
             AnswerKind::Preseed => "a preseed",
             AnswerKind::Autoinstall => "an autoinstall user-data",
+            AnswerKind::FaiConfig => "a FAI config space",
         }
     }
 
@@ -53,6 +62,7 @@ impl AnswerKind {
             AnswerKind::Kickstart => Family::Rhel,
             AnswerKind::Preseed => Family::Debian,
             AnswerKind::Autoinstall => Family::Ubuntu,
+            AnswerKind::FaiConfig => Family::Fai,
         }
     }
 
@@ -62,6 +72,8 @@ impl AnswerKind {
             AnswerKind::Kickstart => "ks.cfg",
             AnswerKind::Preseed => "preseed.cfg",
             AnswerKind::Autoinstall => "user-data",
+            // FAI's ftar takes a plain tar named after the space.
+            AnswerKind::FaiConfig => "config.tar",
         }
     }
 }
@@ -84,7 +96,14 @@ pub enum AnswerError {
 pub struct AnswerFile {
     pub kind: AnswerKind,
     pub path: PathBuf,
-    template: String,
+    content: Content,
+}
+
+/// A single text template, or a whole config space.
+#[derive(Debug, Clone)]
+enum Content {
+    Text(String),
+    Space(ConfigSpace),
 }
 
 /// What a template's placeholders become for one VM.
@@ -101,6 +120,15 @@ impl AnswerFile {
     pub fn load(kind: AnswerKind, path: &Path) -> Result<AnswerFile, AnswerError> {
         let shown = path.display().to_string();
         let unreadable = |reason: String| AnswerError::Unreadable { flag: kind.flag(), path: shown.clone(), reason };
+        if kind == AnswerKind::FaiConfig {
+            let space = ConfigSpace::load(path).map_err(|reason| AnswerError::Malformed {
+                flag: kind.flag(),
+                path: shown.clone(),
+                reason,
+                fix: "point it at the config space FAI reads (the directory holding class/, package_config/ and scripts/), or a tar of it".into(),
+            })?;
+            return Ok(AnswerFile { kind, path: path.to_path_buf(), content: Content::Space(space) });
+        }
         let meta = std::fs::metadata(path).map_err(|e| unreadable(e.to_string()))?;
         if !meta.is_file() {
             return Err(unreadable("not a regular file".into()));
@@ -110,7 +138,7 @@ impl AnswerFile {
         }
         let bytes = std::fs::read(path).map_err(|e| unreadable(e.to_string()))?;
         let template = String::from_utf8(bytes).map_err(|_| unreadable("not UTF-8 text".into()))?;
-        let file = AnswerFile { kind, path: path.to_path_buf(), template };
+        let file = AnswerFile { kind, path: path.to_path_buf(), content: Content::Text(template) };
         file.check_shape()?;
         Ok(file)
     }
@@ -120,7 +148,7 @@ impl AnswerFile {
     }
 
     fn check_shape(&self) -> Result<(), AnswerError> {
-        let text = &self.template;
+        let Content::Text(text) = &self.content else { return Ok(()) };
         if text.trim().is_empty() {
             return Err(self.malformed("the file is empty", "write the installer's answers in it"));
         }
@@ -135,7 +163,7 @@ impl AnswerFile {
             });
         }
         match self.kind {
-            AnswerKind::Kickstart => Ok(()),
+            AnswerKind::Kickstart | AnswerKind::FaiConfig => Ok(()),
             AnswerKind::Preseed => {
                 // owner question type [value], after joining `\` continuations.
                 let joined = text.replace("\\\n", " ");
@@ -172,7 +200,7 @@ impl AnswerFile {
         if family == self.kind.family() {
             return Ok(());
         }
-        let right = [AnswerKind::Kickstart, AnswerKind::Preseed, AnswerKind::Autoinstall].into_iter().find(|k| k.family() == family);
+        let right = [AnswerKind::Kickstart, AnswerKind::Preseed, AnswerKind::Autoinstall, AnswerKind::FaiConfig].into_iter().find(|k| k.family() == family);
         Err(AnswerError::WrongInstaller {
             flag: self.kind.flag(),
             path: self.path.display().to_string(),
@@ -186,9 +214,12 @@ impl AnswerFile {
         })
     }
 
-    /// The file for one VM: the placeholders replaced.
-    pub fn render(&self, vars: &Vars<'_>) -> String {
-        self.template.replace("{server}", vars.server).replace("{http}", vars.http).replace("{vm}", vars.vm).replace("{mac}", &vars.mac.to_string())
+    /// The file for one VM: the placeholders replaced (a config space: its tar).
+    pub fn render(&self, vars: &Vars<'_>) -> Vec<u8> {
+        match &self.content {
+            Content::Text(template) => fill(template, vars).into_bytes(),
+            Content::Space(space) => space.render(vars),
+        }
     }
 
     /// Where a VM's copy is in the tree (its directory, then its files).
@@ -200,7 +231,7 @@ impl AnswerFile {
     /// `meta-data` cloud-init's NoCloud source also asks for.
     pub fn files(&self, vars: &Vars<'_>) -> Vec<(String, Vec<u8>)> {
         let dir = Self::dir(&vars.mac);
-        let mut files = vec![(format!("{dir}/{}", self.kind.file_name()), self.render(vars).into_bytes())];
+        let mut files = vec![(format!("{dir}/{}", self.kind.file_name()), self.render(vars))];
         if self.kind == AnswerKind::Autoinstall {
             files.push((format!("{dir}/meta-data"), Vec::new()));
         }
@@ -215,8 +246,16 @@ impl AnswerFile {
             AnswerKind::Preseed => format!("auto=true priority=critical url={dir}/preseed.cfg"),
             // The `;` is cloud-init's; pxelinux, iPXE and (quoted) GRUB keep it.
             AnswerKind::Autoinstall => format!("autoinstall ds=nocloud-net;s={dir}/"),
+            // After the ISO's own FAI_CONFIG_SRC: FAI reads the command line
+            // in order, so the later one is the one it uses.
+            AnswerKind::FaiConfig => format!("FAI_CONFIG_SRC={dir}/config.tar"),
         }
     }
+}
+
+/// A template with the placeholders replaced, and nothing else.
+fn fill(template: &str, vars: &Vars<'_>) -> String {
+    template.replace("{server}", vars.server).replace("{http}", vars.http).replace("{vm}", vars.vm).replace("{mac}", &vars.mac.to_string())
 }
 
 /// Which kind a file's text plainly is, if any: used to name a file handed
@@ -241,6 +280,8 @@ fn installer(family: Family) -> &'static str {
         Family::Rhel => "anaconda (RHEL family)",
         Family::Debian => "debian-installer",
         Family::Ubuntu => "Subiquity (Ubuntu)",
+        Family::Fai => "FAI",
+        Family::Live => "a live system (live-boot)",
         Family::Custom => "not recognised",
     }
 }
@@ -268,7 +309,7 @@ mod tests {
         let f = write("url --url={http}/iso/\n%post\necho {vm} {mac} {server} ${HOME}\n%end\n");
         let ks = AnswerFile::load(AnswerKind::Kickstart, f.path()).unwrap();
         let vars = Vars { server: "10.0.0.1", http: "http://10.0.0.1:8080", vm: "pxelab-oak-1", mac: mac() };
-        assert_eq!(ks.render(&vars), "url --url=http://10.0.0.1:8080/iso/\n%post\necho pxelab-oak-1 52:54:00:0a:0b:0c 10.0.0.1 ${HOME}\n%end\n");
+        assert_eq!(ks.render(&vars), b"url --url=http://10.0.0.1:8080/iso/\n%post\necho pxelab-oak-1 52:54:00:0a:0b:0c 10.0.0.1 ${HOME}\n%end\n");
         assert_eq!(ks.files(&vars)[0].0, "auto/52-54-00-0a-0b-0c/ks.cfg");
         assert_eq!(ks.kernel_args("http://10.0.0.1", &mac()), "inst.ks=http://10.0.0.1/auto/52-54-00-0a-0b-0c/ks.cfg");
     }
