@@ -434,3 +434,47 @@ fn a_firewall_that_would_block_the_lab_is_opened_and_closed_again() {
     assert_eq!(ours.iter().filter(|l| l.ends_with("REJECT --reject-with icmp-port-unreachable")).count(), 2, "the host's own rules must stay: {ours:#?}");
     net.assert_restored(&original, "after the lab");
 }
+
+/// Debian's CD installers look for their medium on a CD drive: the lab's
+/// VMs get the ISO as a CD-ROM that QEMU reads from pxelab's HTTP server
+/// (IDE under BIOS, SATA under UEFI). The stand-in installer mounts
+/// /dev/sr0 and prints the md5 of a file on it; `--no-iso-cdrom` turns it off.
+#[test]
+fn a_debian_cd_installer_reads_the_iso_as_its_cdrom_over_http() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let want = md5_of(&fixture("debian-busybox.files/install.amd/vmlinuz"));
+    let artifacts = tempfile::tempdir().unwrap();
+    let dir = artifacts.path().to_str().unwrap();
+    let out = up(
+        &net,
+        "debian-busybox.iso",
+        &["--memory", "512", "--firmware", "both", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400", "--artifacts", dir],
+    );
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let vms: Vec<String> = events
+        .iter()
+        .filter(|e| e["event"] == "summary")
+        .flat_map(|e| e["vms"].as_array().unwrap().clone())
+        .map(|v| v["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(vms.len(), 2, "a BIOS and a UEFI VM: {events:?}");
+    for vm in &vms {
+        let console = std::fs::read_to_string(artifacts.path().join(format!("{vm}.serial.log"))).unwrap();
+        assert!(console.contains(&format!("PXELAB-STAGE: cdrom install.amd/vmlinuz md5 {want}")), "{vm}: no CD-ROM read of the ISO's file:\n{console}");
+        // The reads are counted, not reported one event per request.
+        let steps: Vec<&str> = events.iter().filter(|e| e["event"] == "step").filter_map(|e| e["message"].as_str()).collect();
+        assert!(steps.iter().any(|m| m.starts_with(&format!("{vm} read its CD-ROM in ")) && m.contains("HTTP requests")), "{steps:?}");
+    }
+    assert!(!events.iter().any(|e| e["event"] == "transfer" && e["path"].as_str().is_some_and(|p| p.contains("/cdrom/"))), "a CD read reported as a transfer");
+    net.assert_restored(&original, "after the CD-ROM lab");
+
+    let out = up(&net, "debian-busybox.iso", &["--memory", "512", "--no-iso-cdrom", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"]);
+    let plain = common::events(&out);
+    assert!(out.status.success(), "up --no-iso-cdrom failed: {}", String::from_utf8_lossy(&out.stderr));
+    let reached = plain.iter().find(|e| e["event"] == "reached").expect("a reached event");
+    let tail: Vec<&str> = reached["vms"][0]["serial_tail"].as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert!(tail.contains(&"PXELAB-STAGE: cdrom none"), "{tail:#?}");
+    net.assert_restored(&original, "after the lab without a CD-ROM");
+}

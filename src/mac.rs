@@ -53,6 +53,21 @@ impl MacAddr {
         format!("grub.cfg-01-{self}")
     }
 
+    /// `cdrom/52-54-00-12-34-56/NAME.iso`: the ISO image as the VM's CD-ROM
+    /// reads it over HTTP. Its own path per VM: the reads all come from the
+    /// libvirt host's QEMU, so the path is what tells whose they are.
+    pub fn cdrom_path(&self, iso_file: &str) -> String {
+        format!("cdrom/{}/{iso_file}", self.hyphenated())
+    }
+
+    /// The MAC whose CD-ROM `path` is ([`cdrom_path`](Self::cdrom_path)).
+    pub fn from_cdrom_path(path: &str) -> Option<MacAddr> {
+        let rest = path.trim_start_matches('/').strip_prefix("cdrom/")?;
+        let (mac, file) = rest.split_once('/')?;
+        (!file.is_empty() && !file.contains('/')).then_some(())?;
+        mac.parse().ok()
+    }
+
     /// The MAC whose own config `path` is, for any of the three names above
     /// (with or without a leading `/`, GRUB's under any prefix).
     pub fn from_config_path(path: &str) -> Option<MacAddr> {
@@ -129,5 +144,17 @@ mod tests {
         let (a, b) = (MacAddr::random_qemu(), MacAddr::random_qemu());
         assert_eq!(&a.0[..3], &[0x52, 0x54, 0x00]);
         assert_ne!(a, b, "2^24 choices: equal twice in a row means no randomness");
+    }
+
+    #[test]
+    fn a_cdrom_path_names_its_vm_and_only_that() {
+        let mac: MacAddr = "52:54:00:0a:0b:0c".parse().unwrap();
+        let path = mac.cdrom_path("debian-12.iso");
+        assert_eq!(path, "cdrom/52-54-00-0a-0b-0c/debian-12.iso");
+        assert_eq!(MacAddr::from_cdrom_path(&format!("/{path}")), Some(mac));
+        assert_eq!(MacAddr::from_config_path(&path), None, "a CD read is not a boot config");
+        for other in ["cdrom/52-54-00-0a-0b-0c/", "cdrom/nope/x.iso", "cdrom/52-54-00-0a-0b-0c/a/b.iso", "iso/cdrom/52-54-00-0a-0b-0c/x.iso"] {
+            assert_eq!(MacAddr::from_cdrom_path(other), None, "{other}");
+        }
     }
 }

@@ -129,6 +129,14 @@ pub struct UpArgs {
     /// per VM as a tar over HTTP, with FAI_CONFIG_SRC=; placeholders filled in its text files.
     #[arg(long, value_name = "PATH", group = "answer")]
     pub fai_config: Option<PathBuf>,
+    /// Give the VMs the ISO as a CD-ROM, read by QEMU from pxelab's HTTP server (a Range
+    /// request per read). The default for ISOs whose installer looks for its medium on a CD
+    /// (Debian's install.<arch>/).
+    #[arg(long, overrides_with = "no_iso_cdrom")]
+    pub iso_cdrom: bool,
+    /// No CD-ROM, even for an ISO whose installer looks for one.
+    #[arg(long, overrides_with = "iso_cdrom")]
+    pub no_iso_cdrom: bool,
     /// UEFI VMs boot with Secure Boot on (q35, SMM, Microsoft's keys), through the ISO's own
     /// signed shim and GRUB.
     #[arg(long)]
@@ -244,5 +252,10 @@ fn request(args: &UpArgs, globals: &Globals, wait_for: Option<progress::Stage>) 
         ra: !args.no_ra,
         fast_dhcp: !args.no_fast_dhcp,
         passive_ports: lab::parse_port_range(&args.passive_ports)?,
+        iso_cdrom: match (args.iso_cdrom, args.no_iso_cdrom) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     })
 }

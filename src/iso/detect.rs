@@ -93,6 +93,13 @@ impl Distro {
         }
     }
 
+    /// Whether the installer looks for its medium on a CD drive: Debian's CD
+    /// and DVD images carry the CD flavour of d-i in `install.<arch>/`
+    /// (its netboot flavour lives in `debian-installer/<arch>/`).
+    pub fn needs_cdrom(&self) -> bool {
+        self.family == Family::Debian && self.kernel.starts_with("install.")
+    }
+
     /// The kernel command line with the server's address filled in.
     pub fn kernel_args_for(&self, server: &str) -> String {
         self.kernel_args.replace(SERVER_PLACEHOLDER, server)
@@ -235,7 +242,11 @@ pub fn detect(iso: &IsoIndex, overrides: &Overrides) -> Result<Distro, DetectErr
 /// The ISO's file name as a URL path segment: the HTTP server serves the
 /// image at `/<file name>`, and a kernel command line has no room for spaces.
 fn iso_file_name(iso: &IsoIndex) -> String {
-    let name = iso.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    url_segment(&iso.path().file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default())
+}
+
+/// `name` as one URL path segment: what is not unreserved, percent-encoded.
+pub fn url_segment(name: &str) -> String {
     name.bytes().map(|b| if b.is_ascii_alphanumeric() || b"._~-".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
 }
 

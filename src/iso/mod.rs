@@ -6,6 +6,6 @@ mod index;
 mod lenient;
 mod treeinfo;
 
-pub use detect::{detect, DetectError, Distro, Family, Overrides, Repo, Source, SERVER_PLACEHOLDER};
+pub use detect::{detect, url_segment, DetectError, Distro, Family, Overrides, Repo, Source, SERVER_PLACEHOLDER};
 pub use index::{Extent, IsoError, IsoFile, IsoIndex, NameSource, Node, NodeId, NodeKind};
 pub use treeinfo::TreeInfo;

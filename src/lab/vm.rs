@@ -115,6 +115,8 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         // libvirt picks; a running lab reads it from the domain when it adopts the VM.
         mac: None,
         firmware: request.firmware,
+        // A VM joining a lab boots its installer over the network only.
+        cdrom: None,
     };
     tracing::debug!("creating VM {} on {} ({:?})", spec.name, spec.network, spec.accel);
     let (vm, _) = create(&libvirt, spec, pool_dir, false).await?;

@@ -46,6 +46,7 @@ use super::conns::{Conn, Conns, InProgress};
 use super::transfer::{ChunkStream, Events, Protocol, Slot, TransferRecord};
 use super::Limits;
 use crate::boot::{BootFile, BootTree, OpenError};
+use crate::mac::MacAddr;
 use tokio_util::sync::CancellationToken;
 
 /// `body`, holding `guard` until it is dropped (sent, or the connection gone).
@@ -238,9 +239,11 @@ impl Site {
         response
     }
 
-    /// The boot tree's file, or the ISO image at `/<its file name>`.
+    /// The boot tree's file, or the ISO image at `/<its file name>` (and at
+    /// `/cdrom/<mac>/<its file name>`, where a lab VM's CD-ROM reads it).
     fn open(&self, path: &str) -> Result<BootFile, OpenError> {
-        if path.trim_start_matches('/') == self.iso_name {
+        let cdrom = MacAddr::from_cdrom_path(path).is_some() && path.rsplit('/').next() == Some(self.iso_name.as_str());
+        if cdrom || path.trim_start_matches('/') == self.iso_name {
             let iso = self.tree.iso().clone();
             let file = iso.whole_image();
             return Ok(BootFile::Iso { iso, file });

@@ -19,6 +19,7 @@ mod setup;
 mod site;
 mod watch;
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
@@ -88,6 +89,9 @@ pub struct UpRequest {
     /// Skip dnsmasq's ping and iPXE's ProxyDHCP wait (see `dhcp::LabDnsmasq`).
     pub fast_dhcp: bool,
     pub passive_ports: RangeInclusive<u16>,
+    /// Give the VMs the ISO as a CD-ROM over HTTP; `None`: when the ISO's
+    /// installer looks for its medium on one (see `Distro::needs_cdrom`).
+    pub iso_cdrom: Option<bool>,
 }
 
 /// `pxelab up`. Returns when the lab stopped and the host is restored.
@@ -103,6 +107,8 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSi
         artifacts: request.artifacts.clone(),
         site: plan.site,
         answer: plan.answer.take(),
+        cdrom: plan.cdrom.take(),
+        cdrom_reads: BTreeMap::new(),
         failed: None,
         libvirt,
         journal,
@@ -118,6 +124,9 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSi
         started: Instant::now(),
     };
     let result = lab.run(&request, plan, &shutdown, report).await;
+    for (vm, (reads, bytes)) in &lab.cdrom_reads {
+        report(&LabEvent::Step { message: format!("{vm} read its CD-ROM in {reads} HTTP requests, {:.1} MB", *bytes as f64 / 1e6) });
+    }
     if !lab.progress.vms().is_empty() {
         report(&LabEvent::Summary { vms: lab.progress.vms().to_vec() });
     }
@@ -157,6 +166,10 @@ struct Lab {
     artifacts: Option<PathBuf>,
     site: Site,
     answer: Option<Answer>,
+    /// The ISO's file name (URL-encoded) when each VM gets it as a CD-ROM.
+    cdrom: Option<String>,
+    /// Per VM: the HTTP requests its CD-ROM made, and their bytes.
+    cdrom_reads: BTreeMap<String, (u64, u64)>,
     /// Why the lab must end with an error (a VM powered off too early).
     failed: Option<String>,
     libvirt: Libvirt,

@@ -58,6 +58,8 @@ pub(super) struct Plan {
     pub accel: AccelChoice,
     pub milestones: Milestones,
     pub record: LabRecord,
+    /// The ISO's file name (URL-encoded) when the VMs get it as a CD-ROM.
+    pub cdrom: Option<String>,
 }
 
 /// The flags that contradict each other, before anything else is read.
@@ -106,6 +108,7 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     tracing::debug!("{} detected: kernel {}, initrd {}", prepared.distro.name, prepared.distro.kernel, prepared.distro.initrd);
     let answer = load_answer(request, &prepared.distro, server_ip, http_base.as_deref()).await?;
     check_firmware(request, &prepared.tree, located.site, &iso_path)?;
+    let cdrom = cdrom(request, &prepared.distro, http_port, &iso_path)?;
     let accel = crate::lab::choose_accel(libvirt, located.libvirt_here, request.shape.accel).await;
     let dnsmasq = LabDnsmasq {
         ipxe_script: http_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)),
@@ -120,6 +123,7 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
         config: serve_config(server_ip, ftp_port, http_port, &prepared, request),
         net: located.net,
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
+        cdrom,
         dnsmasq,
         tree: Arc::new(prepared.tree),
         accel,
@@ -175,6 +179,22 @@ async fn load_answer(request: &UpRequest, distro: &Distro, server_ip: IpAddr, ht
     file.check_family(distro.family).map_err(|e| Error::bad_input(e.to_string()))?;
     let http_base = http_base.ok_or_else(|| Error::usage(format!("{} is served to the installer over HTTP; drop --http-port none", kind.flag())))?;
     Ok(Some(Answer { file, server: server_ip.to_string(), http_base: http_base.to_string() }))
+}
+
+/// Whether the VMs get the ISO as a CD-ROM read over HTTP: asked for, or by
+/// default when its installer looks for its medium on a CD drive.
+fn cdrom(request: &UpRequest, distro: &Distro, http_port: Option<u16>, iso_path: &Path) -> Result<Option<String>> {
+    if request.vms == 0 || !request.iso_cdrom.unwrap_or_else(|| distro.needs_cdrom()) {
+        return Ok(None);
+    }
+    if http_port.is_none() {
+        if request.iso_cdrom == Some(true) {
+            return Err(Error::usage("--iso-cdrom: the CD-ROM reads the ISO from pxelab's HTTP server; drop --http-port none"));
+        }
+        tracing::warn!("{} looks for its medium on a CD drive, which is read over HTTP: with --http-port none the VMs get none", distro.name);
+        return Ok(None);
+    }
+    Ok(iso_path.file_name().map(|n| crate::iso::url_segment(&n.to_string_lossy())))
 }
 
 /// Secure Boot needs the ISO's own signed chain; UEFI on this host needs OVMF.

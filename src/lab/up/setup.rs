@@ -22,7 +22,7 @@ use crate::mac::MacAddr;
 use crate::serve::{ServeConfig, Servers};
 use crate::virt::accel::AccelChoice;
 use crate::virt::domain;
-use crate::virt::domxml::{Firmware, VmSpec};
+use crate::virt::domxml::{Firmware, HttpCdrom, VmSpec};
 use crate::virt::netxml;
 
 impl Lab {
@@ -133,7 +133,12 @@ impl Lab {
             pxe: true,
             mac: Some(mac),
             firmware,
+            cdrom: self.cdrom.as_ref().and_then(|file| {
+                let http = self.record.http_addr()?;
+                Some(HttpCdrom { host: http.ip().to_string(), port: http.port(), path: format!("/{}", mac.cdrom_path(file)) })
+            }),
         };
+        let with_cdrom = if spec.cdrom.is_some() { ", the ISO as its CD-ROM over HTTP" } else { "" };
         self.journal
             .record_vm(&CreatedVm { uri: self.libvirt.uri().to_string(), name: name.clone() })
             .map_err(|e| Error::environment(format!("cannot write the journal in {}: {e}", self.journal.dir().display())))?;
@@ -147,7 +152,7 @@ impl Lab {
             ra.announce();
         }
         self.track(&info.name, &info.meta.serial_log).await?;
-        report(&LabEvent::Step { message: format!("created VM {} ({}, {}: {})", info.name, firmware.name(), info.accel.name(), choice.reason) });
+        report(&LabEvent::Step { message: format!("created VM {} ({}, {}: {}){with_cdrom}", info.name, firmware.name(), info.accel.name(), choice.reason) });
         Ok(())
     }
 

@@ -106,6 +106,11 @@ impl Lab {
     /// A transfer, its progress, or a refusal. Returns whether `lab.json` changed.
     async fn on_server_event(&mut self, event: ServeEvent, report: EventSink<'_>) -> bool {
         match event {
+            ServeEvent::Transfer(t) if MacAddr::from_cdrom_path(&t.path).is_some() => {
+                self.count(&t);
+                self.on_cdrom_read(&t, report);
+                false
+            }
             ServeEvent::Transfer(t) => {
                 self.count(&t);
                 // A guest's first file can come before the poll that sees its
@@ -145,6 +150,20 @@ impl Lab {
                 false
             }
             ServeEvent::Refused { .. } => false,
+        }
+    }
+
+    /// A read of a VM's CD-ROM (QEMU's, one HTTP request per read): counted
+    /// for the VM and said once, not reported per request.
+    fn on_cdrom_read(&mut self, t: &Transfer, report: EventSink<'_>) {
+        let mac = MacAddr::from_cdrom_path(&t.path).map(|m| m.to_string());
+        let Some(vm) = self.progress.vms().iter().find(|v| Some(&v.mac) == mac.as_ref()).map(|v| v.name.clone()) else { return };
+        self.progress.add_bytes(&vm, t.bytes);
+        let (reads, bytes) = self.cdrom_reads.entry(vm.clone()).or_default();
+        *reads += 1;
+        *bytes += t.bytes;
+        if *reads == 1 {
+            report(&LabEvent::Step { message: format!("{vm} reads its CD-ROM: the ISO over HTTP, a request per read") });
         }
     }
 

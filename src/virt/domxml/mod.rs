@@ -15,12 +15,14 @@
 use std::path::PathBuf;
 
 use quick_xml::escape::escape;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
 use serde::Serialize;
 
 use super::accel::Accel;
 use crate::mac::MacAddr;
+
+mod read;
+
+pub use read::{accel_of, firmware_of, interfaces, meta_of, network_boot};
 
 /// pxelab's metadata namespace (`.invalid` never resolves: it names, it is not fetched).
 pub const NAMESPACE: &str = "http://pxelab.invalid/xmlns/vm/1";
@@ -83,6 +85,20 @@ pub struct VmSpec {
     /// The NIC's address; `None` lets libvirt pick one.
     pub mac: Option<MacAddr>,
     pub firmware: Firmware,
+    /// The ISO as a CD-ROM read over HTTP (see [`HttpCdrom`]).
+    pub cdrom: Option<HttpCdrom>,
+}
+
+/// An ISO the VM sees as a CD-ROM, read by QEMU's curl driver from pxelab's
+/// HTTP server with a Range request per read: nothing is copied to the
+/// libvirt host, which may be another machine. For installers that look
+/// for their medium on a CD drive (Debian's CD flavour of d-i).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCdrom {
+    pub host: String,
+    pub port: u16,
+    /// The URL path, percent-encoded, with its leading `/`.
+    pub path: String,
 }
 
 /// pxelab's record inside a domain's `<metadata>`.
@@ -120,36 +136,6 @@ pub enum NetworkBoot {
 /// A name libvirt, file names and shells all take as it is.
 pub fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) && !name.starts_with(['.', '-'])
-}
-
-/// An attribute's value, unescaped as far as quick-xml does; `None` when absent.
-fn attr(e: &BytesStart<'_>, key: &str) -> Option<String> {
-    e.attributes().flatten().find(|a| a.key.as_ref() == key).map(|a| a.value.into_owned())
-}
-
-/// Calls `visit` with each element of `xml` (start or empty) and the names
-/// of its ancestors, outermost first, in document order. Broken XML ends
-/// the walk: these readers look for facts, and a domain that cannot be read
-/// has none.
-fn each_element(xml: &str, mut visit: impl FnMut(&[String], &BytesStart<'_>)) {
-    let mut reader = Reader::from_str(xml);
-    let mut path: Vec<String> = Vec::new();
-    loop {
-        let (e, empty) = match reader.read_event() {
-            Ok(Event::Start(e)) => (e, false),
-            Ok(Event::Empty(e)) => (e, true),
-            Ok(Event::End(_)) => {
-                path.pop();
-                continue;
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            _ => continue,
-        };
-        visit(&path, &e);
-        if !empty {
-            path.push(e.name().as_ref().to_string());
-        }
-    }
 }
 
 /// The parts of a domain's XML that its firmware decides.
@@ -222,7 +208,7 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
       <target dev='vda' bus='virtio'/>
       <boot order='{disk_boot}'/>
     </disk>
-    <interface type='network'>{mac}
+{cdrom}    <interface type='network'>{mac}
       <source network='{network}'/>
       <model type='virtio'/>
       <boot order='{net_boot}'/>{rom}
@@ -254,161 +240,29 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
         memory = spec.memory_mib,
         vcpus = spec.vcpus,
         network = e(&spec.network),
+        cdrom = spec.cdrom.as_ref().map(|c| cdrom_xml(c, spec.firmware)).unwrap_or_default(),
     )
 }
 
-/// pxelab's metadata in a domain XML, or `None` for a domain pxelab did not create.
-pub fn meta_of(xml: &str) -> Option<VmMeta> {
-    let mut reader = Reader::from_str(xml);
-    let mut in_ours = false;
-    let (mut pool, mut volume, mut log) = (None, None, None);
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
-                let name = e.name().as_ref().to_string();
-                let local = name.rsplit(':').next().unwrap_or_default();
-                if local == "vm" && e.attributes().flatten().any(|a| a.value == NAMESPACE) {
-                    in_ours = true;
-                } else if in_ours && local == "disk" {
-                    pool = attr(&e, "pool");
-                    volume = attr(&e, "volume");
-                } else if in_ours && local == "serial-log" {
-                    log = attr(&e, "path");
-                }
-            }
-            Ok(Event::End(e)) if e.name().as_ref().ends_with("vm") => in_ours = false,
-            Ok(Event::Eof) | Err(_) => break,
-            _ => {}
-        }
-    }
-    Some(VmMeta { pool: pool?, volume: volume?, serial_log: log? })
-}
-
-/// The firmware a domain XML boots with: `<os firmware='efi'>` (or an
-/// explicit pflash `<loader>`) is UEFI, with Secure Boot when its
-/// `secure-boot` feature is on or its loader is `secure='yes'`.
-pub fn firmware_of(xml: &str) -> Firmware {
-    let (mut efi, mut secure) = (false, false);
-    each_element(xml, |path, e| {
-        let name = e.name().as_ref().to_string();
-        match (path.last().map(String::as_str), name.as_str()) {
-            (Some("domain"), "os") => efi |= attr(e, "firmware").as_deref() == Some("efi"),
-            (Some("os"), "loader") => {
-                efi |= attr(e, "type").as_deref() == Some("pflash");
-                secure |= attr(e, "secure").as_deref() == Some("yes");
-            }
-            (Some("firmware"), "feature")
-                if path.len() >= 2
-                    && path[path.len() - 2] == "os"
-                    && attr(e, "name").as_deref() == Some("secure-boot")
-                    && attr(e, "enabled").as_deref() == Some("yes") =>
-            {
-                secure = true;
-            }
-            _ => {}
-        }
-    });
-    match (efi, secure) {
-        (false, _) => Firmware::Bios,
-        (true, false) => Firmware::Uefi,
-        (true, true) => Firmware::SecureBoot,
-    }
-}
-
-/// The accelerator a domain XML runs under: libvirt's `type='kvm'` is KVM,
-/// every other type (`qemu`) is TCG. `None` when the root is not a domain.
-pub fn accel_of(xml: &str) -> Option<Accel> {
-    let mut reader = Reader::from_str(xml);
-    loop {
-        match reader.read_event() {
-            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => {
-                if e.name().as_ref() != "domain" {
-                    return None;
-                }
-                return Some(if attr(&e, "type").as_deref() == Some("kvm") { Accel::Kvm } else { Accel::Tcg });
-            }
-            Ok(Event::Eof) | Err(_) => return None,
-            _ => {}
-        }
-    }
-}
-
-/// Every `<devices><interface>` of a domain XML. Unparseable XML gives none:
-/// this is used to find guests, and a domain we cannot read is not ours to touch.
-pub fn interfaces(xml: &str) -> Vec<Interface> {
-    let mut reader = Reader::from_str(xml);
-    let mut depth = 0usize;
-    let mut current: Option<(usize, Interface)> = None;
-    let mut out = Vec::new();
-    loop {
-        let (e, empty) = match reader.read_event() {
-            Ok(Event::Start(e)) => (e, false),
-            Ok(Event::Empty(e)) => (e, true),
-            Ok(Event::End(_)) => {
-                depth = depth.saturating_sub(1);
-                if current.as_ref().is_some_and(|(d, _)| *d == depth) {
-                    out.push(current.take().expect("checked above").1);
-                }
-                continue;
-            }
-            Ok(Event::Eof) | Err(_) => break,
-            _ => continue,
-        };
-        match (&mut current, e.name().as_ref()) {
-            (None, "interface") if depth == 2 => {
-                if empty {
-                    out.push(Interface::default());
-                } else {
-                    current = Some((depth, Interface::default()));
-                }
-            }
-            (Some((_, iface)), "source") => {
-                iface.network = attr(&e, "network").or(iface.network.take());
-                iface.bridge = attr(&e, "bridge").or(iface.bridge.take());
-            }
-            (Some((_, iface)), "target") => iface.tap = attr(&e, "dev"),
-            (Some((_, iface)), "mac") => iface.mac = attr(&e, "address"),
-            _ => {}
-        }
-        if !empty {
-            depth += 1;
-        }
-    }
-    out
-}
-
-/// Reads the boot order of a domain XML: per-device `<boot order='N'/>`
-/// when any device has one (libvirt then ignores `<os><boot dev>`), else
-/// the `<os><boot dev='…'/>` list, whose default is the disk alone.
-pub fn network_boot(xml: &str) -> NetworkBoot {
-    let mut device_orders: Vec<(bool, u32)> = Vec::new();
-    let mut os_devs: Vec<String> = Vec::new();
-    each_element(xml, |path, e| {
-        if e.name().as_ref() == "boot" {
-            match (path.len(), path.last().map(String::as_str)) {
-                (2, Some("os")) => os_devs.extend(attr(e, "dev")),
-                (3, Some(device)) => {
-                    if let Some(order) = attr(e, "order").and_then(|o| o.parse().ok()) {
-                        device_orders.push((device == "interface", order));
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
-    if !device_orders.is_empty() {
-        device_orders.sort_by_key(|(_, order)| *order);
-        return match device_orders.iter().position(|(is_net, _)| *is_net) {
-            Some(0) => NetworkBoot::First,
-            Some(_) => NetworkBoot::Later,
-            None => NetworkBoot::Never,
-        };
-    }
-    match os_devs.iter().position(|d| d == "network") {
-        Some(0) => NetworkBoot::First,
-        Some(_) => NetworkBoot::Later,
-        None => NetworkBoot::Never,
-    }
+/// The CD-ROM's `<disk>`: IDE on the `pc` machine, SATA on q35, the buses
+/// every installer's CD driver knows. No `<boot>`: the VM never boots it.
+fn cdrom_xml(cdrom: &HttpCdrom, firmware: Firmware) -> String {
+    let e = |s: &str| escape(s).into_owned();
+    let (dev, bus) = if firmware.is_uefi() { ("sdc", "sata") } else { ("hdc", "ide") };
+    format!(
+        "    <disk type='network' device='cdrom'>
+      <driver name='qemu' type='raw'/>
+      <source protocol='http' name='{path}'>
+        <host name='{host}' port='{port}'/>
+      </source>
+      <target dev='{dev}' bus='{bus}'/>
+      <readonly/>
+    </disk>
+",
+        path = e(&cdrom.path),
+        host = e(&cdrom.host),
+        port = cdrom.port,
+    )
 }
 
 #[cfg(test)]
@@ -428,6 +282,7 @@ mod tests {
             pxe,
             mac: None,
             firmware: Firmware::Bios,
+            cdrom: None,
         }
     }
 
@@ -530,5 +385,19 @@ mod tests {
         // A disk with an order and an interface without one: libvirt boots the disk only.
         let disk_only = "<domain><os/><devices><disk><boot order='1'/></disk><interface/></devices></domain>";
         assert_eq!(network_boot(disk_only), NetworkBoot::Never);
+    }
+
+    #[test]
+    fn an_http_cdrom_is_a_network_disk_on_the_machine_s_own_bus() {
+        let cdrom = HttpCdrom { host: "10.0.0.1".into(), port: 8080, path: "/cdrom/52-54-00-0a-0b-0c/a%20b.iso".into() };
+        let bios = domain_xml(&VmSpec { cdrom: Some(cdrom.clone()), ..spec(true) }, "p", "v");
+        assert!(bios.contains("<disk type='network' device='cdrom'>"), "{bios}");
+        assert!(bios.contains("<source protocol='http' name='/cdrom/52-54-00-0a-0b-0c/a%20b.iso'>\n        <host name='10.0.0.1' port='8080'/>"), "{bios}");
+        assert!(bios.contains("<target dev='hdc' bus='ide'/>\n      <readonly/>"), "{bios}");
+        let uefi = domain_xml(&VmSpec { cdrom: Some(cdrom), firmware: Firmware::Uefi, ..spec(true) }, "p", "v");
+        assert!(uefi.contains("<target dev='sdc' bus='sata'/>"), "{uefi}");
+        let cd = &uefi[uefi.find("device='cdrom'").unwrap()..];
+        assert!(!cd[..cd.find("</disk>").unwrap()].contains("<boot"), "the VM never boots its CD-ROM");
+        assert!(!domain_xml(&spec(true), "p", "v").contains("cdrom"));
     }
 }
