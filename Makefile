@@ -114,7 +114,8 @@ demo: build fixtures
 
 ## bench: pxelab's servers against tftpd-hpa, atftpd, dnsmasq, vsftpd and nginx on loopback,
 ## then `pxelab up` against the manual method (tftpd-hpa + vsftpd + virsh), and the kernel and
-## initrd into a TCG guest over TFTP and over HTTP, on isolated networks (root, libvirtd).
+## initrd into a TCG guest over TFTP and over HTTP, and the FAI CD's whole install (about 35
+## minutes for its 3 runs), on isolated networks (root, libvirtd).
 bench: build fixtures
 	bash bench/servers.sh
 	bash scripts/with-libvirtd.sh python3 bench/up_vs_manual.py
@@ -122,6 +123,7 @@ bench: build fixtures
 	bash scripts/with-libvirtd.sh python3 bench/savings.py
 	bash scripts/with-libvirtd.sh bash bench/firmware.sh
 	bash scripts/with-libvirtd.sh bash bench/installed.sh
+	bash scripts/with-libvirtd.sh python3 bench/fai_install.py 3
 
 clean:
 	$(CARGO) clean

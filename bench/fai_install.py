@@ -70,7 +70,7 @@ def run_once(state):
     proc = subprocess.Popen(
         [PXELAB, "--json", "up", "--iso", "fixtures/out/fai-cd.iso", "--network", NET, "--vcpus", "2", "--memory", "2048",
          "--disk-size", "6", "--wait-for", "installed", "--expect-installed", "pxelab-fai login:", "--timeout", "2400"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PXELAB_STATE_DIR": state})
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "PXELAB_STATE_DIR": state})
     marks = {"start": 0.0}
     stop = threading.Event()
     follower = None
@@ -84,6 +84,8 @@ def run_once(state):
                 follower.start()
     proc.wait()
     stop.set()
+    if proc.returncode != 0:
+        print(proc.stderr.read()[-3000:], file=sys.stderr)
     return proc.returncode, marks
 
 

@@ -339,8 +339,8 @@ fn an_unreachable_remote_host_is_one_clear_error() {
         assert!(stderr.contains(&format!("cannot connect to libvirt at {remote}")) && stderr.contains(&format!("virsh -c '{remote}' hostname")), "{stderr}");
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
-    assert!(!state.path().join("lab.json").exists(), "no lab");
-    assert_eq!(std::fs::read_dir(state.path().join("journal")).map(|d| d.count()).unwrap_or(0), 0, "nothing journaled");
+    assert!(!common::lab_dir(state.path(), "default").join("lab.json").exists(), "no lab");
+    assert_eq!(common::journal_entries(state.path()), 0, "nothing journaled");
 }
 
 /// `status --watch` prints only changes, so it may never write again: when
@@ -359,7 +359,7 @@ fn status_watch_ends_when_its_reader_goes_away() {
     let mut stdout = std::io::BufReader::new(watch.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&first).unwrap()["running"], false);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&first).unwrap(), serde_json::json!([]), "every lab: none");
     drop(stdout);
     let started = std::time::Instant::now();
     let status = loop {

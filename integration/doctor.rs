@@ -186,7 +186,7 @@ fn a_guest_on_another_network_and_one_that_never_boots_from_it() {
 fn a_running_lab_is_probed_as_a_guest_would() {
     let net = TestNet::with_dhcp();
     net.up_detached();
-    let status: Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    let status: Value = serde_json::from_slice(&net.pxelab(&["--json", "status", "--network", &net.name]).stdout).unwrap();
     let pid = status["pid"].as_u64().unwrap();
 
     // No --network: doctor checks the running lab's.

@@ -83,7 +83,7 @@ fn a_libvirtd_restart_under_a_running_lab_still_lets_down_restore_the_host() {
     stop_libvirtd(pid);
     // While libvirtd is gone: `status` still answers from lab.json, and a
     // second lab fails clearly (exit 4) without touching anything.
-    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status", "--network", &net.name]).stdout).unwrap();
     assert_eq!(status["running"], true);
     let out = net.pxelab(&["vm", "new", "--pxe", "--memory", "256", "--vcpus", "1", "--disk-size", "1"]);
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
@@ -111,5 +111,5 @@ fn up_without_libvirtd_fails_clearly_and_changes_nothing() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(4), "{stderr}");
     assert!(stderr.contains("is libvirtd running?"), "{stderr}");
-    assert!(std::fs::read_dir(state.path().join("journal")).map(|d| d.count()).unwrap_or(0) == 0);
+    assert!(common::journal_entries(state.path()) == 0);
 }

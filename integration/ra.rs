@@ -158,7 +158,7 @@ fn the_lab_answers_solicitations_with_the_bare_ra_on_its_bridge_only_while_it_ru
     drop(guest);
 
     lab.up_detached();
-    let status: serde_json::Value = serde_json::from_slice(&lab.pxelab(&["--json", "status"]).stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&lab.pxelab(&["--json", "status", "--network", &lab.name]).stdout).unwrap();
     assert_eq!(status["ra"], true, "{status}");
     let guest = Guest::plug(&lab, "a");
     let answers = guest.ask();
@@ -186,7 +186,7 @@ fn the_lab_answers_solicitations_with_the_bare_ra_on_its_bridge_only_while_it_ru
     lab.up_detached();
     let guest = Guest::plug(&lab, "a");
     assert!(!guest.ask().is_empty());
-    let status: serde_json::Value = serde_json::from_slice(&lab.pxelab(&["--json", "status"]).stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&lab.pxelab(&["--json", "status", "--network", &lab.name]).stdout).unwrap();
     let pid = status["pid"].as_u64().unwrap() as i32;
     unsafe { libc::kill(pid, libc::SIGKILL) };
     wait_for("the lab to die", Duration::from_secs(20), || !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists());

@@ -111,7 +111,8 @@ fn up_through_ssh_boots_the_installer_and_down_restores_the_network() {
     let dhcp = events.iter().find(|e| e["event"] == "stage" && e["stage"] == "dhcp").unwrap();
     assert!(dhcp["ip"].as_str().is_some_and(|ip| ip.starts_with(&net.ip[..net.ip.len() - 1])), "{dhcp}");
     net.assert_restored(&original, "after up through ssh");
-    assert!(std::fs::read_dir(net.state.path().join("logs")).map(|d| d.count()).unwrap_or(0) == 0, "console records left behind");
+    let logs = common::lab_dir(net.state.path(), &net.name).join("logs");
+    assert!(std::fs::read_dir(logs).map(|d| d.count()).unwrap_or(0) == 0, "console records left behind");
 }
 
 #[test]
@@ -191,7 +192,8 @@ fn down_after_a_crash_restores_the_host_named_in_the_journal() {
         .spawn()
         .unwrap();
     wait_for("the lab to be ready", Duration::from_secs(120), || {
-        std::fs::read_to_string(net.state.path().join("lab.json")).is_ok_and(|t| t.contains("\"ready\":true") || t.contains("\"ready\": true"))
+        std::fs::read_to_string(common::lab_dir(net.state.path(), &net.name).join("lab.json"))
+            .is_ok_and(|t| t.contains("\"ready\":true") || t.contains("\"ready\": true"))
     });
     assert!(net.live_xml().contains("<bootp"), "patched through ssh");
     up.kill().unwrap();

@@ -147,7 +147,7 @@ fn spawn_detached(net: &TestNet) -> Child {
 }
 
 fn lab_pid(net: &TestNet) -> u32 {
-    let status = net.pxelab(&["--json", "status"]);
+    let status = net.pxelab(&["--json", "status", "--network", &net.name]);
     let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
     assert_eq!(status["running"], true, "{status}");
     status["pid"].as_u64().unwrap() as u32
@@ -160,7 +160,7 @@ fn down_after_kill_9_restores_the_host() {
     let out = spawn_detached(&net).wait_with_output().unwrap();
     assert!(out.status.success(), "up --detach: {}", String::from_utf8_lossy(&out.stderr));
     let pid = lab_pid(&net);
-    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status", "--network", &net.name]).stdout).unwrap();
     let vm = status["vms"][0]["name"].as_str().unwrap().to_string();
     assert!(virsh(&["dominfo", &vm]).status.success());
     assert!(net.live_xml().contains("<bootp"));
@@ -172,7 +172,7 @@ fn down_after_kill_9_restores_the_host() {
 
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     wait_for("the lab process to die", Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    let status: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status", "--network", &net.name]).stdout).unwrap();
     assert_eq!(status["crashed"], true, "{status}");
     let out = net.pxelab(&["down"]);
     assert!(out.status.success(), "down: {}", String::from_utf8_lossy(&out.stderr));
@@ -220,7 +220,7 @@ fn an_unreadable_journal_entry_is_named_never_skipped() {
     let pid = lab_pid(&net);
     unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     wait_for("the lab process to die", Duration::from_secs(10), || !std::path::Path::new(&format!("/proc/{pid}")).exists());
-    let journal = net.state.path().join("journal");
+    let journal = net.lab_dir().join("journal");
     let entry =
         std::fs::read_dir(&journal).unwrap().map(|e| e.unwrap().path()).find(|p| p.file_name().unwrap().to_string_lossy().starts_with("network-")).unwrap();
     let whole = std::fs::read(&entry).unwrap();
@@ -319,7 +319,7 @@ fn twenty_labs_back_to_back_each_open_their_vms_consoles() {
         assert!(down.status.success(), "round {round}: {}", String::from_utf8_lossy(&down.stderr));
         net.assert_restored(&original, &format!("round {round}"));
     }
-    let log = std::fs::read_to_string(net.state.path().join("lab.log")).unwrap_or_default();
+    let log = std::fs::read_to_string(net.lab_dir().join("lab.log")).unwrap_or_default();
     eprintln!("stale console sessions taken over in 40 VMs: {}", log.matches("stale session").count());
 }
 
@@ -337,7 +337,7 @@ fn down_stops_a_detached_lab_and_vm_new_joins_it() {
     assert_eq!(joined["networks"][0], net.name.as_str());
     let name = joined["name"].as_str().unwrap().to_string();
     wait_for("the lab to follow the new VM", Duration::from_secs(60), || {
-        let s: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+        let s: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status", "--network", &net.name]).stdout).unwrap();
         s["vms"].as_array().is_some_and(|v| v.iter().any(|vm| vm["name"] == name.as_str() && vm["stage"] != "created"))
     });
     let out = net.pxelab(&["--json", "down"]);

@@ -40,7 +40,7 @@ fn a_refused_second_lab_leaves_the_running_labs_files_and_network_alone() {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();
     net.up_detached();
-    let log_path = net.state.path().join("lab.log");
+    let log_path = net.lab_dir().join("lab.log");
     let log_before = std::fs::read(&log_path).unwrap();
     assert!(!log_before.is_empty());
 
@@ -53,7 +53,7 @@ fn a_refused_second_lab_leaves_the_running_labs_files_and_network_alone() {
     assert!(!log_after.contains(&0u8), "NUL bytes in the log");
 
     // `net restore` under the running lab: refused, naming it; the lab keeps its bootp.
-    let lab: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    let lab: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status", "--network", &net.name]).stdout).unwrap();
     let out = net.pxelab(&["net", "restore", "--network", &net.name]);
     assert_eq!(out.status.code(), Some(4), "{}", stderr_of(&out));
     assert!(stderr_of(&out).contains(&format!("pid {}", lab["pid"])), "the lab is named: {}", stderr_of(&out));
@@ -222,7 +222,7 @@ fn verbose_logs_trace_the_steps_without_colour_codes() {
     let up = net.pxelab(&["-v", "up", "--no-vm", "--iso", &busybox(), "--network", &net.name, "--ftp-port", "0", "--detach"]);
     assert!(up.status.success(), "{}", stderr_of(&up));
     assert!(net.pxelab(&["down"]).status.success());
-    let log = std::fs::read_to_string(net.state.path().join("lab.log")).unwrap();
+    let log = std::fs::read_to_string(net.lab_dir().join("lab.log")).unwrap();
     for step in ["connecting to libvirt", "reading network", "starting the servers", "defining the patched network", "restoring network"] {
         assert!(log.contains(step), "-v does not log {step:?}:\n{log}");
     }
@@ -249,7 +249,7 @@ fn up_survives_a_reader_that_closes_the_pipe() {
     assert!(first.contains("\"event\""), "{first}");
     // The reader is gone now; the lab goes on printing into a closed pipe.
     wait_for("the lab to be ready", Duration::from_secs(60), || {
-        std::fs::read_to_string(net.state.path().join("lab.json")).is_ok_and(|t| t.contains("\"ready\": true"))
+        std::fs::read_to_string(net.lab_dir().join("lab.json")).is_ok_and(|t| t.contains("\"ready\": true"))
     });
     assert!(net.live_xml().contains("<bootp"));
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
@@ -379,7 +379,7 @@ fn down_says_which_vms_it_kept_and_status_shows_a_crashed_lab() {
 
     // A lab killed with -9: status says crashed, not ready.
     net.up_detached();
-    let lab: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status"]).stdout).unwrap();
+    let lab: serde_json::Value = serde_json::from_slice(&net.pxelab(&["--json", "status", "--network", &net.name]).stdout).unwrap();
     let pid = lab["pid"].as_u64().unwrap() as i32;
     unsafe { libc::kill(pid, libc::SIGKILL) };
     wait_for("the lab to die", Duration::from_secs(20), || !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists());
@@ -429,7 +429,7 @@ fn status_watch_follows_the_lab_until_signalled() {
     let original = net.inactive_xml();
     net.up_detached();
     let mut watch = pxelab()
-        .args(["-c", URI, "--json", "status", "--watch"])
+        .args(["-c", URI, "--json", "status", "--watch", "--network", &net.name])
         .env("PXELAB_STATE_DIR", net.state.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

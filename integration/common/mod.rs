@@ -59,3 +59,21 @@ pub fn pxelab() -> std::process::Command {
 pub fn events(out: &std::process::Output) -> Vec<serde_json::Value> {
     String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
 }
+
+/// The directory of the lab in `state` when there is one lab directory
+/// (`labs/<network>`, `labs/<network>@<host>`), else where a lab on
+/// `network` of this host's libvirt would be.
+pub fn lab_dir(state: &Path, network: &str) -> PathBuf {
+    let dirs: Vec<PathBuf> = std::fs::read_dir(state.join("labs")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    match dirs.as_slice() {
+        [one] => one.clone(),
+        _ => state.join("labs").join(network),
+    }
+}
+
+/// Journal entries anywhere in `state`: every lab's and the top one (`net patch`).
+pub fn journal_entries(state: &Path) -> usize {
+    let count = |dir: PathBuf| std::fs::read_dir(dir.join("journal")).map(|d| d.count()).unwrap_or(0);
+    let labs: Vec<PathBuf> = std::fs::read_dir(state.join("labs")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+    count(state.to_path_buf()) + labs.into_iter().map(count).sum::<usize>()
+}

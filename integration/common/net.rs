@@ -83,7 +83,12 @@ impl TestNet {
     }
 
     pub fn journal_entries(&self) -> usize {
-        std::fs::read_dir(self.state.path().join("journal")).map(|d| d.count()).unwrap_or(0)
+        super::journal_entries(self.state.path())
+    }
+
+    /// This network's lab directory in the state directory (`labs/<name>`).
+    pub fn lab_dir(&self) -> std::path::PathBuf {
+        self.state.path().join("labs").join(&self.name)
     }
 
     /// No pxelab VM on the network, its XML as it was, nothing in the
@@ -98,7 +103,7 @@ impl TestNet {
         assert_eq!(self.inactive_xml(), original, "{context}: the network's XML changed");
         assert!(!self.live_xml().contains("<bootp"), "{context}: the running network still has the patch");
         assert_eq!(self.journal_entries(), 0, "{context}: journal entries left");
-        assert!(!self.state.path().join("lab.json").exists(), "{context}: lab.json left");
+        assert!(!self.lab_dir().join("lab.json").exists() && !self.state.path().join("lab.json").exists(), "{context}: lab.json left");
     }
 
     /// `up --detach --no-vm` with the busybox ISO on this network; asserts it started.

@@ -62,8 +62,8 @@ pub struct Cli {
 pub enum Command {
     /// Serve an ISO, patch the network's DHCP, and boot VMs into its installer.
     Up(Box<up::UpArgs>),
-    /// Stop the running lab and undo everything it changed on the host.
-    Down,
+    /// Stop a running lab (or every one) and undo everything it changed on the host.
+    Down(lab::DownArgs),
     /// Show the running lab: ISO, network, servers, VMs and their boot stages.
     Status(lab::StatusArgs),
     /// Run only the TFTP, FTP and HTTP servers for an ISO, in the foreground.
@@ -89,7 +89,7 @@ impl Command {
     /// Verbs that report their own progress: the servers' log lines would
     /// say everything twice, so they log warnings only unless `-v`.
     pub fn reports_itself(&self) -> bool {
-        matches!(self, Command::Up(_) | Command::Down)
+        matches!(self, Command::Up(_) | Command::Down(_))
     }
 }
 
@@ -105,7 +105,7 @@ pub fn run(cli: Cli) -> Result<Outcome> {
     let globals = Globals { uri: cli.connect, json: cli.json };
     match cli.command {
         Command::Up(args) => up::run(*args, &globals),
-        Command::Down => lab::down(&globals),
+        Command::Down(args) => lab::down(args, &globals),
         Command::Status(args) => lab::status(args, &globals),
         Command::Serve(args) => serve::run(args, &globals),
         Command::Vm(command) => vm::run(command, &globals),

@@ -11,11 +11,11 @@ pub fn status_text(report: &lab::StatusReport) -> String {
         out.push_str(&format!("journal    {} cannot be read: {} {} was not undone\n", entry.path.display(), entry.change.name(), entry.name));
     }
     let Some(lab) = &report.lab else {
-        out.push_str("no lab running\n");
+        out.push_str(if report.crashed { "a lab left changes not undone: run `pxelab down`\n" } else { "no lab running\n" });
         return out;
     };
     if report.crashed {
-        out.push_str(&format!("the lab (pid {}) is gone without cleaning up: run `pxelab down`\n", lab.pid));
+        out.push_str(&format!("the lab (pid {}) is gone without cleaning up: run `pxelab down --network {}`\n", lab.pid, lab.network));
     }
     let state = match (report.crashed, lab.ready) {
         (true, _) => "crashed",
@@ -42,6 +42,32 @@ pub fn status_text(report: &lab::StatusReport) -> String {
     out
 }
 
+/// `pxelab status` with every lab: one as [`status_text`] shows it, several
+/// as a table, a line each.
+pub fn labs_text(reports: &[lab::StatusReport]) -> String {
+    match reports {
+        [] => "no lab running\n".into(),
+        [one] => status_text(one),
+        several => {
+            let mut out = format!("{:<20} {:>8}  {:<9} {:<16} {:>4}  {}\n", "NETWORK", "PID", "STATE", "SERVER", "VMS", "ISO");
+            for r in several {
+                let state = match (&r.lab, r.crashed) {
+                    (_, true) => "crashed",
+                    (Some(l), false) if l.ready => "ready",
+                    _ => "starting",
+                };
+                let (network, pid, server, vms, iso) = match &r.lab {
+                    Some(l) => (l.network.clone(), l.pid.to_string(), l.server_ip.clone(), l.vms.len().to_string(), l.iso.clone()),
+                    None => ("?".into(), "-".into(), "-".into(), "-".into(), "(its journal only)".into()),
+                };
+                out.push_str(&format!("{network:<20} {pid:>8}  {state:<9} {server:<16} {vms:>4}  {iso}\n"));
+            }
+            out.push_str("one lab: pxelab status --network NAME; stop one: pxelab down --network NAME, or all: pxelab down --all\n");
+            out
+        }
+    }
+}
+
 /// `pxelab doctor` as text: one line per check, and the fix under each that is not ok.
 pub fn doctor_text(report: &lab::DoctorReport) -> String {
     let mut out = String::new();
@@ -65,13 +91,14 @@ pub fn doctor_text(report: &lab::DoctorReport) -> String {
 
 /// `pxelab down` as text: what was stopped, and what was kept.
 pub fn down_text(report: &lab::DownReport) -> String {
+    let on = report.network.as_deref().map(|n| format!(" on network {n}")).unwrap_or_default();
     if report.nothing_to_do {
-        return "no lab running; nothing to undo\n".into();
+        return format!("no lab running{on}; nothing to undo\n");
     }
     if report.kept_vms.is_empty() {
-        return "lab stopped; the host is as it was\n".into();
+        return format!("lab{on} stopped; the host is as it was\n");
     }
-    format!("lab stopped; the host is as it was, but for the VMs kept with --keep: {} (remove each with `pxelab vm rm NAME`)\n", report.kept_vms.join(", "))
+    format!("lab{on} stopped; the host is as it was, but for the VMs kept with --keep: {} (remove each with `pxelab vm rm NAME`)\n", report.kept_vms.join(", "))
 }
 
 /// `pxelab serve` once it listens.

@@ -165,7 +165,7 @@ pub struct UpArgs {
 pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
     if args.detach {
         let child_args = std::env::args_os().skip(1).filter(|a| a != "--detach").collect();
-        let detached = lab::detach(child_args)?;
+        let detached = lab::detach(child_args, &globals.uri, &args.network)?;
         if globals.json {
             output::json_line(&serde_json::json!({ "event": "detached", "pid": detached.pid, "log": detached.log, "lab": detached.lab }));
         } else {

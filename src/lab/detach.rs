@@ -19,8 +19,7 @@ use serde::Serialize;
 
 use super::journal::Journal;
 use super::record::{self, LabRecord};
-use super::up::refuse_if_lab_exists;
-use super::{ensure_dir, state_dir_or_err};
+use super::up::{refuse_if_lab_exists, take_network};
 use crate::error::{Error, Kind, Result};
 
 /// How often the starting lab is looked at.
@@ -36,8 +35,12 @@ pub struct Detached {
 
 /// Starts `args` (this process's `up` arguments, less `--detach`) in the
 /// background and returns once the lab is ready, or its error if it stopped.
-pub fn detach(args: Vec<std::ffi::OsString>) -> Result<Detached> {
-    let state = ensure_dir(state_dir_or_err()?)?;
+pub fn detach(args: Vec<std::ffi::OsString>, uri: &str, network: &str) -> Result<Detached> {
+    // The lab's own directory; its lock is only tried here (the lab takes
+    // it): two detached labs started on one network at once both get this
+    // far, and the second one's own `up` is refused, which this reports.
+    let (state, lock) = take_network(uri, network)?;
+    drop(lock);
     let journal = Journal::open(&state).map_err(|e| Error::environment(format!("cannot open the journal in {}: {e}", state.display())))?;
     refuse_if_lab_exists(&state, &journal)?;
 

@@ -44,10 +44,19 @@ pub struct DhcpRequest {
 
 /// The configuration text for `request.format`.
 pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
-    let lab = state_dir().ok().and_then(|dir| record::read(&dir).ok().flatten()).filter(|l| record::alive(l.pid));
+    // The running lab's settings, when exactly one runs (several: say which with --server).
+    let running: Vec<_> =
+        state_dir().ok().map(|dir| super::labs::list(&dir).unwrap_or_default()).unwrap_or_default().into_iter().filter(|l| l.running()).collect();
+    let lab = match running.as_slice() {
+        [one] => one.record.clone(),
+        _ => None,
+    };
     let server = match (&request.server, &lab) {
         (Some(s), _) => s.clone(),
         (None, Some(lab)) => lab.server_ip.clone(),
+        (None, None) if running.len() > 1 => {
+            return Err(Error::bad_input(format!("{} labs are running: pass --server IP (the address of the one to use)", running.len())))
+        }
         (None, None) => return Err(Error::bad_input("no lab is running to take the server from; pass --server IP (the PXE server's address)")),
     };
     let subnet = request.subnet.clone().or_else(|| lab.as_ref().and_then(|l| l.subnet.clone()));

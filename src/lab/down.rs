@@ -1,7 +1,7 @@
-//! `pxelab down` and `pxelab status`: stopping the lab (or cleaning up after
-//! one that crashed) and showing it.
+//! `pxelab down` and `pxelab status`: stopping labs (or cleaning up after
+//! ones that crashed) and showing them, one lab per network (`labs.rs`).
 //!
-//! `down` does not undo anything itself while the lab process lives: it
+//! `down` does not undo anything itself while a lab process lives: it
 //! sends SIGTERM and the lab tears down through its own journal. Only a lab
 //! whose process is gone is undone here, from the same journal (`undo.rs`).
 
@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::event::EventSink;
 use super::journal::{Journal, Unreadable};
+use super::labs::{self, LabDir};
 use super::record::{self, LabRecord};
 use super::state_dir_or_err;
 use super::undo::undo_journal;
@@ -20,9 +21,22 @@ use crate::virt::Libvirt;
 /// How long `down` waits for a running lab to clean up after SIGTERM.
 const DOWN_WAIT: Duration = Duration::from_secs(120);
 
-/// What `pxelab down` did.
+/// Which labs `down` and `status` mean.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Which {
+    /// The only lab (several: `down` asks which; `status` lists them).
+    Only,
+    /// The lab on this network.
+    Network(String),
+    /// Every lab.
+    All,
+}
+
+/// What `pxelab down` did, for one lab.
 #[derive(Debug, Serialize)]
 pub struct DownReport {
+    /// The lab's network (`None`: no lab was there).
+    pub network: Option<String>,
     /// A running lab was asked to stop (SIGTERM) and did.
     pub stopped_pid: Option<u32>,
     /// Changes undone from the journal (a lab that had crashed).
@@ -32,11 +46,55 @@ pub struct DownReport {
     pub kept_vms: Vec<String>,
 }
 
-/// `pxelab down`: stops the running lab, or undoes what a crashed one left.
-pub async fn down(uri: &str, report: EventSink<'_>) -> Result<DownReport> {
+/// `pxelab down`: stops the labs `which` names, or undoes what crashed ones left.
+pub async fn down(uri: &str, which: &Which, report: EventSink<'_>) -> Result<Vec<DownReport>> {
+    let chosen = chosen(uri, which)?;
+    if chosen.is_empty() {
+        let network = match which {
+            Which::Network(n) => Some(n.clone()),
+            _ => None,
+        };
+        return Ok(vec![DownReport { network, stopped_pid: None, recovered: false, nothing_to_do: true, kept_vms: Vec::new() }]);
+    }
+    if let (Which::Only, [_, _, ..]) = (which, chosen.as_slice()) {
+        return Err(Error::usage(format!("{} labs are running ({}); pass --network NAME for one, or --all", chosen.len(), names(&chosen).join(", "))));
+    }
+    let mut reports = Vec::new();
+    for lab in &chosen {
+        reports.push(down_one(uri, &lab.path, report).await?);
+    }
+    Ok(reports)
+}
+
+/// The labs `which` names, from every lab directory.
+fn chosen(uri: &str, which: &Which) -> Result<Vec<LabDir>> {
     let state = state_dir_or_err()?;
+    let all = labs::list(&state)
+        .map_err(|e| Error::environment(format!("cannot read {e}; if no pxelab runs (`pgrep -a pxelab`), remove that file and run this again")))?;
+    Ok(match which {
+        Which::Only | Which::All => all,
+        Which::Network(n) => all.into_iter().filter(|l| l.network().as_deref() == Some(n.as_str()) && l.record.as_ref().is_none_or(|r| r.uri == uri)).collect(),
+    })
+}
+
+/// Each lab as `network (pid N)`, for messages.
+fn names(labs: &[LabDir]) -> Vec<String> {
+    labs.iter()
+        .map(|l| match (&l.record, l.network()) {
+            (Some(r), _) => format!("{} (pid {})", r.network, r.pid),
+            (None, Some(n)) => format!("{n} (crashed)"),
+            (None, None) => l.path.display().to_string(),
+        })
+        .collect()
+}
+
+/// Stops the lab whose directory is `state`, or undoes what it left.
+async fn down_one(uri: &str, state: &std::path::Path, report: EventSink<'_>) -> Result<DownReport> {
+    let state = state.to_path_buf();
     let lab = read_record(&state)?;
-    let mut out = DownReport { stopped_pid: None, recovered: false, nothing_to_do: false, kept_vms: Vec::new() };
+    let network =
+        lab.as_ref().map(|l| l.network.clone()).or_else(|| Journal::open(&state).ok().and_then(|j| j.networks().ok()?.into_iter().next()).map(|n| n.network));
+    let mut out = DownReport { network, stopped_pid: None, recovered: false, nothing_to_do: false, kept_vms: Vec::new() };
     if let Some(lab) = &lab {
         if record::alive(lab.pid) {
             tracing::debug!("asking the lab (pid {}) to stop", lab.pid);
@@ -137,13 +195,19 @@ pub struct StatusReport {
     pub unreadable_journal: Vec<Unreadable>,
 }
 
-/// `pxelab status`.
-pub fn status() -> Result<StatusReport> {
-    let state = state_dir_or_err()?;
-    let lab = read_record(&state)?;
-    let running = lab.as_ref().is_some_and(|l| record::alive(l.pid));
-    // A state directory without a journal has nothing to undo.
-    let journal = state.join("journal").is_dir().then(|| Journal::open(&state).ok()).flatten();
-    let unreadable_journal = journal.map(|j| j.unreadable().map_err(|e| journal_error(&j, e))).transpose()?.unwrap_or_default();
-    Ok(StatusReport { running, crashed: lab.is_some() && !running, lab, unreadable_journal })
+/// `pxelab status`: every lab (`Which::Only`, `All`), or the one on a network
+/// (none there: one report that says so).
+pub fn status(uri: &str, which: &Which) -> Result<Vec<StatusReport>> {
+    let mut reports = Vec::new();
+    for lab in chosen(uri, which)? {
+        let running = lab.running();
+        // A lab directory without a journal has nothing to undo.
+        let journal = lab.path.join("journal").is_dir().then(|| Journal::open(&lab.path).ok()).flatten();
+        let unreadable_journal = journal.map(|j| j.unreadable().map_err(|e| journal_error(&j, e))).transpose()?.unwrap_or_default();
+        reports.push(StatusReport { running, crashed: !running, lab: lab.record, unreadable_journal });
+    }
+    if reports.is_empty() && matches!(which, Which::Network(_)) {
+        reports.push(StatusReport { running: false, crashed: false, lab: None, unreadable_journal: Vec::new() });
+    }
+    Ok(reports)
 }

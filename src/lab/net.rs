@@ -13,7 +13,7 @@ use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use super::journal::{Journal, PatchedNetwork};
-use super::{pause_point, record, state_dir_or_err, undo};
+use super::{pause_point, state_dir_or_err, undo};
 use crate::error::{Error, Result};
 use crate::virt::network::{self, NetworkState};
 use crate::virt::netxml::{self, Bootp};
@@ -234,21 +234,35 @@ pub(crate) fn refuse_running_guests(state: &NetworkState, force: bool) -> Result
     Ok(())
 }
 
+/// The journal that records `network`'s patch: the top one (`net patch`),
+/// or the lab's on that network (`up`; a crashed lab's too).
+fn journal_of(uri: &str, network: &str) -> Result<Journal> {
+    let top = Journal::open_default().map_err(|e| journal_error("the state directory", e))?;
+    if top.network(uri, network).map_err(|e| journal_error(&top.dir().display().to_string(), e))?.is_some() {
+        return Ok(top);
+    }
+    let lab_dir = super::labs::dir_of(&state_dir_or_err()?, uri, network);
+    match lab_dir.join("journal").is_dir() {
+        true => Journal::open(&lab_dir).map_err(|e| journal_error(&lab_dir.display().to_string(), e)),
+        false => Ok(top),
+    }
+}
+
 /// `pxelab net restore`: idempotent; a network with no journal entry is
 /// left alone. A network a running lab serves on is refused unless `force`:
 /// removing its bootp would stop the lab's boots while `status` says ready.
 pub async fn net_restore(request: NetRestoreRequest) -> Result<NetRestoreReport> {
     let (uri, network_name) = (request.uri.as_str(), request.network.as_str());
     if !request.force {
-        let lab = record::read(&state_dir_or_err()?).ok().flatten();
-        if let Some(lab) = lab.filter(|l| record::alive(l.pid) && l.uri == uri && l.network == network_name) {
+        let running = super::labs::running(&state_dir_or_err()?, uri);
+        if let Some(lab) = running.into_iter().filter_map(|l| l.record).find(|l| l.network == network_name) {
             return Err(Error::environment(format!(
-                "a lab (pid {}) is serving on network {network_name:?}; stop it with `pxelab down`, which restores the network, or pass --force",
+                "a lab (pid {}) is serving on network {network_name:?}; stop it with `pxelab down --network {network_name}`, which restores the network, or pass --force",
                 lab.pid
             )));
         }
     }
-    let journal = Journal::open_default().map_err(|e| journal_error("the state directory", e))?;
+    let journal = journal_of(uri, network_name)?;
     let journal_dir = journal.dir().display().to_string();
     let nothing = NetRestoreReport { network: network_name.into(), restored: false, restarted: false, reattached: Vec::new(), kept_changes: false };
     let libvirt = Libvirt::connect(uri).await?;

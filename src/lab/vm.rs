@@ -74,19 +74,25 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     request.shape.check()?;
     // A VM made while a lab runs joins it: its network, its journal (so
     // `down` removes it) and its progress report.
-    let state = state_dir_or_err()?;
-    let lab = super::record::read(&state).ok().flatten().filter(|l| super::record::alive(l.pid) && l.uri == request.uri);
-    let network_name = match (&request.network, &lab) {
+    let running = super::labs::running(&state_dir_or_err()?, &request.uri);
+    let network_name = match (&request.network, running.as_slice()) {
         (Some(n), _) => n.clone(),
-        (None, Some(lab)) => lab.network.clone(),
-        (None, None) => "default".to_string(),
+        (None, [one]) => one.record.as_ref().map(|r| r.network.clone()).unwrap_or_default(),
+        (None, []) => "default".to_string(),
+        (None, several) => {
+            let names: Vec<String> = several.iter().filter_map(|l| l.record.as_ref()).map(|r| r.network.clone()).collect();
+            return Err(Error::usage(format!("{} labs are running (on {}): pass --network NAME to join one", names.len(), names.join(", "))));
+        }
     };
-    let joins_lab = lab.as_ref().is_some_and(|l| l.network == network_name);
+    let lab = running.into_iter().find(|l| l.record.as_ref().is_some_and(|r| r.network == network_name));
+    let joins_lab = lab.is_some();
     let libvirt = Libvirt::connect(&request.uri).await?;
     let choice = super::choose_accel(&libvirt, super::libvirt_is_here(&libvirt).await, request.shape.accel).await;
     let net = network_name.clone();
     libvirt.call(move |c| network::read(c, &net)).await?;
 
+    // Held until the domain is defined (see `labs::name_lock`).
+    let _naming = super::labs::naming_lock().await?;
     let name = match request.name.clone() {
         Some(name) => name,
         None => generate_name(&libvirt.call(domain::names).await?),
@@ -96,8 +102,8 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         None => state_subdir("logs")?.join(format!("{name}.serial.log")),
     };
     let pool_dir = images_dir()?;
-    if joins_lab {
-        super::journal::Journal::open(&state)
+    if let Some(lab) = &lab {
+        super::journal::Journal::open(&lab.path)
             .and_then(|j| j.record_vm(&super::journal::CreatedVm { uri: request.uri.clone(), name: name.clone() }))
             .map_err(|e| Error::environment(format!("cannot write the journal: {e}")))?;
     }
@@ -181,9 +187,7 @@ pub async fn vm_console(uri: &str, name: &str, follow: bool, shutdown: Cancellat
     let owned = name.to_string();
     let info = libvirt.call(move |c| domain::info(c, &owned)).await?;
     let record = PathBuf::from(&info.meta.serial_log);
-    let state = state_dir_or_err()?;
-    let lab_follows =
-        super::record::read(&state).ok().flatten().is_some_and(|lab| super::record::alive(lab.pid) && lab.uri == uri && lab.vms.iter().any(|v| v.name == name));
+    let lab_follows = super::labs::running(&state_dir_or_err()?, uri).iter().any(|l| l.record.as_ref().is_some_and(|r| r.vms.iter().any(|v| v.name == name)));
     let mut offset = 0u64;
     let history = blocking::run({
         let record = record.clone();

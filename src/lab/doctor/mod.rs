@@ -26,7 +26,7 @@ use serde::Serialize;
 
 use self::network::NetworkFacts;
 use super::record::LabRecord;
-use super::status;
+use super::{status, Which};
 use crate::blocking;
 use crate::error::{Error, Result};
 use crate::serve::is_local_address;
@@ -115,9 +115,10 @@ struct Gathered {
 /// `pxelab doctor`. Every check that reads the host or probes a port runs
 /// through `blocking::run`; libvirt is read in one `Libvirt::call`.
 pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
-    let (mut f, lab) = blocking::run(|| {
+    let (uri, network) = (request.uri.clone(), request.network.clone());
+    let (mut f, lab) = blocking::run(move || {
         let mut f = Findings::default();
-        let lab = running_lab(&mut f);
+        let lab = running_lab(&mut f, &uri, network.as_deref());
         host::host_checks(&mut f);
         (f, lab)
     })
@@ -192,15 +193,31 @@ fn report(request: DoctorRequest, network: Option<String>, lab_pid: Option<u32>,
 /// The lab `pxelab status` sees, if its process runs, and the journal
 /// entries nobody can read (changes `down` cannot undo), which status
 /// gathers too.
-fn running_lab(f: &mut Findings) -> Option<LabRecord> {
-    let report = match status() {
-        Ok(report) => report,
+fn running_lab(f: &mut Findings, uri: &str, network: Option<&str>) -> Option<LabRecord> {
+    let which = network.map(|n| Which::Network(n.to_string())).unwrap_or(Which::Only);
+    let reports = match status(uri, &which) {
+        Ok(reports) => reports,
         Err(e) => {
             f.warn("lab", format!("cannot read the lab's state: {e}"), "do what the line above says, then run doctor again");
             return None;
         }
     };
-    let lab = match report.lab {
+    let unreadable: Vec<_> = reports.iter().flat_map(|r| r.unreadable_journal.clone()).collect();
+    if !unreadable.is_empty() {
+        let names: Vec<String> = unreadable.iter().map(|b| b.path.display().to_string()).collect();
+        let fix = unreadable.iter().map(|b| b.explain()).collect::<Vec<_>>().join("; and ");
+        f.fail("journal", format!("{} cannot be read: what it records was not undone", names.join(", ")), fix);
+    }
+    let networks: Vec<String> = reports.iter().filter_map(|r| r.lab.as_ref()).map(|l| l.network.clone()).collect();
+    if networks.len() > 1 {
+        f.ok("lab", format!("{} labs run (on {}): pass --network NAME to check one", networks.len(), networks.join(", ")));
+        return None;
+    }
+    let Some(report) = reports.into_iter().next() else {
+        f.ok("lab", "no lab is running");
+        return None;
+    };
+    match report.lab {
         Some(lab) if report.running => {
             f.ok("lab", format!("a lab runs (pid {}) on network {} serving {}", lab.pid, lab.network, lab.iso));
             Some(lab)
@@ -209,7 +226,7 @@ fn running_lab(f: &mut Findings) -> Option<LabRecord> {
             f.warn(
                 "lab",
                 format!("the lab on network {} (pid {}) ended without `down`", lab.network, lab.pid),
-                "run `pxelab down` to restore the network and remove its VMs",
+                format!("run `pxelab down --network {}` to restore the network and remove its VMs", lab.network),
             );
             None
         }
@@ -217,14 +234,7 @@ fn running_lab(f: &mut Findings) -> Option<LabRecord> {
             f.ok("lab", "no lab is running");
             None
         }
-    };
-    if !report.unreadable_journal.is_empty() {
-        let bad = &report.unreadable_journal;
-        let names: Vec<String> = bad.iter().map(|b| b.path.display().to_string()).collect();
-        let fix = bad.iter().map(|b| b.explain()).collect::<Vec<_>>().join("; and ");
-        f.fail("journal", format!("{} cannot be read: what it records was not undone", names.join(", ")), fix);
     }
-    lab
 }
 
 /// The network's own checks, then its ports and the firewall for its bridge.

@@ -33,6 +33,7 @@ use self::site::Site;
 use super::console::Consoles;
 use super::event::{EventSink, LabEvent};
 use super::journal::Journal;
+use super::labs;
 use super::progress::{Progress, Stage};
 use super::record::{self, LabRecord};
 use super::undo::undo_journal;
@@ -97,13 +98,14 @@ pub struct UpRequest {
 /// `pxelab up`. Returns when the lab stopped and the host is restored.
 pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSink<'_>) -> Result<()> {
     let expect = check_flags(&request)?;
-    let state = ensure_dir(state_dir_or_err()?)?;
+    let (state, lock) = take_network(&request.uri, &request.network)?;
     let journal = Journal::open(&state).map_err(|e| Error::environment(format!("cannot open the journal in {}: {e}", state.display())))?;
     refuse_if_lab_exists(&state, &journal)?;
     let libvirt = Libvirt::connect(&request.uri).await?;
     let mut plan = plan(&request, expect, &libvirt).await?;
 
     let mut lab = Lab {
+        _lock: lock,
         artifacts: request.artifacts.clone(),
         site: plan.site,
         answer: plan.answer.take(),
@@ -134,18 +136,51 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSi
     result.and(teardown)
 }
 
-/// A second lab, or the leftovers of a crashed one, stop `up` before it
+/// The lab directory of `network` on `uri`'s host, and its lock: a lab
+/// already running there is refused (exit 4), naming it; an older
+/// pxelab's lab on the same network too.
+pub(crate) fn take_network(uri: &str, network: &str) -> Result<(PathBuf, labs::Lock)> {
+    let root = ensure_dir(state_dir_or_err()?)?;
+    if let Ok(Some(old)) = record::read(&root) {
+        if old.network == network && old.uri == uri {
+            return Err(Error::environment(format!(
+                "a lab from an older pxelab (pid {}) is on network {network} in {}; stop it with `pxelab down --network {network}` first",
+                old.pid,
+                root.display()
+            )));
+        }
+    }
+    let dir = ensure_dir(labs::dir_of(&root, uri, network))?;
+    let cannot = |e: std::io::Error| Error::environment(format!("cannot lock {}: {e}; check that pxelab can write there", dir.join("lock").display()));
+    match labs::lock(&dir).map_err(cannot)? {
+        Some(lock) => Ok((dir, lock)),
+        None => {
+            let who = match record::read(&dir) {
+                Ok(Some(lab)) => format!(" (pid {}, ISO {})", lab.pid, lab.iso),
+                _ => " (starting)".to_string(),
+            };
+            Err(Error::environment(format!(
+                "a lab is already running on network {network}{who}; stop it with `pxelab down --network {network}`, or use another network"
+            )))
+        }
+    }
+}
+
+/// The leftovers of a crashed lab on this network stop `up` before it
 /// changes anything. `detach` asks the same before it touches the log.
 pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()> {
     match record::read(state) {
         Ok(Some(lab)) if record::alive(lab.pid) => {
             return Err(Error::environment(format!(
-                "a lab is already running (pid {}, ISO {}, network {}); stop it with `pxelab down`",
-                lab.pid, lab.iso, lab.network
+                "a lab is already running on network {} (pid {}, ISO {}); stop it with `pxelab down --network {}`",
+                lab.network, lab.pid, lab.iso, lab.network
             )));
         }
         Ok(Some(lab)) => {
-            return Err(Error::environment(format!("a lab (pid {}) ended without cleaning up; run `pxelab down` to restore the host first", lab.pid)));
+            return Err(Error::environment(format!(
+                "the lab on network {} (pid {}) ended without cleaning up; run `pxelab down --network {}` to restore the host first",
+                lab.network, lab.pid, lab.network
+            )));
         }
         Ok(None) => {}
         Err(e) => return Err(Error::environment(format!("{e}; remove it after checking `pxelab down`"))),
@@ -153,7 +188,7 @@ pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()
     let pending = journal.pending().map_err(|e| Error::environment(format!("cannot read the journal in {}: {e}", journal.dir().display())))?;
     if pending > 0 {
         return Err(Error::environment(format!(
-            "the journal in {} has {pending} change(s) not undone yet; run `pxelab down` (or `pxelab net restore`) first",
+            "the journal in {} has {pending} change(s) not undone yet; run `pxelab down --all` (or `pxelab net restore`) first",
             journal.dir().display()
         )));
     }
@@ -162,6 +197,8 @@ pub(crate) fn refuse_if_lab_exists(state: &Path, journal: &Journal) -> Result<()
 
 /// A lab being set up, running, or torn down.
 struct Lab {
+    /// The network's lab lock, held until the host is restored (`labs.rs`).
+    _lock: labs::Lock,
     /// Where the consoles are copied at teardown (`--artifacts`).
     artifacts: Option<PathBuf>,
     site: Site,

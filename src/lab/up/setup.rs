@@ -113,6 +113,8 @@ impl Lab {
     }
 
     pub(super) async fn create_vm(&mut self, shape: VmShape, firmware: Firmware, choice: &AccelChoice, report: EventSink<'_>) -> Result<()> {
+        // Held until the domain is defined (see `labs::name_lock`).
+        let _naming = crate::lab::labs::naming_lock().await?;
         let taken = self.libvirt.call(domain::names).await?;
         let name = crate::lab::vm::generate_name(&taken);
         let logs = ensure_dir(self.state.join("logs"))?;
