@@ -123,6 +123,7 @@ bench: build fixtures
 	bash scripts/with-libvirtd.sh python3 bench/savings.py
 	bash scripts/with-libvirtd.sh bash bench/firmware.sh
 	bash scripts/with-libvirtd.sh bash bench/installed.sh
+	bash scripts/with-libvirtd.sh python3 bench/labs.py 3
 	bash scripts/with-libvirtd.sh python3 bench/fai_install.py 3
 
 clean:

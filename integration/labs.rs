@@ -135,3 +135,31 @@ fn three_labs_at_once_and_one_killed_is_cleaned_up_alone() {
     assert!(shared.status().is_empty(), "{:?}", shared.status());
     assert!(virsh(&["list", "--all", "--name"]).status.success());
 }
+
+/// A state directory an older pxelab left (one lab, its files at the top):
+/// a lab that crashed there is listed, and `down` undoes it.
+#[test]
+fn a_crashed_lab_in_an_older_state_directory_is_still_undone() {
+    let shared = Shared(tempfile::tempdir().unwrap());
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = shared.up_detached(&net).wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    kill9(shared.lab_on(&net)["pid"].as_u64().unwrap());
+    // The older layout: lab.json and the journal at the top.
+    let lab_dir = shared.0.path().join("labs").join(&net.name);
+    for name in ["lab.json", "journal"] {
+        std::fs::rename(lab_dir.join(name), shared.0.path().join(name)).unwrap();
+    }
+    let labs = shared.status();
+    assert_eq!(labs.len(), 1, "{labs:#?}");
+    assert_eq!((labs[0]["network"].as_str(), labs[0]["crashed"].as_bool()), (Some(net.name.as_str()), Some(true)));
+    // A new lab on that network waits for it to be undone.
+    let again = shared.up_detached(&net).wait_with_output().unwrap();
+    assert_eq!(again.status.code(), Some(4), "{}", stderr(&again));
+    assert!(stderr(&again).contains("older pxelab"), "{}", stderr(&again));
+    let down = shared.run(&["down"]);
+    assert!(down.status.success(), "{}", stderr(&down));
+    assert_restored(&net, &original, "after down of the older layout");
+    assert!(shared.status().is_empty());
+}

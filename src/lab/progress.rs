@@ -139,6 +139,8 @@ pub struct Milestones {
 pub struct FailureSigns {
     /// A line that ends the lab.
     pub fatal: regex::Regex,
+    /// Lines that look fatal but are not, here.
+    pub benign: Option<regex::Regex>,
     /// Earlier lines of the console kept in the error (the installer's own
     /// error lines: apt's `E:`, FAI's `ERROR`).
     pub context: regex::Regex,
@@ -149,17 +151,24 @@ const FAILURE_LINES: usize = 8;
 
 impl FailureSigns {
     /// FAI: a task that ends with an error code (`Exit code task_instsoft:
-    /// 472`) or an installation it stopped (`FATAL ERROR`).
+    /// 472`) or an installation it stopped (`FATAL ERROR`). Not
+    /// `task_chboot`: on a FAI CD it always fails (no FAI server whose PXE
+    /// config it could switch to local boot), and pxelab does that itself.
     pub fn fai() -> FailureSigns {
         FailureSigns {
             fatal: regex::Regex::new(r"^(Exit code task_\w+: [1-9]|FATAL ERROR)").expect("a valid pattern"),
+            benign: Some(regex::Regex::new(r"^Exit code task_chboot: ").expect("a valid pattern")),
             context: regex::Regex::new(r"^(E: |ERROR|Error in task|Exit code task_|FATAL ERROR|WARNING: These unknown packages)").expect("a valid pattern"),
         }
     }
 
     /// `--fail-on REGEX`: the user's line, shown alone.
     pub fn user(fatal: regex::Regex) -> FailureSigns {
-        FailureSigns { context: fatal.clone(), fatal }
+        FailureSigns { context: fatal.clone(), fatal, benign: None }
+    }
+
+    fn is_fatal(&self, line: &str) -> bool {
+        self.fatal.is_match(line) && !self.benign.as_ref().is_some_and(|b| b.is_match(line))
     }
 
     /// The error for a VM whose console showed `fatal`: the context lines
@@ -326,7 +335,7 @@ impl Progress {
             if vm.serial_tail.len() > SERIAL_TAIL {
                 vm.serial_tail.pop_front();
             }
-            if let Some(signs) = self.milestones.fail_on.as_ref().filter(|s| vm.failure.is_none() && s.fatal.is_match(clean)) {
+            if let Some(signs) = self.milestones.fail_on.as_ref().filter(|s| vm.failure.is_none() && s.is_fatal(clean)) {
                 vm.failure = Some(signs.describe(&vm.name, &vm.serial_tail));
             }
         }
@@ -412,7 +421,7 @@ mod tests {
         let mut p = Progress::new(Milestones { fail_on: Some(FailureSigns::fai()), ..milestones(None) });
         p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
         // Lines FAI prints on a good run are not failures.
-        p.on_serial("vm1", "Calling task_instsoft\nERROR: is only a word here\nExit code task_x: 0\n", 1.0);
+        p.on_serial("vm1", "Calling task_instsoft\nERROR: is only a word here\nExit code task_x: 0\nExit code task_chboot: 2\n", 1.0);
         assert_eq!(p.take_failure(), None);
         let console = "E: Version '99' for 'less' was not found\nSetting up x ...\nExit code task_instsoft: 472\nCalling task_configure\n";
         p.on_serial("vm1", console, 2.0);
