@@ -99,7 +99,13 @@ fn a_full_state_directory_stops_up_before_any_change() {
     assert_eq!(net.inactive_xml(), original, "the network changed without a journal");
     assert!(!net.live_xml().contains("<bootp"));
     let leftovers: Vec<_> = std::fs::read_dir(full.0.path()).unwrap().flatten().map(|e| e.file_name()).filter(|n| n != "filler").collect();
-    assert!(leftovers.iter().all(|n| n == "journal"), "partial files left: {leftovers:?}");
+    assert!(leftovers.iter().all(|n| n == "journal" || n == "labs"), "partial files left: {leftovers:?}");
+    // The lab's directory holds at most its lock and an empty journal: no record, no partial file.
+    for lab in std::fs::read_dir(full.0.path().join("labs")).into_iter().flatten().flatten() {
+        let inside: Vec<_> = std::fs::read_dir(lab.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        assert!(inside.iter().all(|n| n == "lock" || n == "journal"), "partial files left in {:?}: {inside:?}", lab.path());
+        assert_eq!(std::fs::read_dir(lab.path().join("journal")).map(|d| d.count()).unwrap_or(0), 0);
+    }
 }
 
 #[test]

@@ -82,7 +82,7 @@ pub struct UpArgs {
     #[arg(long, value_name = "REGEX")]
     pub expect_installed: Option<String>,
     /// End the lab with exit 1 when a VM's serial console matches this: the installer
-    /// failed. FAI's task errors (`Exit code task_…`, `FATAL ERROR`) are caught without it.
+    /// failed. FAI's task errors (`Exit code task_NAME: N`, `FATAL ERROR`) are caught without it.
     #[arg(long, value_name = "REGEX")]
     pub fail_on: Option<String>,
     /// Write a JUnit XML report here when the lab ends: one testcase per VM, passed when it

@@ -73,7 +73,14 @@ fn chosen(uri: &str, which: &Which) -> Result<Vec<LabDir>> {
         .map_err(|e| Error::environment(format!("cannot read {e}; if no pxelab runs (`pgrep -a pxelab`), remove that file and run this again")))?;
     Ok(match which {
         Which::Only | Which::All => all,
-        Which::Network(n) => all.into_iter().filter(|l| l.network().as_deref() == Some(n.as_str()) && l.record.as_ref().is_none_or(|r| r.uri == uri)).collect(),
+        // The network's own directory (whatever is left in it, an unreadable
+        // journal included), or an older pxelab's lab on that network.
+        Which::Network(n) => all
+            .into_iter()
+            .filter(|l| {
+                l.path == labs::dir_of(&state, uri, n) || (l.network().as_deref() == Some(n.as_str()) && l.record.as_ref().is_none_or(|r| r.uri == uri))
+            })
+            .collect(),
     })
 }
 
