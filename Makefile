@@ -85,7 +85,7 @@ test: lint fixtures vendor-check
 	$(MAKE) fuzz-smoke
 
 ## e2e: the long end-to-end installs (the whole FAI install to the installed system's login
-## prompt, about 11 minutes under TCG), which `make test` runs only to a marker.
+## prompt, about 10 minutes under TCG), which `make test` runs only to a marker.
 e2e: fixtures
 	bash scripts/with-libvirtd.sh $(CARGO) test --locked --test real -- --ignored
 

@@ -79,7 +79,7 @@ def run_once(state):
         if event.get("event") == "stage":
             marks.setdefault(event["stage"], event["at"])
             if follower is None:
-                log = os.path.join(state, "logs", f"{event['vm']}.serial.log")
+                log = os.path.join(state, "labs", NET, "logs", f"{event['vm']}.serial.log")
                 follower = threading.Thread(target=follow, args=(log, start, marks, stop), daemon=True)
                 follower.start()
     proc.wait()

@@ -164,7 +164,7 @@ fn a_fai_error_ends_the_lab_with_fai_s_own_lines() {
 /// handed to the disk, the installed system's login prompt with the host
 /// name FAI's config gave it.
 #[test]
-#[ignore = "the whole FAI install takes about 11 minutes under TCG: make e2e"]
+#[ignore = "the whole FAI install takes about 10 minutes under TCG: make e2e"]
 fn the_fai_cd_installs_debian_to_its_login_prompt() {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();

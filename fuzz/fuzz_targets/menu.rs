@@ -25,6 +25,7 @@ fuzz_target!(|data: &[u8]| {
         initrd: initrd.unwrap_or("isolinux/initrd.img").trim_start_matches('/').to_string(),
         stage2: None,
         kernel_args: append.clone(),
+        iso_args: None,
         volume_id,
         size_bytes: 0,
         source: Source::Treeinfo,
