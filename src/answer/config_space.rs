@@ -101,7 +101,7 @@ impl ConfigSpace {
         let mut file = std::fs::File::open(path).map_err(|e| e.to_string())?;
         let mut magic = [0u8; 2];
         let gzip = file.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-        let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+        std::io::Seek::rewind(&mut file).map_err(|e| e.to_string())?;
         let reader: Box<dyn Read> = if gzip { Box::new(flate2::read::GzDecoder::new(file)) } else { Box::new(file) };
         let not_tar = |e: std::io::Error| format!("not a directory, a tar or a gzip-compressed tar ({e})");
         let mut archive = tar::Archive::new(reader);

@@ -17,12 +17,7 @@ pub fn status_text(report: &lab::StatusReport) -> String {
     if report.crashed {
         out.push_str(&format!("the lab (pid {}) is gone without cleaning up: run `pxelab down --network {}`\n", lab.pid, lab.network));
     }
-    let state = match (report.crashed, lab.ready) {
-        (true, _) => "crashed",
-        (false, true) => "ready",
-        (false, false) => "starting",
-    };
-    out.push_str(&format!("lab        pid {} ({state})\n", lab.pid));
+    out.push_str(&format!("lab        pid {} ({})\n", lab.pid, lab_state(report)));
     out.push_str(&format!("iso        {} ({})\n", lab.iso, lab.distro));
     out.push_str(&format!("network    {} (bridge {}, server {})\n", lab.network, lab.bridge.as_deref().unwrap_or("?"), lab.server_ip));
     out.push_str(&format!("tftp       {}   ftp {}   http {}\n", lab.tftp, lab.ftp, lab.http.as_deref().unwrap_or("-")));
@@ -42,6 +37,15 @@ pub fn status_text(report: &lab::StatusReport) -> String {
     out
 }
 
+/// A lab as `status` names its state: crashed, ready, or starting.
+fn lab_state(report: &lab::StatusReport) -> &'static str {
+    match (report.crashed, report.lab.as_ref().is_some_and(|l| l.ready)) {
+        (true, _) => "crashed",
+        (false, true) => "ready",
+        (false, false) => "starting",
+    }
+}
+
 /// `pxelab status` with every lab: one as [`status_text`] shows it, several
 /// as a table, a line each.
 pub fn labs_text(reports: &[lab::StatusReport]) -> String {
@@ -51,11 +55,7 @@ pub fn labs_text(reports: &[lab::StatusReport]) -> String {
         several => {
             let mut out = format!("{:<20} {:>8}  {:<9} {:<16} {:>4}  {}\n", "NETWORK", "PID", "STATE", "SERVER", "VMS", "ISO");
             for r in several {
-                let state = match (&r.lab, r.crashed) {
-                    (_, true) => "crashed",
-                    (Some(l), false) if l.ready => "ready",
-                    _ => "starting",
-                };
+                let state = lab_state(r);
                 let (network, pid, server, vms, iso) = match &r.lab {
                     Some(l) => (l.network.clone(), l.pid.to_string(), l.server_ip.clone(), l.vms.len().to_string(), l.iso.clone()),
                     None => ("?".into(), "-".into(), "-".into(), "-".into(), "(its journal only)".into()),

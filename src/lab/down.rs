@@ -61,7 +61,7 @@ pub async fn down(uri: &str, which: &Which, report: EventSink<'_>) -> Result<Vec
     }
     let mut reports = Vec::new();
     for lab in &chosen {
-        reports.push(down_one(uri, &lab.path, report).await?);
+        reports.push(down_one(uri, lab, report).await?);
     }
     Ok(reports)
 }
@@ -95,13 +95,11 @@ fn names(labs: &[LabDir]) -> Vec<String> {
         .collect()
 }
 
-/// Stops the lab whose directory is `state`, or undoes what it left.
-async fn down_one(uri: &str, state: &std::path::Path, report: EventSink<'_>) -> Result<DownReport> {
-    let state = state.to_path_buf();
-    let lab = read_record(&state)?;
-    let network =
-        lab.as_ref().map(|l| l.network.clone()).or_else(|| Journal::open(&state).ok().and_then(|j| j.networks().ok()?.into_iter().next()).map(|n| n.network));
-    let mut out = DownReport { network, stopped_pid: None, recovered: false, nothing_to_do: false, kept_vms: Vec::new() };
+/// Stops the lab in `dir`, or undoes what it left.
+async fn down_one(uri: &str, dir: &LabDir, report: EventSink<'_>) -> Result<DownReport> {
+    let state = dir.path.clone();
+    let lab = dir.record.clone();
+    let mut out = DownReport { network: dir.network(), stopped_pid: None, recovered: false, nothing_to_do: false, kept_vms: Vec::new() };
     if let Some(lab) = &lab {
         if record::alive(lab.pid) {
             tracing::debug!("asking the lab (pid {}) to stop", lab.pid);
@@ -156,14 +154,6 @@ async fn down_one(uri: &str, state: &std::path::Path, report: EventSink<'_>) -> 
     }
     out.nothing_to_do = lab.is_none() && !pending;
     Ok(out)
-}
-
-/// `lab.json`, or an error naming it and what to do.
-fn read_record(state: &std::path::Path) -> Result<Option<LabRecord>> {
-    record::read(state).map_err(|e| {
-        let path = record::path(state);
-        Error::environment(format!("cannot read {}: {e}; if no pxelab runs (`pgrep -a pxelab`), remove that file and run this again", path.display()))
-    })
 }
 
 fn open_journal(state: &std::path::Path) -> Result<Journal> {

@@ -99,9 +99,8 @@ pub fn running(state: &Path, uri: &str) -> Vec<LabDir> {
     list(state).unwrap_or_default().into_iter().filter(|l| l.running() && l.record.as_ref().is_some_and(|r| r.uri == uri)).collect()
 }
 
-/// Whether `dir`'s journal has entries (an unreadable one counts: it is
-/// something `down` must report).
-/// A journal that is not a directory counts too: `down` says what is wrong with it.
+/// Whether `dir`'s journal has entries. An unreadable entry counts, and so
+/// does a journal that is not a directory: `down` must report either.
 fn pending(dir: &Path) -> bool {
     let journal = dir.join("journal");
     if !journal.exists() {
@@ -119,9 +118,15 @@ pub struct Lock {
 
 /// Takes `dir`'s lock; `Ok(None)` when another process holds it.
 pub fn lock(dir: &Path) -> io::Result<Option<Lock>> {
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join("lock"))?;
+    flock(&dir.join("lock"), libc::LOCK_EX | libc::LOCK_NB)
+}
+
+/// `flock(how)` on `path` (created if missing); `Ok(None)` when a
+/// non-blocking lock is held by another process.
+fn flock(path: &Path, how: libc::c_int) -> io::Result<Option<Lock>> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
     // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+    if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {
         return Ok(Some(Lock { _file: file }));
     }
     match io::Error::last_os_error() {
@@ -136,12 +141,8 @@ pub fn lock(dir: &Path) -> io::Result<Option<Lock>> {
 /// Blocking: call it through `crate::blocking::run`.
 pub fn name_lock(state: &Path) -> io::Result<Lock> {
     std::fs::create_dir_all(state)?;
-    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(state.join("names.lock"))?;
-    // SAFETY: flock on a descriptor this function owns.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(Lock { _file: file })
+    // Blocking: it waits for the holder, so it is always taken.
+    flock(&state.join("names.lock"), libc::LOCK_EX)?.ok_or_else(|| io::Error::other("flock returned without the lock"))
 }
 
 /// [`name_lock`] in pxelab's state directory, taken off the runtime.

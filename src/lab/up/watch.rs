@@ -106,13 +106,12 @@ impl Lab {
     /// A transfer, its progress, or a refusal. Returns whether `lab.json` changed.
     async fn on_server_event(&mut self, event: ServeEvent, report: EventSink<'_>) -> bool {
         match event {
-            ServeEvent::Transfer(t) if MacAddr::from_cdrom_path(&t.path).is_some() => {
-                self.count(&t);
-                self.on_cdrom_read(&t, report);
-                false
-            }
             ServeEvent::Transfer(t) => {
                 self.count(&t);
+                if let Some(mac) = MacAddr::from_cdrom_path(&t.path) {
+                    self.on_cdrom_read(mac, &t, report);
+                    return false;
+                }
                 // A guest's first file can come before the poll that sees its
                 // lease (OVMF asks for the shim at once): look now, so the
                 // transfer is credited to the VM that made it.
@@ -155,9 +154,8 @@ impl Lab {
 
     /// A read of a VM's CD-ROM (QEMU's, one HTTP request per read): counted
     /// for the VM and said once, not reported per request.
-    fn on_cdrom_read(&mut self, t: &Transfer, report: EventSink<'_>) {
-        let mac = MacAddr::from_cdrom_path(&t.path).map(|m| m.to_string());
-        let Some(vm) = self.progress.vms().iter().find(|v| Some(&v.mac) == mac.as_ref()).map(|v| v.name.clone()) else { return };
+    fn on_cdrom_read(&mut self, mac: MacAddr, t: &Transfer, report: EventSink<'_>) {
+        let Some(vm) = self.vm_with(mac) else { return };
         self.progress.add_bytes(&vm, t.bytes);
         let (reads, bytes) = self.cdrom_reads.entry(vm.clone()).or_default();
         *reads += 1;
@@ -186,7 +184,11 @@ impl Lab {
     /// The lab VM whose own boot config `path` is: known by its MAC before
     /// its lease is seen.
     fn vm_named_by(&self, path: &str) -> Option<String> {
-        let mac = MacAddr::from_config_path(path)?;
+        self.vm_with(MacAddr::from_config_path(path)?)
+    }
+
+    /// The lab VM whose NIC has `mac`.
+    fn vm_with(&self, mac: MacAddr) -> Option<String> {
         self.progress.vms().iter().find(|v| v.mac.parse::<MacAddr>().ok() == Some(mac)).map(|v| v.name.clone())
     }
 
