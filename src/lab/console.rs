@@ -11,11 +11,21 @@
 //! opened before the guest ran). A VM that joined later, or whose stream
 //! ended (libvirtd restarted, someone forced it off with `virsh console
 //! --force`), is opened again on the next poll while it runs.
+//!
+//! Whoever holds a console stream (the lab, `vm console -f`) also holds a
+//! shared `flock` on the VM's record, and removing a VM waits for those
+//! holds to go between stopping the domain and undefining it: libvirtd
+//! deadlocks when a console stream is closed at the instant its domain is
+//! freed (its console-device lock taken against the stream's, in opposite
+//! orders), and then answers no one until it is killed. Stopping ends every
+//! stream; each reader sees that within a poll and lets go.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use super::labs::{flock, Lock};
 use crate::blocking;
 use crate::virt::console::Console;
 use crate::virt::Libvirt;
@@ -23,7 +33,44 @@ use crate::virt::Libvirt;
 /// The consoles a lab holds, by VM name.
 #[derive(Default)]
 pub(crate) struct Consoles {
-    open: HashMap<String, Console>,
+    open: HashMap<String, Held>,
+}
+
+/// An open console stream and the hold on its record. Fields drop in
+/// order: the stream is closed before the hold is let go.
+pub(crate) struct Held {
+    pub console: Console,
+    _hold: Option<Lock>,
+}
+
+impl Held {
+    /// Takes the hold on `record` beside `console` (blocking: a file lock).
+    /// None when `record` cannot be locked: a VM being removed holds it
+    /// exclusively, and its stream is about to end anyway.
+    pub fn new(console: Console, record: &Path) -> Held {
+        let hold = flock(record, libc::LOCK_SH | libc::LOCK_NB).unwrap_or_else(|e| {
+            tracing::debug!("cannot hold the console record {}: {e}", record.display());
+            None
+        });
+        Held { console, _hold: hold }
+    }
+}
+
+/// Waits until no reader holds `record`'s console, up to `within`;
+/// false when one still does. Blocking.
+pub(crate) fn wait_released(record: &Path, within: Duration) -> bool {
+    if !record.exists() {
+        return true;
+    }
+    let deadline = Instant::now() + within;
+    loop {
+        match flock(record, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Ok(None) => return false,
+            // Taken, or the record cannot be locked at all: nothing to wait for.
+            Ok(Some(_)) | Err(_) => return true,
+        }
+    }
 }
 
 /// A VM whose console the lab follows: its name and where its record goes.
@@ -34,8 +81,10 @@ pub(crate) struct Followed {
 
 impl Consoles {
     /// Hands over a console opened when the VM was created.
-    pub fn insert(&mut self, name: &str, console: Console) {
-        self.open.insert(name.to_string(), console);
+    pub async fn insert(&mut self, name: &str, record: &Path, console: Console) {
+        let record = record.to_path_buf();
+        let held = blocking::run(move || Held::new(console, &record)).await;
+        self.open.insert(name.to_string(), held);
     }
 
     /// Whether the lab holds `name`'s console (its stream has not ended).
@@ -58,11 +107,11 @@ impl Consoles {
 
     async fn read(&mut self, libvirt: &Libvirt, vms: Vec<Followed>, reopen: bool) -> Vec<(String, Vec<u8>)> {
         let mut open = std::mem::take(&mut self.open);
-        let names: Vec<String> = vms.iter().map(|v| v.name.clone()).collect();
+        let names: Vec<(String, PathBuf)> = vms.iter().map(|v| (v.name.clone(), v.record.clone())).collect();
         let read = libvirt
             .call(move |conn| {
                 let mut out = Vec::new();
-                for name in names {
+                for (name, record) in names {
                     if !open.contains_key(&name) {
                         if !reopen {
                             continue;
@@ -71,7 +120,7 @@ impl Consoles {
                         match Console::open(conn, &name, false) {
                             Ok(console) => {
                                 tracing::debug!("following {name}'s serial console");
-                                open.insert(name.clone(), console);
+                                open.insert(name.clone(), Held::new(console, &record));
                             }
                             Err(e) => {
                                 tracing::trace!("{name}'s console: {e}");
@@ -80,7 +129,7 @@ impl Consoles {
                         }
                     }
                     let console = open.get_mut(&name).expect("opened above");
-                    match console.drain() {
+                    match console.console.drain() {
                         Ok(drained) => {
                             if drained.ended {
                                 open.remove(&name);
@@ -184,6 +233,27 @@ mod tests {
         assert_eq!(missing_tail(b"", full), full);
         assert_eq!(missing_tail(b"something else entirely", full), b"", "no line-up, nothing added");
         assert_eq!(qemu_log_of(Path::new("/s/logs/pxelab-oak-1.serial.log")), PathBuf::from("/s/logs/pxelab-oak-1.qemu.log"));
+    }
+
+    #[test]
+    fn removal_waits_for_every_reader_to_let_go_of_the_console() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = dir.path().join("vm.serial.log");
+        assert!(wait_released(&record, Duration::ZERO), "no record, no reader");
+        // Two readers' holds, as `Held::new` takes them.
+        let first = flock(&record, libc::LOCK_SH | libc::LOCK_NB).unwrap().expect("shared");
+        let second = flock(&record, libc::LOCK_SH | libc::LOCK_NB).unwrap().expect("shared beside another");
+        let started = Instant::now();
+        assert!(!wait_released(&record, Duration::from_millis(200)), "a reader holds it");
+        assert!(started.elapsed() >= Duration::from_millis(200), "it waited the time given");
+        drop(first);
+        assert!(!wait_released(&record, Duration::ZERO), "the other reader still holds it");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            drop(second);
+        });
+        assert!(wait_released(&record, Duration::from_secs(5)), "released while waiting");
+        release.join().unwrap();
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub fn lock(dir: &Path) -> io::Result<Option<Lock>> {
 
 /// `flock(how)` on `path` (created if missing); `Ok(None)` when a
 /// non-blocking lock is held by another process.
-fn flock(path: &Path, how: libc::c_int) -> io::Result<Option<Lock>> {
+pub(crate) fn flock(path: &Path, how: libc::c_int) -> io::Result<Option<Lock>> {
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
     // SAFETY: flock on a descriptor this function owns.
     if unsafe { libc::flock(file.as_raw_fd(), how) } == 0 {

@@ -15,7 +15,7 @@ use crate::blocking;
 use crate::error::{Error, Result};
 use crate::virt::network;
 use crate::virt::netxml;
-use crate::virt::{domain, Libvirt, VirtError};
+use crate::virt::{Libvirt, VirtError};
 
 /// What undoing the journal did, beyond its events.
 #[derive(Debug, Default, Serialize)]
@@ -39,7 +39,7 @@ pub(crate) async fn undo_journal(libvirt: &Libvirt, journal: &Journal, keep: boo
         } else {
             let name = vm.name.clone();
             tracing::debug!("removing VM {name}");
-            match libvirt.call(move |c| domain::remove(c, &name)).await {
+            match super::vm::remove(libvirt, &name).await {
                 Ok(meta) => {
                     if let Err(e) = super::vm::remove_record(&meta).await {
                         first_error.get_or_insert(e);

@@ -10,13 +10,14 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
+use super::console::Held;
 use super::{read_appended, state_dir_or_err, state_subdir, VmShape};
 use crate::blocking;
 use crate::error::{Error, Result};
 use crate::virt::console::Console;
 use crate::virt::domain::{self, VmInfo};
 use crate::virt::domxml::{self, Firmware, VmMeta, VmSpec};
-use crate::virt::{network, Libvirt};
+use crate::virt::{network, Libvirt, VirtError};
 
 /// Words for generated names: short, distinct, easy to type.
 const NAME_WORDS: [&str; 8] = ["oak", "elm", "ash", "fir", "yew", "bay", "fig", "ivy"];
@@ -152,8 +153,26 @@ pub async fn vm_rm(uri: &str, name: &str) -> Result<VmMeta> {
     let libvirt = Libvirt::connect(uri).await?;
     let owned = name.to_string();
     tracing::debug!("removing VM {name}");
-    let meta = libvirt.call(move |c| domain::remove(c, &owned)).await?;
+    let meta = remove(&libvirt, &owned).await?;
     remove_record(&meta).await?;
+    Ok(meta)
+}
+
+/// How long removing a VM waits for its console readers to let go; each
+/// notices the end of its stream within a poll (a quarter of a second).
+const RELEASE_WAIT: Duration = Duration::from_secs(5);
+
+/// Stops a pxelab VM, waits until nobody on this host reads its console,
+/// then undefines it and deletes its disk (see `lab/console.rs` for why).
+pub(crate) async fn remove(libvirt: &Libvirt, name: &str) -> std::result::Result<VmMeta, VirtError> {
+    let owned = name.to_string();
+    let meta = libvirt.call(move |c| domain::stop(c, &owned)).await?;
+    let record = PathBuf::from(&meta.serial_log);
+    if !blocking::run(move || super::console::wait_released(&record, RELEASE_WAIT)).await {
+        tracing::warn!("a reader still holds {name}'s console after {RELEASE_WAIT:?}; removing it anyway");
+    }
+    let (owned, kept) = (name.to_string(), meta.clone());
+    libvirt.call(move |c| domain::forget(c, &owned, &kept)).await?;
     Ok(meta)
 }
 
@@ -266,22 +285,19 @@ async fn follow_record(libvirt: &Libvirt, name: &str, record: &Path, mut offset:
 /// out and adds it to the record.
 async fn follow_console(libvirt: &Libvirt, name: &str, record: &Path, shutdown: &CancellationToken, out: &mut dyn ConsoleOut) -> Result<()> {
     let owned = name.to_string();
-    let mut console = Some(
-        libvirt
-            .call(move |c| Console::open(c, &owned, false))
-            .await
-            .map_err(|e| Error::environment(format!("cannot open {name}'s serial console ({e}); if a `virsh console` holds it, close that one")))?,
-    );
-    // The record exists from the moment the console is held: `vm console`
-    // beside it then prints what there is, and a script can wait for it.
+    let opened = libvirt
+        .call(move |c| Console::open(c, &owned, false))
+        .await
+        .map_err(|e| Error::environment(format!("cannot open {name}'s serial console ({e}); if a `virsh console` holds it, close that one")))?;
+    // The hold makes the record: it exists from the moment the console is
+    // held, so `vm console` beside it prints what there is, and a script
+    // can wait for it.
     let path = record.to_path_buf();
-    if let Err(e) = blocking::run(move || super::console::append(&path, b"")).await {
-        tracing::warn!("cannot record the console in {}: {e}", record.display());
-    }
+    let mut console = Some(blocking::run(move || Held::new(opened, &path)).await);
     while let Some(mut open) = console.take() {
         let (open, drained) = libvirt
             .call(move |_| {
-                let drained = open.drain();
+                let drained = open.console.drain();
                 Ok((open, drained))
             })
             .await?;
@@ -315,7 +331,7 @@ async fn follow_console(libvirt: &Libvirt, name: &str, record: &Path, shutdown: 
 
 async fn still_live(libvirt: &Libvirt, name: &str) -> Result<bool> {
     let owned = name.to_string();
-    Ok(libvirt.call(move |c| domain::info(c, &owned)).await?.state.is_live())
+    Ok(libvirt.call(move |c| domain::is_live(c, &owned)).await?)
 }
 
 #[cfg(test)]

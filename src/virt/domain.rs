@@ -48,11 +48,6 @@ impl VmState {
             VmState::Unknown => "unknown",
         }
     }
-
-    /// The guest is (or may resume) writing to its console.
-    pub fn is_live(self) -> bool {
-        matches!(self, VmState::Running | VmState::Paused)
-    }
 }
 
 /// A pxelab VM as `vm list` shows it.
@@ -70,6 +65,21 @@ pub struct VmInfo {
 /// Any domain's live XML (pxelab's or not: `doctor` looks at the user's VMs too).
 pub fn xml(conn: &Connect, name: &str) -> Result<String, VirtError> {
     lookup(conn, name)?.get_xml_desc(0).map_err(libvirt(format!("reading domain {name}")))
+}
+
+/// Whether a domain is still live (running or paused). A domain undefined
+/// meanwhile, even between the lookup and the state call, is not: `vm rm`
+/// beside a follower is a normal end, not an error.
+pub fn is_live(conn: &Connect, name: &str) -> Result<bool, VirtError> {
+    let dom = match lookup(conn, name) {
+        Err(VirtError::NoDomain(_)) => return Ok(false),
+        other => other?,
+    };
+    match dom.get_state() {
+        Ok((state, _)) => Ok(matches!(state, virt::sys::VIR_DOMAIN_RUNNING | virt::sys::VIR_DOMAIN_PAUSED)),
+        Err(e) if VirtError::is(&e, virt::error::ErrorNumber::NoDomain) => Ok(false),
+        Err(e) => Err(VirtError::libvirt(format!("reading the state of domain {name}"), e)),
+    }
 }
 
 /// Whether a domain is running.
@@ -220,15 +230,24 @@ pub fn list(conn: &Connect) -> Result<Vec<VmInfo>, VirtError> {
     Ok(out)
 }
 
-/// Stops and removes a pxelab VM and its disk volume (the record of its
-/// console is on pxelab's host, not libvirt's: the caller removes it).
-pub fn remove(conn: &Connect, name: &str) -> Result<VmMeta, VirtError> {
+/// Stops a pxelab VM (refusing any other domain) and returns its metadata:
+/// the first half of removing it. The caller waits for the VM's console
+/// readers to let go before [`forget`] (see `lab/console.rs`), and removes
+/// the record of its console, which is on pxelab's host, not libvirt's.
+pub fn stop(conn: &Connect, name: &str) -> Result<VmMeta, VirtError> {
     let dom = lookup(conn, name)?;
     let xml = dom.get_xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE).map_err(libvirt(format!("reading domain {name}")))?;
     let meta = domxml::meta_of(&xml).ok_or_else(|| not_ours(name))?;
     if dom.is_active().unwrap_or(false) {
         dom.destroy().map_err(libvirt(format!("stopping domain {name}")))?;
     }
+    Ok(meta)
+}
+
+/// Undefines a pxelab VM that [`stop`] stopped (with its NVRAM) and
+/// deletes its disk volume.
+pub fn forget(conn: &Connect, name: &str, meta: &VmMeta) -> Result<(), VirtError> {
+    let dom = lookup(conn, name)?;
     dom.undefine_flags(virt::sys::VIR_DOMAIN_UNDEFINE_NVRAM).map_err(libvirt(format!("undefining domain {name}")))?;
     if let Ok(pool) = StoragePool::lookup_by_name(conn, &meta.pool) {
         let _ = pool.refresh(0);
@@ -236,5 +255,5 @@ pub fn remove(conn: &Connect, name: &str) -> Result<VmMeta, VirtError> {
             vol.delete(0).map_err(libvirt(format!("deleting disk {}", meta.volume)))?;
         }
     }
-    Ok(meta)
+    Ok(())
 }

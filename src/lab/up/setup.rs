@@ -148,7 +148,7 @@ impl Lab {
         tracing::debug!("creating VM {name} ({:?}, {} MiB, {} vCPUs)", choice.accel, shape.memory_mib, shape.vcpus);
         let (info, console) = crate::lab::vm::create(&self.libvirt, spec, pool_dir, true).await?;
         if let Some(console) = console {
-            self.consoles.insert(&info.name, console);
+            self.consoles.insert(&info.name, std::path::Path::new(&info.meta.serial_log), console).await;
         }
         if let Some(ra) = &self.ra {
             ra.announce();
