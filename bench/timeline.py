@@ -74,10 +74,11 @@ def main():
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PXELAB_STATE_DIR": state})
 
     def serial():
-        logs = os.path.join(state, "logs")
+        # A lab keeps its logs in labs/<network>/logs (older layouts: logs/).
+        logs = os.path.join(state, "labs", NET, "logs")
         offsets, partial = {}, {}
         while not done.is_set():
-            for name in os.listdir(logs) if os.path.isdir(logs) else []:
+            for name in [n for n in (os.listdir(logs) if os.path.isdir(logs) else []) if n.endswith(".serial.log")]:
                 path = os.path.join(logs, name)
                 with open(path, "rb") as f:
                     f.seek(offsets.get(name, 0))

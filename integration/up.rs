@@ -104,6 +104,11 @@ fn ipxe_guests_load_kernel_and_initrd_over_http() {
     assert!(!events.iter().any(|e| e["event"] == "transfer" && e["path"] == "pxelinux.0"), "pxelinux was used: {events:?}");
     let step = events.iter().find(|e| e["event"] == "step" && e["message"].as_str().is_some_and(|m| m.contains("iPXE clients"))).expect("the patch step");
     assert!(step["message"].as_str().unwrap().contains(&format!("http://{}/boot.ipxe", net.ip)), "{step}");
+    // The ROM's 2 s wait for Ctrl-B is answered with Enter as it shows.
+    let ready = events.iter().find(|e| e["event"] == "ready").expect("ready");
+    let vm = ready["vms"][0].as_str().unwrap();
+    let answered = format!("answered {vm}'s iPXE prompt");
+    assert!(events.iter().any(|e| e["event"] == "step" && e["message"].as_str().is_some_and(|m| m.starts_with(&answered))), "{events:?}");
     net.assert_restored(&original, "after the lab");
 }
 

@@ -12,6 +12,10 @@
 //! ended (libvirtd restarted, someone forced it off with `virsh console
 //! --force`), is opened again on the next poll while it runs.
 //!
+//! The lab also answers iPXE's "Press Ctrl-B" prompt with Enter (see
+//! [`IPXE_PROMPT`]): the one key pxelab types, and only on a prompt still
+//! waiting.
+//!
 //! Whoever holds a console stream (the lab, `vm console -f`) also holds a
 //! shared `flock` on the VM's record, and removing a VM waits for those
 //! holds to go between stopping the domain and undefining it: libvirtd
@@ -30,10 +34,23 @@ use crate::blocking;
 use crate::virt::console::Console;
 use crate::virt::Libvirt;
 
+/// iPXE's shell prompt. Debian's QEMU ROMs wait 2 s on it for Ctrl-B
+/// (`BANNER_TIMEOUT 20`) before they boot, on every PXE boot; any other
+/// key ends the wait at once (iPXE's `prompt()`), and the ROM reads keys
+/// from the serial console too. A ROM built without the wait would need
+/// iPXE's source, which Debian's archive does not serve here.
+pub(crate) const IPXE_PROMPT: &[u8] = b"Press Ctrl-B for the iPXE command line...";
+
+/// The key that answers it: Enter, the default choice wherever it might
+/// land if iPXE had already moved on (a boot menu boots its default).
+const ANSWER: &[u8] = b"\r";
+
 /// The consoles a lab holds, by VM name.
 #[derive(Default)]
 pub(crate) struct Consoles {
     open: HashMap<String, Held>,
+    /// VMs whose iPXE prompt was answered since the last [`Self::take_answered`].
+    answered: Vec<String>,
 }
 
 /// An open console stream and the hold on its record. Fields drop in
@@ -41,6 +58,8 @@ pub(crate) struct Consoles {
 pub(crate) struct Held {
     pub console: Console,
     _hold: Option<Lock>,
+    /// The end of what was read, where a prompt split between reads starts.
+    tail: Vec<u8>,
 }
 
 impl Held {
@@ -52,8 +71,24 @@ impl Held {
             tracing::debug!("cannot hold the console record {}: {e}", record.display());
             None
         });
-        Held { console, _hold: hold }
+        Held { console, _hold: hold, tail: Vec::new() }
     }
+}
+
+/// Whether `new`, read after `tail`, shows iPXE's prompt still waiting:
+/// the prompt is there and nothing after it clears it (iPXE rubs it out
+/// with backspaces once a key came or the wait ran out). Keeps in `tail`
+/// the end that could begin the next prompt.
+fn prompt_waiting(tail: &mut Vec<u8>, new: &[u8]) -> bool {
+    tail.extend_from_slice(new);
+    let found = tail.windows(IPXE_PROMPT.len()).rposition(|w| w == IPXE_PROMPT);
+    let waiting = found.is_some_and(|at| !tail[at + IPXE_PROMPT.len()..].contains(&b'\x08'));
+    let keep_from = match found {
+        Some(at) => at + IPXE_PROMPT.len(),
+        None => tail.len().saturating_sub(IPXE_PROMPT.len() - 1),
+    };
+    tail.drain(..keep_from);
+    waiting
 }
 
 /// Waits until no reader holds `record`'s console, up to `within`;
@@ -110,7 +145,7 @@ impl Consoles {
         let names: Vec<(String, PathBuf)> = vms.iter().map(|v| (v.name.clone(), v.record.clone())).collect();
         let read = libvirt
             .call(move |conn| {
-                let mut out = Vec::new();
+                let (mut out, mut answered) = (Vec::new(), Vec::new());
                 for (name, record) in names {
                     if !open.contains_key(&name) {
                         if !reopen {
@@ -131,6 +166,13 @@ impl Consoles {
                     let console = open.get_mut(&name).expect("opened above");
                     match console.console.drain() {
                         Ok(drained) => {
+                            if prompt_waiting(&mut console.tail, &drained.bytes) {
+                                match console.console.send(ANSWER) {
+                                    Ok(true) => answered.push(name.clone()),
+                                    Ok(false) => tracing::debug!("{name}'s console took no key now; iPXE waits out its prompt"),
+                                    Err(e) => tracing::debug!("{name}'s console: {e}"),
+                                }
+                            }
                             if drained.ended {
                                 open.remove(&name);
                             }
@@ -144,14 +186,15 @@ impl Consoles {
                         }
                     }
                 }
-                Ok((open, out))
+                Ok((open, out, answered))
             })
             .await;
-        let Ok((open, out)) = read else {
+        let Ok((open, out, answered)) = read else {
             // libvirtd went away: every stream died with it; reopen next poll.
             return Vec::new();
         };
         self.open = open;
+        self.answered.extend(answered);
         let records: Vec<(PathBuf, Vec<u8>)> =
             out.iter().filter_map(|(name, bytes)| vms.iter().find(|v| &v.name == name).map(|v| (v.record.clone(), bytes.clone()))).collect();
         if !records.is_empty() {
@@ -165,6 +208,11 @@ impl Consoles {
             .await;
         }
         out
+    }
+
+    /// The VMs whose iPXE prompt the lab answered since the last call.
+    pub fn take_answered(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.answered)
     }
 
     /// Closes every console (the lab is ending). Closing is a call to
@@ -233,6 +281,24 @@ mod tests {
         assert_eq!(missing_tail(b"", full), full);
         assert_eq!(missing_tail(b"something else entirely", full), b"", "no line-up, nothing added");
         assert_eq!(qemu_log_of(Path::new("/s/logs/pxelab-oak-1.serial.log")), PathBuf::from("/s/logs/pxelab-oak-1.qemu.log"));
+    }
+
+    #[test]
+    fn only_a_prompt_still_waiting_is_answered_even_split_between_reads() {
+        let mut tail = Vec::new();
+        assert!(!prompt_waiting(&mut tail, b"iPXE initialising devices...ok\r\n\r\nPress Ctrl-B for the iPXE"));
+        assert!(prompt_waiting(&mut tail, b" command line..."), "the prompt's end came in the next read");
+        assert!(!prompt_waiting(&mut tail, b"\x08 \x08\x08 \x08net0: 52:54:00:12:34:56"), "the same prompt is not answered twice");
+        let over = [IPXE_PROMPT, b"\x08 \x08".as_slice(), b"net0: ...".as_slice()].concat();
+        assert!(!prompt_waiting(&mut Vec::new(), &over), "rubbed out already: iPXE moved on");
+        let again = [b"reboot\r\n".as_slice(), IPXE_PROMPT].concat();
+        assert!(prompt_waiting(&mut tail, &again), "a later boot's prompt is answered too");
+        assert!(tail.len() < IPXE_PROMPT.len(), "the tail stays small: {}", tail.len());
+        let mut quiet = Vec::new();
+        for _ in 0..1000 {
+            assert!(!prompt_waiting(&mut quiet, b"Linux version 6.1 ... lots of console output\r\n"));
+        }
+        assert!(quiet.len() < IPXE_PROMPT.len());
     }
 
     #[test]

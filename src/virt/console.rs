@@ -94,10 +94,25 @@ impl Console {
     }
 }
 
+impl Console {
+    /// Types `bytes` on the console, as keys pressed, without waiting.
+    /// False when the stream cannot take them now (the guest's UART is
+    /// full): a key is worth one try, not a wait.
+    pub fn send(&mut self, bytes: &[u8]) -> Result<bool, VirtError> {
+        let n = unsafe { sys::virStreamSend(self.stream, bytes.as_ptr().cast(), bytes.len()) };
+        match n {
+            n if n >= 0 => Ok(n as usize == bytes.len()),
+            -2 => Ok(false),
+            _ => Err(VirtError::libvirt("typing on a serial console", virt::error::Error::last_error())),
+        }
+    }
+}
+
 impl Drop for Console {
     fn drop(&mut self) {
-        // Abort, not finish: pxelab only ever reads, and finishing waits for
-        // the server's acknowledgement.
+        // Abort, not finish: pxelab reads (and types one key now and then,
+        // never waiting for it), and finishing waits for the server's
+        // acknowledgement.
         unsafe {
             sys::virStreamAbort(self.stream);
             sys::virStreamFree(self.stream);

@@ -198,6 +198,9 @@ impl Lab {
         let mut changed = self.poll_leases(report).await;
         let followed = self.progress.vms().iter().map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) }).collect();
         let serial = self.consoles.poll(&self.libvirt, followed).await;
+        for vm in self.consoles.take_answered() {
+            report(&LabEvent::Step { message: format!("answered {vm}'s iPXE prompt (Enter: no 2 s wait for Ctrl-B)") });
+        }
         let now = self.now();
         changed |= self.on_console(serial, now, report);
         if ticks.is_multiple_of(ADOPT_EVERY) {
