@@ -356,6 +356,9 @@ impl Progress {
 
 /// Moves `vm` to `stage` (and every stage before it not yet seen).
 fn advance(vm: &mut VmProgress, stage: Stage, now: f64) -> Vec<StageEvent> {
+    // Stamps come from several clocks' readings (a transfer's end, a poll):
+    // a stage is never stamped before one it follows.
+    let now = vm.reached.values().fold(now, |at, seen| at.max(*seen));
     let mut events = Vec::new();
     for s in Stage::ALL.into_iter().filter(|s| *s <= stage) {
         if let std::collections::btree_map::Entry::Vacant(e) = vm.reached.entry(s) {
@@ -397,6 +400,7 @@ mod tests {
             started_at_offset: 0,
             duration: Duration::from_millis(1),
             complete,
+            ended: std::time::Instant::now(),
         }
     }
 
@@ -414,6 +418,19 @@ mod tests {
         // Ubuntu: the installer is running once the whole ISO arrived, not before.
         assert!(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/ubuntu.iso", false), 5.0).is_empty(), "a cut-off download");
         assert_eq!(at(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/ubuntu.iso", true), 6.0)), Some(Stage::Installer));
+    }
+
+    #[test]
+    fn a_stage_stamped_by_an_earlier_clock_reading_is_never_before_the_one_it_follows() {
+        let mut p = Progress::new(milestones(None));
+        p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        p.on_lease("52:54:00:aa:bb:cc", "10.0.0.5".parse().unwrap(), 2.0);
+        // The boot file's transfer ended at 1.9 (its own time), the lease was polled at 2.0.
+        let events = p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/boot.ipxe", true), 1.9);
+        assert_eq!(events.iter().map(|e| (e.stage, e.at)).collect::<Vec<_>>(), vec![(Stage::Bootloader, 2.0)]);
+        assert!(p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/iso/images/pxeboot/vmlinuz", true), 2.4).is_empty());
+        let events = p.on_transfer(&transfer(Protocol::Http, "10.0.0.5", "/iso/images/pxeboot/initrd.img", true), 2.5);
+        assert_eq!(events.iter().map(|e| (e.stage, e.at)).collect::<Vec<_>>(), vec![(Stage::Kernel, 2.5)], "its own time when in order");
     }
 
     #[test]

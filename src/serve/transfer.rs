@@ -65,6 +65,10 @@ pub struct Transfer {
     pub duration: Duration,
     /// The whole file (from the starting offset) was read.
     pub complete: bool,
+    /// When it ended: the lab stamps the stage it marks with this, not
+    /// with the moment it handles the event.
+    #[serde(skip)]
+    pub ended: Instant,
 }
 
 /// What the servers report.
@@ -231,6 +235,7 @@ impl Drop for TransferRecord {
             started_at_offset: self.start,
             duration: self.started.elapsed(),
             complete: self.start + self.bytes >= self.size,
+            ended: Instant::now(),
         });
     }
 }

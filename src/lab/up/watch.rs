@@ -115,8 +115,11 @@ impl Lab {
                 // A guest's first file can come before the poll that sees its
                 // lease (OVMF asks for the shim at once): look now, so the
                 // transfer is credited to the VM that made it.
+                // The transfer's own end, not this (later) moment of handling it.
+                let ended = t.ended.saturating_duration_since(self.started).as_secs_f64();
                 if self.vm_at(t.client.ip()).is_none() && self.vm_named_by(&t.path).is_none() {
-                    self.poll_leases(report).await;
+                    // The lease came before the transfer: no later than its end.
+                    self.poll_leases(Some(ended), report).await;
                 }
                 let vm = self.vm_at(t.client.ip()).or_else(|| self.vm_named_by(&t.path));
                 if let Some(name) = &vm {
@@ -130,7 +133,7 @@ impl Lab {
                     seconds: t.duration.as_secs_f64(),
                     complete: t.complete,
                 });
-                let now = self.now();
+                let now = ended;
                 let mut events = self.progress.on_transfer(&t, now);
                 // A VM handed its own config after its installer (which
                 // switched that config to local boot) rebooted into its disk.
@@ -195,7 +198,7 @@ impl Lab {
     /// A poll: new leases, new serial output, VMs that joined. Returns
     /// whether `lab.json` changed.
     async fn on_tick(&mut self, ticks: u64, report: EventSink<'_>) -> bool {
-        let mut changed = self.poll_leases(report).await;
+        let mut changed = self.poll_leases(None, report).await;
         let followed = self.progress.vms().iter().map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) }).collect();
         let serial = self.consoles.poll(&self.libvirt, followed).await;
         for vm in self.consoles.take_answered() {
@@ -213,12 +216,14 @@ impl Lab {
         changed
     }
 
-    /// The network's DHCP leases, turned into `dhcp` stages. A read that
-    /// fails (libvirtd restarting) is tried again at the next poll.
-    async fn poll_leases(&mut self, report: EventSink<'_>) -> bool {
+    /// The network's DHCP leases, turned into `dhcp` stages, stamped now or
+    /// at `before` if earlier (a transfer that needed the lease ended
+    /// then). A read that fails (libvirtd restarting) is tried again at the
+    /// next poll.
+    async fn poll_leases(&mut self, before: Option<f64>, report: EventSink<'_>) -> bool {
         let network = self.record.network.clone();
         let leases = self.libvirt.call(move |c| network::leases(c, &network)).await.unwrap_or_default();
-        let now = self.now();
+        let now = before.map_or(self.now(), |at| at.min(self.now()));
         let mut changed = false;
         for (mac, ip) in leases {
             for e in self.progress.on_lease(&mac, ip, now) {

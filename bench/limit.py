@@ -1,0 +1,160 @@
+#!/usr/bin/env python3
+"""How close `pxelab up` comes to the floor: direct kernel boot.
+
+Three methods, one run, alternating, on the same VM shape (TCG, 1 vCPU, the
+fixture's memory, pxelab's devices) and the same serial-console marker:
+- **direct kernel boot**, what `virt-install --location` and Anaconda's
+  kickstart-tests do: extract the ISO's kernel and initrd (xorriso), start
+  `pxelab serve` on the bridge for the installer's later fetches, define a
+  VM with <kernel>/<initrd>/<cmdline> (the command line `pxelab up` gave in
+  the same round) and start it. No option ROM, no DHCP before the kernel.
+  Its clock starts before the extraction.
+- **`pxelab up`**, from the command's start to its `reached` event;
+- **the manual method** of `bench/up_vs_manual.py` (the seed's steps).
+Then, on the busybox fixture, `pxelab up --firmware uefi` and `--secure-boot`
+against BIOS, alternating likewise.
+
+Each round runs on a fresh isolated network made for the bench; STP is
+libvirt's default (on, as on the host's `default` network) unless
+BENCH_STP=off. Medians of REPS runs.
+
+Usage: bench/limit.py [REPS]   (root; after `make build fixtures` and
+bench/servers.sh has unpacked the peers into bench/out/peers)
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchnet  # noqa: E402
+import up_vs_manual as manual_bench  # noqa: E402
+
+ROOT = manual_bench.ROOT
+PXELAB = manual_bench.PXELAB
+NET, IP = manual_bench.NET, manual_bench.IP
+FIXTURES = manual_bench.FIXTURES
+BUSYBOX = FIXTURES[0]
+
+
+def pxelab_up(fixture, extra=()):
+    """`pxelab up` to the marker: (seconds, the kernel command line it gave)."""
+    name, iso, _, _, marker, memory = fixture
+    state = tempfile.mkdtemp(prefix="pxbench-state-")
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        [PXELAB, "-c", benchnet.URI, "--json", "up", "--iso", os.path.join(ROOT, "fixtures", "out", iso), "--network", NET,
+         "--memory", str(memory), "--vcpus", "1", "--disk-size", "1", "--accel", "tcg",
+         "--wait-for", "installer", "--expect", marker, "--timeout", "600", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, PXELAB_STATE_DIR=state))
+    elapsed, args = None, None
+    for event in benchnet.events(proc.stdout):
+        if event.get("event") == "ready":
+            args = event.get("kernel_args")
+        elif event.get("event") == "reached":
+            elapsed = time.monotonic() - start
+    proc.wait()
+    shutil.rmtree(state, ignore_errors=True)
+    if proc.returncode != 0 or elapsed is None:
+        raise RuntimeError(f"pxelab {name} {' '.join(extra)}: exit {proc.returncode}")
+    return elapsed, args
+
+
+def direct_xml(vm, memory, volume, log, kernel, initrd, cmdline):
+    """The manual method's VM (pxelab's devices), booted from a kernel instead of the network."""
+    xml = manual_bench.domain_xml(vm, memory, volume, log)
+    os_direct = (f"<os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kernel}</kernel><initrd>{initrd}</initrd>"
+                 f"<cmdline>{cmdline}</cmdline><bios useserial='yes'/></os>")
+    start, end = xml.index("<os>"), xml.index("</os>") + len("</os>")
+    xml = xml[:start] + os_direct + xml[end:]
+    # No network boot entry: the disk is all there is to boot otherwise.
+    return xml.replace("<boot order='1'/>", "").replace("<boot order='2'/>", "")
+
+
+def direct(fixture, cmdline, rep):
+    """Direct kernel boot to the marker, clock from the extraction."""
+    name, iso, kernel, initrd, marker, memory = fixture
+    work = tempfile.mkdtemp(prefix="pxbench-direct-")
+    os.chmod(work, 0o755)
+    vm, log = f"pxbench-direct-{rep}", os.path.join(work, "serial.log")
+    serve = None
+    start = time.monotonic()
+    try:
+        manual_bench.sh("xorriso", "-osirrox", "on", "-indev", os.path.join(ROOT, "fixtures", "out", iso),
+                        "-extract", "/" + kernel, os.path.join(work, "vmlinuz"), "-extract", "/" + initrd, os.path.join(work, "initrd.img"))
+        for f in ("vmlinuz", "initrd.img"):
+            os.chmod(os.path.join(work, f), 0o644)
+        serve = subprocess.Popen([PXELAB, "serve", "--iso", os.path.join(ROOT, "fixtures", "out", iso), "--bind", IP, "--json"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        # Serving once it says so: its first line.
+        serve.stdout.readline()
+        manual_bench.virsh("vol-create-as", "pxelab", f"{vm}.qcow2", "1G", "--format", "qcow2")
+        with open(os.path.join(work, "dom.xml"), "w") as f:
+            f.write(direct_xml(vm, memory, f"{vm}.qcow2", log, os.path.join(work, "vmlinuz"), os.path.join(work, "initrd.img"), cmdline))
+        manual_bench.virsh("define", os.path.join(work, "dom.xml"))
+        manual_bench.virsh("start", vm)
+        if not manual_bench.wait_serial(log, marker, time.monotonic() + 600):
+            raise RuntimeError(f"direct {name}: the marker never appeared")
+        return time.monotonic() - start
+    finally:
+        manual_bench.virsh("destroy", vm, check=False)
+        manual_bench.virsh("undefine", vm, check=False)
+        manual_bench.virsh("vol-delete", "--pool", "pxelab", f"{vm}.qcow2", check=False)
+        if serve:
+            serve.terminate()
+            serve.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def table(title, header, rows):
+    print(f"\n{title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("| --- |" + " ---: |" * (len(header) - 1))
+    for row in rows:
+        print("| " + " | ".join(row) + " |")
+
+
+def main():
+    reps = int(sys.argv[1]) if len(sys.argv) > 1 else 3
+    only = os.environ.get("LIMIT_ONLY", "")
+    for need in [PXELAB, os.path.join(manual_bench.PEERS, "in.tftpd"), os.path.join(manual_bench.PEERS, "vsftpd")]:
+        if not os.path.exists(need):
+            sys.exit(f"bench: {need} is missing: run `make build` and bench/servers.sh first")
+    benchnet.remove_network(NET)
+    original = manual_bench.make_network()
+    boots, firmware = {}, {"bios": [], "uefi": [], "secure boot": []}
+    try:
+        for fixture in [f for f in FIXTURES if only in f[0]]:
+            times = boots.setdefault(fixture[0], {"pxelab": [], "direct": [], "manual": []})
+            for rep in range(reps):
+                up, cmdline = pxelab_up(fixture)
+                times["pxelab"].append(up)
+                times["direct"].append(direct(fixture, cmdline, rep))
+                times["manual"].append(manual_bench.manual(fixture, original, rep))
+                print(f"  {fixture[0]} run {rep + 1}: pxelab {up:.1f} s, direct {times['direct'][-1]:.1f} s, "
+                      f"manual {times['manual'][-1]:.1f} s", flush=True)
+        if not only:
+            for rep in range(reps):
+                firmware["bios"].append(pxelab_up(BUSYBOX)[0])
+                firmware["uefi"].append(pxelab_up(BUSYBOX, ["--firmware", "uefi"])[0])
+                firmware["secure boot"].append(pxelab_up(BUSYBOX, ["--firmware", "uefi", "--secure-boot"])[0])
+                print(f"  firmware run {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in firmware.items()), flush=True)
+    finally:
+        benchnet.remove_network(NET)
+    stp = os.environ.get("BENCH_STP", "on")
+    med = statistics.median
+    table(f"{reps} runs each, medians; TCG, 1 vCPU; STP {stp}",
+          ["fixture", "direct kernel boot (s)", "pxelab up (s)", "manual (s)", "pxelab ÷ direct", "pxelab ÷ manual"],
+          [[name, f"{med(t['direct']):.1f}", f"{med(t['pxelab']):.1f}", f"{med(t['manual']):.1f}",
+            f"{med(t['pxelab']) / med(t['direct']):.2f}×", f"{med(t['pxelab']) / med(t['manual']):.2f}×"] for name, t in boots.items()])
+    if firmware["bios"]:
+        bios = med(firmware["bios"])
+        table("busybox, `pxelab up` by firmware", ["firmware", "median (s)", "÷ BIOS"],
+              [[k, f"{med(v):.1f}", f"{med(v) / bios:.2f}×"] for k, v in firmware.items()])
+
+
+if __name__ == "__main__":
+    main()
