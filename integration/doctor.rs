@@ -48,6 +48,8 @@ fn a_network_without_bootp_is_named_and_patching_it_makes_doctor_pass() {
     assert_eq!(code, 0, "{report:#}");
     assert_eq!(report["ok"], true);
     assert_check(&report, "network.bootp", "warn", "has no <bootp>", &format!("pxelab net patch --network {}", net.name));
+    // The test network has libvirt's default STP: said, with what removes its wait.
+    assert_check(&report, "network.stp", "warn", &format!("STP is on for {}", net.bridge), "stp='off'");
     assert_check(&report, "ports.tftp", "ok", &format!("UDP 69 on {} is free", net.ip), "");
     assert_check(&report, "ports.ftp", "ok", &format!("TCP 21 on {} is free", net.ip), "");
     assert_check(&report, "network.tftp", "ok", "no <tftp>", "");

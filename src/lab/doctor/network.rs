@@ -81,6 +81,7 @@ pub(super) fn network_checks(f: &mut Findings, facts: &NetworkFacts<'_>) -> Opti
         None => f.ok("network.tftp", "no <tftp> element: UDP 69 is left to pxelab"),
     }
 
+    stp_check(f, state);
     bootp_check(f, facts, address);
     if let (Some(lab), Some(live)) = (lab, facts.live_xml) {
         ipxe_check(f, state, live, lab);
@@ -89,6 +90,24 @@ pub(super) fn network_checks(f: &mut Findings, facts: &NetworkFacts<'_>) -> Opti
         ra_check(f, lab);
     }
     Some(address)
+}
+
+/// Spanning tree is measured and said, never changed: the network is the
+/// user's. With it on, a new VM's bridge port drops frames for about 3 s
+/// (listening, then learning), and a PXE boot waits that out before its
+/// first DHCP answer.
+fn stp_check(f: &mut Findings, state: &NetworkState) {
+    let name = &state.name;
+    let bridge = state.parsed.bridge.as_deref().unwrap_or("its bridge");
+    if state.parsed.stp {
+        f.warn(
+            "network.stp",
+            format!("STP is on for {bridge}: each new VM's port forwards nothing for about 3 s, which every PXE boot on {name} waits out"),
+            format!("if {bridge} joins no loop, set <bridge stp='off'/> (`virsh net-edit {name}`, then restart it); pxelab leaves it as it is"),
+        );
+    } else {
+        f.ok("network.stp", format!("STP is off for {bridge}: a new VM's port forwards at once"));
+    }
 }
 
 fn ra_check(f: &mut Findings, lab: &LabRecord) {

@@ -12,8 +12,14 @@ use crate::virt::VirtError;
 fn firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: Option<&LabRecord>) {
     let served = lab.and_then(|l| l.uefi_file.clone());
     match (firmware, lab, served) {
-        (Firmware::Bios, _, _) => f.ok("vm.firmware", format!("{name} boots by BIOS: the lab's pxelinux.0 (or iPXE over HTTP)")),
-        (Firmware::Uefi, _, _) => f.ok("vm.firmware", format!("{name} boots by UEFI: QEMU's iPXE EFI ROM takes the HTTP path")),
+        (Firmware::Bios, _, _) => f.ok(
+            "vm.firmware",
+            format!("{name} boots by BIOS through QEMU's iPXE ROM (Debian's ipxe-qemu; a lab answers its Ctrl-B prompt): iPXE over HTTP, or pxelinux.0"),
+        ),
+        (Firmware::Uefi, _, _) => f.ok(
+            "vm.firmware",
+            format!("{name} boots by UEFI through QEMU's iPXE EFI ROM (Debian's ipxe-qemu; a lab answers its Ctrl-B prompt): the HTTP path"),
+        ),
         (Firmware::SecureBoot, None, _) => f.ok("vm.firmware", format!("{name} boots by UEFI with Secure Boot (edk2's own PXE, then a signed shim)")),
         (Firmware::SecureBoot, Some(_), Some(file)) if file.starts_with(&format!("{}/", crate::boot::ISO_DIR)) => {
             f.ok("vm.firmware", format!("{name} boots by UEFI with Secure Boot: the lab serves the ISO's signed shim {file}"))

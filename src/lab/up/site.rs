@@ -77,7 +77,7 @@ mod tests {
     const HERE_IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 168, 1, 5));
 
     fn net(forward: Option<&str>) -> NetworkXml {
-        NetworkXml { name: "lab".into(), bridge: Some("virbr9".into()), forward: forward.map(str::to_string), ips: Vec::new() }
+        NetworkXml { name: "lab".into(), bridge: Some("virbr9".into()), stp: true, forward: forward.map(str::to_string), ips: Vec::new() }
     }
 
     /// `uri`, `forward`, the server address (given or defaulted), whether it is

@@ -58,6 +58,8 @@ struct IpSpans {
 pub struct NetworkXml {
     pub name: String,
     pub bridge: Option<String>,
+    /// Spanning tree on the bridge (libvirt's default when `stp` is absent).
+    pub stp: bool,
     /// `<forward mode=…>`; `None` for an isolated network (no `<forward>`).
     pub forward: Option<String>,
     pub ips: Vec<IpBlock>,
@@ -105,7 +107,7 @@ pub fn bootp_of(xml: &str) -> Option<Bootp> {
 pub fn parse(xml: &str) -> Result<NetworkXml, XmlError> {
     let mut reader = Reader::from_str(xml);
     let mut stack: Vec<String> = Vec::new();
-    let mut net = NetworkXml { name: String::new(), bridge: None, forward: None, ips: Vec::new() };
+    let mut net = NetworkXml { name: String::new(), bridge: None, stp: true, forward: None, ips: Vec::new() };
     let mut seen_root = false;
     let mut in_name = false;
     loop {
@@ -179,7 +181,10 @@ fn element(net: &mut NetworkXml, stack: &[String], e: &BytesStart, start: usize,
     let name = name.as_ref();
     let path: Vec<&str> = stack.iter().map(String::as_str).collect();
     match (path.as_slice(), name) {
-        (["network"], "bridge") => net.bridge = attr(e, "name")?,
+        (["network"], "bridge") => {
+            net.bridge = attr(e, "name")?;
+            net.stp = attr(e, "stp")?.as_deref() != Some("off");
+        }
         (["network"], "forward") => net.forward = Some(attr(e, "mode")?.unwrap_or_else(|| "nat".into())),
         (["network"], "ip") => {
             let address = attr(e, "address")?.unwrap_or_default();
@@ -351,6 +356,9 @@ mod tests {
         assert_eq!(net.name, "default");
         assert_eq!(net.bridge.as_deref(), Some("virbr0"));
         assert_eq!(net.forward.as_deref(), Some("nat"));
+        assert!(net.stp, "stp='on'");
+        assert!(!parse(&DEFAULT.replace("stp='on'", "stp='off'")).unwrap().stp);
+        assert!(parse(&DEFAULT.replace(" stp='on'", "")).unwrap().stp, "libvirt's default is on");
         let ip = net.dhcp4().unwrap();
         assert_eq!(ip.address, "192.168.122.1".parse::<IpAddr>().unwrap());
         assert_eq!(ip.prefix, Some(24));
