@@ -12,13 +12,15 @@ fixture's memory, pxelab's devices) and the same serial-console marker:
 - **`pxelab up`**, from the command's start to its `reached` event;
 - **the manual method** of `bench/up_vs_manual.py` (the seed's steps).
 Then, on the busybox fixture, `pxelab up --firmware uefi` and `--secure-boot`
-against BIOS, alternating likewise.
+against BIOS, alternating likewise, and direct kernel boot under OVMF
+against SeaBIOS: what the firmware costs with no network boot at all.
 
 Each round runs on a fresh isolated network made for the bench; STP is
 libvirt's default (on, as on the host's `default` network) unless
 BENCH_STP=off. Medians of REPS runs.
 
-Usage: bench/limit.py [REPS]   (root; after `make build fixtures` and
+Usage: bench/limit.py [REPS]   (LIMIT_ONLY=busybox, or =firmware, for a part;
+root; after `make build fixtures` and
 bench/servers.sh has unpacked the peers into bench/out/peers)
 """
 import os
@@ -63,18 +65,23 @@ def pxelab_up(fixture, extra=()):
     return elapsed, args
 
 
-def direct_xml(vm, memory, volume, log, kernel, initrd, cmdline):
-    """The manual method's VM (pxelab's devices), booted from a kernel instead of the network."""
+def direct_xml(vm, memory, volume, log, kernel, initrd, cmdline, uefi=False):
+    """The manual method's VM (pxelab's devices), booted from a kernel instead of the network.
+    With `uefi`, OVMF on q35 as pxelab's UEFI VMs have it (OVMF loads the kernel itself)."""
     xml = manual_bench.domain_xml(vm, memory, volume, log)
-    os_direct = (f"<os><type arch='x86_64' machine='pc'>hvm</type><kernel>{kernel}</kernel><initrd>{initrd}</initrd>"
-                 f"<cmdline>{cmdline}</cmdline><bios useserial='yes'/></os>")
+    boot = f"<kernel>{kernel}</kernel><initrd>{initrd}</initrd><cmdline>{cmdline}</cmdline>"
+    if uefi:
+        os_direct = (f"<os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type><firmware><feature enabled='no' name='secure-boot'/>"
+                     f"<feature enabled='no' name='enrolled-keys'/></firmware>{boot}</os>")
+    else:
+        os_direct = f"<os><type arch='x86_64' machine='pc'>hvm</type>{boot}<bios useserial='yes'/></os>"
     start, end = xml.index("<os>"), xml.index("</os>") + len("</os>")
     xml = xml[:start] + os_direct + xml[end:]
     # No network boot entry: the disk is all there is to boot otherwise.
     return xml.replace("<boot order='1'/>", "").replace("<boot order='2'/>", "")
 
 
-def direct(fixture, cmdline, rep):
+def direct(fixture, cmdline, rep, uefi=False):
     """Direct kernel boot to the marker, clock from the extraction."""
     name, iso, kernel, initrd, marker, memory = fixture
     work = tempfile.mkdtemp(prefix="pxbench-direct-")
@@ -93,7 +100,7 @@ def direct(fixture, cmdline, rep):
         serve.stdout.readline()
         manual_bench.virsh("vol-create-as", "pxelab", f"{vm}.qcow2", "1G", "--format", "qcow2")
         with open(os.path.join(work, "dom.xml"), "w") as f:
-            f.write(direct_xml(vm, memory, f"{vm}.qcow2", log, os.path.join(work, "vmlinuz"), os.path.join(work, "initrd.img"), cmdline))
+            f.write(direct_xml(vm, memory, f"{vm}.qcow2", log, os.path.join(work, "vmlinuz"), os.path.join(work, "initrd.img"), cmdline, uefi))
         manual_bench.virsh("define", os.path.join(work, "dom.xml"))
         manual_bench.virsh("start", vm)
         if not manual_bench.wait_serial(log, marker, time.monotonic() + 600):
@@ -101,7 +108,7 @@ def direct(fixture, cmdline, rep):
         return time.monotonic() - start
     finally:
         manual_bench.virsh("destroy", vm, check=False)
-        manual_bench.virsh("undefine", vm, check=False)
+        manual_bench.virsh("undefine", "--nvram", vm, check=False)
         manual_bench.virsh("vol-delete", "--pool", "pxelab", f"{vm}.qcow2", check=False)
         if serve:
             serve.terminate()
@@ -125,7 +132,8 @@ def main():
             sys.exit(f"bench: {need} is missing: run `make build` and bench/servers.sh first")
     benchnet.remove_network(NET)
     original = manual_bench.make_network()
-    boots, firmware = {}, {"bios": [], "uefi": [], "secure boot": []}
+    boots = {}
+    firmware = {"bios": [], "uefi": [], "secure boot": [], "direct kernel boot, bios": [], "direct kernel boot, uefi": []}
     try:
         for fixture in [f for f in FIXTURES if only in f[0]]:
             times = boots.setdefault(fixture[0], {"pxelab": [], "direct": [], "manual": []})
@@ -136,10 +144,14 @@ def main():
                 times["manual"].append(manual_bench.manual(fixture, original, rep))
                 print(f"  {fixture[0]} run {rep + 1}: pxelab {up:.1f} s, direct {times['direct'][-1]:.1f} s, "
                       f"manual {times['manual'][-1]:.1f} s", flush=True)
-        if not only:
+        if only in ("", "firmware"):
             for rep in range(reps):
-                firmware["bios"].append(pxelab_up(BUSYBOX)[0])
+                up, cmdline = pxelab_up(BUSYBOX)
+                firmware["bios"].append(up)
                 firmware["uefi"].append(pxelab_up(BUSYBOX, ["--firmware", "uefi"])[0])
+                # The firmware's own share: the same two firmwares with no network boot at all.
+                firmware["direct kernel boot, bios"].append(direct(BUSYBOX, cmdline, rep))
+                firmware["direct kernel boot, uefi"].append(direct(BUSYBOX, cmdline, rep, uefi=True))
                 firmware["secure boot"].append(pxelab_up(BUSYBOX, ["--firmware", "uefi", "--secure-boot"])[0])
                 print(f"  firmware run {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in firmware.items()), flush=True)
     finally:
@@ -151,9 +163,9 @@ def main():
           [[name, f"{med(t['direct']):.1f}", f"{med(t['pxelab']):.1f}", f"{med(t['manual']):.1f}",
             f"{med(t['pxelab']) / med(t['direct']):.2f}×", f"{med(t['pxelab']) / med(t['manual']):.2f}×"] for name, t in boots.items()])
     if firmware["bios"]:
-        bios = med(firmware["bios"])
-        table("busybox, `pxelab up` by firmware", ["firmware", "median (s)", "÷ BIOS"],
-              [[k, f"{med(v):.1f}", f"{med(v) / bios:.2f}×"] for k, v in firmware.items()])
+        bios, direct_bios = med(firmware["bios"]), med(firmware["direct kernel boot, bios"])
+        table("busybox, by firmware (direct kernel boot: the firmware's own cost, no network boot)", ["method, firmware", "median (s)", "÷ BIOS, same method"],
+              [[k, f"{med(v):.1f}", f"{med(v) / (direct_bios if k.startswith('direct') else bios):.2f}×"] for k, v in firmware.items()])
 
 
 if __name__ == "__main__":

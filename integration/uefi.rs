@@ -45,6 +45,20 @@ fn served_to(events: &[Value], vm: &str) -> Vec<String> {
         .collect()
 }
 
+/// A VM's whole console, as `--artifacts` kept it.
+fn console_of(artifacts: &std::path::Path, vm: &str) -> String {
+    std::fs::read_to_string(artifacts.join(format!("{vm}.serial.log"))).unwrap()
+}
+
+/// The firmware went straight to the one boot the lab serves it: edk2
+/// prints ">>Start PXE over IPv6" or ">>Start HTTP Boot over IPv4" when it
+/// tries those entries, which would mean a failed first attempt.
+fn assert_no_other_boot_attempt(console: &str) {
+    for other in ["over IPv6", "HTTP Boot"] {
+        assert!(!console.contains(other), "the firmware tried {other:?} first:\n{console}");
+    }
+}
+
 fn firmware_of(name: &str) -> String {
     let xml = virsh_ok(&["dumpxml", name]);
     xml.lines().find(|l| l.contains("<os")).unwrap_or_default().to_string()
@@ -54,9 +68,16 @@ fn firmware_of(name: &str) -> String {
 fn a_uefi_vm_reaches_its_installer_over_ipxe() {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();
-    let events = up(&net, &["--firmware", "uefi"]);
+    let artifacts = tempfile::tempdir().unwrap();
+    let events = up(&net, &["--firmware", "uefi", "--artifacts", artifacts.path().to_str().unwrap()]);
     let (vm, tail) = &tails(&events)[0];
     assert!(tail.contains("PXELAB-STAGE: firmware uefi secureboot 0"), "the guest booted by UEFI, Secure Boot off:\n{tail}");
+    let console = console_of(artifacts.path(), vm);
+    assert_no_other_boot_attempt(&console);
+    // The EFI ROM's Ctrl-B prompt too is answered as it shows.
+    assert!(console.contains("Press Ctrl-B for the iPXE command line"), "{console}");
+    let answered = format!("answered {vm}'s iPXE prompt");
+    assert!(events.iter().any(|e| e["event"] == "step" && e["message"].as_str().is_some_and(|m| m.starts_with(&answered))), "{events:?}");
     // OVMF ran QEMU's iPXE EFI ROM: the VM's own script, the kernel over HTTP.
     let served = served_to(&events, vm);
     assert!(served.iter().any(|p| p.starts_with("mac/")), "{served:?}");
@@ -93,9 +114,13 @@ fn bios_and_uefi_vms_boot_side_by_side_in_one_lab() {
 fn a_secure_boot_vm_boots_through_the_isos_signed_shim_and_grub() {
     let net = TestNet::with_dhcp();
     let original = net.inactive_xml();
-    let events = up(&net, &["--firmware", "uefi", "--secure-boot"]);
+    let artifacts = tempfile::tempdir().unwrap();
+    let events = up(&net, &["--firmware", "uefi", "--secure-boot", "--artifacts", artifacts.path().to_str().unwrap()]);
     let (vm, tail) = &tails(&events)[0];
     assert!(tail.contains("PXELAB-STAGE: firmware uefi secureboot 1"), "the guest reports Secure Boot on:\n{tail}");
+    let console = console_of(artifacts.path(), vm);
+    assert!(console.contains("Start PXE over IPv4"), "edk2's own PXE:\n{console}");
+    assert_no_other_boot_attempt(&console);
     let served = served_to(&events, vm);
     // edk2's own PXE (the unsigned iPXE ROM is off), then the ISO's chain.
     for file in ["iso/EFI/BOOT/BOOTX64.EFI", "iso/EFI/BOOT/grubx64.efi"] {
