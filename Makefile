@@ -118,7 +118,7 @@ demo: build fixtures
 ## minutes for its 3 runs), on isolated networks (root, libvirtd).
 bench: build fixtures
 	bash bench/servers.sh
-	bash scripts/with-libvirtd.sh python3 bench/up_vs_manual.py
+	bash scripts/with-libvirtd.sh python3 bench/limit.py 3
 	bash scripts/with-libvirtd.sh python3 bench/guest_transfer.py
 	bash scripts/with-libvirtd.sh python3 bench/savings.py
 	bash scripts/with-libvirtd.sh bash bench/firmware.sh

@@ -42,29 +42,6 @@ FIXTURES = manual_bench.FIXTURES
 BUSYBOX = FIXTURES[0]
 
 
-def pxelab_up(fixture, extra=()):
-    """`pxelab up` to the marker: (seconds, the kernel command line it gave)."""
-    name, iso, _, _, marker, memory = fixture
-    state = tempfile.mkdtemp(prefix="pxbench-state-")
-    start = time.monotonic()
-    proc = subprocess.Popen(
-        [PXELAB, "-c", benchnet.URI, "--json", "up", "--iso", os.path.join(ROOT, "fixtures", "out", iso), "--network", NET,
-         "--memory", str(memory), "--vcpus", "1", "--disk-size", "1", "--accel", "tcg",
-         "--wait-for", "installer", "--expect", marker, "--timeout", "600", *extra],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, PXELAB_STATE_DIR=state))
-    elapsed, args = None, None
-    for event in benchnet.events(proc.stdout):
-        if event.get("event") == "ready":
-            args = event.get("kernel_args")
-        elif event.get("event") == "reached":
-            elapsed = time.monotonic() - start
-    proc.wait()
-    shutil.rmtree(state, ignore_errors=True)
-    if proc.returncode != 0 or elapsed is None:
-        raise RuntimeError(f"pxelab {name} {' '.join(extra)}: exit {proc.returncode}")
-    return elapsed, args
-
-
 def direct_xml(vm, memory, volume, log, kernel, initrd, cmdline, uefi=False):
     """The manual method's VM (pxelab's devices), booted from a kernel instead of the network.
     With `uefi`, OVMF on q35 as pxelab's UEFI VMs have it (OVMF loads the kernel itself)."""
@@ -130,6 +107,8 @@ def main():
     for need in [PXELAB, os.path.join(manual_bench.PEERS, "in.tftpd"), os.path.join(manual_bench.PEERS, "vsftpd")]:
         if not os.path.exists(need):
             sys.exit(f"bench: {need} is missing: run `make build` and bench/servers.sh first")
+    if manual_bench.virsh("pool-info", "pxelab", check=False).returncode != 0:
+        sys.exit("bench: the storage pool `pxelab` is missing: run `pxelab vm new` once, or `make test`")
     benchnet.remove_network(NET)
     original = manual_bench.make_network()
     boots = {}
@@ -138,7 +117,7 @@ def main():
         for fixture in [f for f in FIXTURES if only in f[0]]:
             times = boots.setdefault(fixture[0], {"pxelab": [], "direct": [], "manual": []})
             for rep in range(reps):
-                up, cmdline = pxelab_up(fixture)
+                up, cmdline = manual_bench.pxelab_up(fixture)
                 times["pxelab"].append(up)
                 times["direct"].append(direct(fixture, cmdline, rep))
                 times["manual"].append(manual_bench.manual(fixture, original, rep))
@@ -146,13 +125,13 @@ def main():
                       f"manual {times['manual'][-1]:.1f} s", flush=True)
         if only in ("", "firmware"):
             for rep in range(reps):
-                up, cmdline = pxelab_up(BUSYBOX)
+                up, cmdline = manual_bench.pxelab_up(BUSYBOX)
                 firmware["bios"].append(up)
-                firmware["uefi"].append(pxelab_up(BUSYBOX, ["--firmware", "uefi"])[0])
+                firmware["uefi"].append(manual_bench.pxelab_up(BUSYBOX, ["--firmware", "uefi"])[0])
                 # The firmware's own share: the same two firmwares with no network boot at all.
                 firmware["direct kernel boot, bios"].append(direct(BUSYBOX, cmdline, rep))
                 firmware["direct kernel boot, uefi"].append(direct(BUSYBOX, cmdline, rep, uefi=True))
-                firmware["secure boot"].append(pxelab_up(BUSYBOX, ["--firmware", "uefi", "--secure-boot"])[0])
+                firmware["secure boot"].append(manual_bench.pxelab_up(BUSYBOX, ["--firmware", "uefi", "--secure-boot"])[0])
                 print(f"  firmware run {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in firmware.items()), flush=True)
     finally:
         benchnet.remove_network(NET)

@@ -172,25 +172,31 @@ def manual(fixture, original_xml, rep):
         shutil.rmtree(work, ignore_errors=True)
 
 
-def with_pxelab(fixture):
+def pxelab_up(fixture, extra=()):
+    """`pxelab up` to the marker: (seconds, the kernel command line it gave)."""
     name, iso, _, _, marker, memory = fixture
     state = tempfile.mkdtemp(prefix="pxbench-state-")
-    env = dict(os.environ, PXELAB_STATE_DIR=state)
     start = time.monotonic()
     proc = subprocess.Popen(
         [PXELAB, "-c", URI, "--json", "up", "--iso", os.path.join(ROOT, "fixtures", "out", iso), "--network", NET,
          "--memory", str(memory), "--vcpus", "1", "--disk-size", "1", "--accel", "tcg",
-         "--wait-for", "installer", "--expect", marker, "--timeout", "600"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
-    elapsed = None
+         "--wait-for", "installer", "--expect", marker, "--timeout", "600", *extra],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=dict(os.environ, PXELAB_STATE_DIR=state))
+    elapsed, args = None, None
     for event in benchnet.events(proc.stdout):
-        if event.get("event") == "reached":
+        if event.get("event") == "ready":
+            args = event.get("kernel_args")
+        elif event.get("event") == "reached":
             elapsed = time.monotonic() - start
     proc.wait()
     shutil.rmtree(state, ignore_errors=True)
     if proc.returncode != 0 or elapsed is None:
-        raise RuntimeError(f"pxelab {name}: exit {proc.returncode}")
-    return elapsed
+        raise RuntimeError(f"pxelab {name} {' '.join(extra)}: exit {proc.returncode}")
+    return elapsed, args
+
+
+def with_pxelab(fixture):
+    return pxelab_up(fixture)[0]
 
 
 def main():
