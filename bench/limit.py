@@ -17,7 +17,10 @@ against SeaBIOS: what the firmware costs with no network boot at all.
 
 Each round runs on a fresh isolated network made for the bench; STP is
 libvirt's default (on, as on the host's `default` network) unless
-BENCH_STP=off. Medians of REPS runs.
+BENCH_STP=off. dnsmasq pings a new address before leasing it, as on any
+network pxelab has not patched, unless BENCH_NOPING=1 (then the direct and
+manual methods' guests get the no-ping `pxelab up` gives its lab, and only
+the boot paths differ). Medians of REPS runs.
 
 Usage: bench/limit.py [REPS]   (LIMIT_ONLY=busybox, or =firmware, for a part;
 root; after `make build fixtures` and
@@ -136,8 +139,9 @@ def main():
     finally:
         benchnet.remove_network(NET)
     stp = os.environ.get("BENCH_STP", "on")
+    ping = "no ping" if os.environ.get("BENCH_NOPING") == "1" else "dnsmasq pings"
     med = statistics.median
-    table(f"{reps} runs each, medians; TCG, 1 vCPU; STP {stp}",
+    table(f"{reps} runs each, medians; TCG, 1 vCPU; STP {stp}; {ping}",
           ["fixture", "direct kernel boot (s)", "pxelab up (s)", "manual (s)", "pxelab ÷ direct", "pxelab ÷ manual"],
           [[name, f"{med(t['direct']):.1f}", f"{med(t['pxelab']):.1f}", f"{med(t['manual']):.1f}",
             f"{med(t['pxelab']) / med(t['direct']):.2f}×", f"{med(t['pxelab']) / med(t['manual']):.2f}×"] for name, t in boots.items()])
