@@ -37,9 +37,8 @@ pub(crate) async fn undo_journal(libvirt: &Libvirt, journal: &Journal, keep: boo
             report(&LabEvent::Teardown { message: format!("kept VM {} (remove it with `pxelab vm rm {}`)", vm.name, vm.name) });
             undone.kept_vms.push(vm.name.clone());
         } else {
-            let name = vm.name.clone();
-            tracing::debug!("removing VM {name}");
-            match super::vm::remove(libvirt, &name).await {
+            tracing::debug!("removing VM {}", vm.name);
+            match super::vm::remove(libvirt, &vm.name).await {
                 Ok(meta) => {
                     if let Err(e) = super::vm::remove_record(&meta).await {
                         first_error.get_or_insert(e);

@@ -151,9 +151,8 @@ pub async fn vm_list(uri: &str) -> Result<Vec<VmInfo>> {
 /// `pxelab vm rm`: the domain, its disk, and pxelab's record of its console.
 pub async fn vm_rm(uri: &str, name: &str) -> Result<VmMeta> {
     let libvirt = Libvirt::connect(uri).await?;
-    let owned = name.to_string();
     tracing::debug!("removing VM {name}");
-    let meta = remove(&libvirt, &owned).await?;
+    let meta = remove(&libvirt, name).await?;
     remove_record(&meta).await?;
     Ok(meta)
 }

@@ -92,9 +92,7 @@ impl Console {
         }
         Ok(out)
     }
-}
 
-impl Console {
     /// Types `bytes` on the console, as keys pressed, without waiting.
     /// False when the stream cannot take them now (the guest's UART is
     /// full): a key is worth one try, not a wait.

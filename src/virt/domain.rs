@@ -37,6 +37,22 @@ pub enum VmState {
 }
 
 impl VmState {
+    /// libvirt's state number as pxelab names it.
+    fn of(raw: virt::sys::virDomainState) -> VmState {
+        match raw {
+            virt::sys::VIR_DOMAIN_RUNNING => VmState::Running,
+            virt::sys::VIR_DOMAIN_PAUSED => VmState::Paused,
+            virt::sys::VIR_DOMAIN_SHUTOFF => VmState::ShutOff,
+            virt::sys::VIR_DOMAIN_CRASHED => VmState::Crashed,
+            _ => VmState::Other,
+        }
+    }
+
+    /// The guest is (or may resume) writing to its console.
+    pub fn is_live(self) -> bool {
+        matches!(self, VmState::Running | VmState::Paused)
+    }
+
     /// How `vm list` and the JSON name it.
     pub fn name(self) -> &'static str {
         match self {
@@ -76,7 +92,7 @@ pub fn is_live(conn: &Connect, name: &str) -> Result<bool, VirtError> {
         other => other?,
     };
     match dom.get_state() {
-        Ok((state, _)) => Ok(matches!(state, virt::sys::VIR_DOMAIN_RUNNING | virt::sys::VIR_DOMAIN_PAUSED)),
+        Ok((state, _)) => Ok(VmState::of(state).is_live()),
         Err(e) if VirtError::is(&e, virt::error::ErrorNumber::NoDomain) => Ok(false),
         Err(e) => Err(VirtError::libvirt(format!("reading the state of domain {name}"), e)),
     }
@@ -178,14 +194,7 @@ pub fn info(conn: &Connect, name: &str) -> Result<VmInfo, VirtError> {
 }
 
 fn describe(dom: &Domain, xml: &str, meta: VmMeta) -> VmInfo {
-    let state = match dom.get_state().map(|(s, _)| s) {
-        Ok(virt::sys::VIR_DOMAIN_RUNNING) => VmState::Running,
-        Ok(virt::sys::VIR_DOMAIN_PAUSED) => VmState::Paused,
-        Ok(virt::sys::VIR_DOMAIN_SHUTOFF) => VmState::ShutOff,
-        Ok(virt::sys::VIR_DOMAIN_CRASHED) => VmState::Crashed,
-        Ok(_) => VmState::Other,
-        Err(_) => VmState::Unknown,
-    };
+    let state = dom.get_state().map_or(VmState::Unknown, |(s, _)| VmState::of(s));
     VmInfo {
         name: dom.get_name().unwrap_or_default(),
         state,

@@ -112,13 +112,14 @@ impl Lab {
                     self.on_cdrom_read(mac, &t, report);
                     return false;
                 }
+                // Stages are stamped with the transfer's own end, not this
+                // (later) moment of handling it.
+                let ended = t.ended.saturating_duration_since(self.started).as_secs_f64();
                 // A guest's first file can come before the poll that sees its
                 // lease (OVMF asks for the shim at once): look now, so the
-                // transfer is credited to the VM that made it.
-                // The transfer's own end, not this (later) moment of handling it.
-                let ended = t.ended.saturating_duration_since(self.started).as_secs_f64();
+                // transfer is credited to the VM that made it. The lease came
+                // before the transfer: no later than its end.
                 if self.vm_at(t.client.ip()).is_none() && self.vm_named_by(&t.path).is_none() {
-                    // The lease came before the transfer: no later than its end.
                     self.poll_leases(Some(ended), report).await;
                 }
                 let vm = self.vm_at(t.client.ip()).or_else(|| self.vm_named_by(&t.path));
@@ -133,12 +134,11 @@ impl Lab {
                     seconds: t.duration.as_secs_f64(),
                     complete: t.complete,
                 });
-                let now = ended;
-                let mut events = self.progress.on_transfer(&t, now);
+                let mut events = self.progress.on_transfer(&t, ended);
                 // A VM handed its own config after its installer (which
                 // switched that config to local boot) rebooted into its disk.
                 if let Some(name) = self.vm_named_by(&t.path).filter(|_| t.complete) {
-                    events.extend(self.progress.on_disk_boot(&name, now));
+                    events.extend(self.progress.on_disk_boot(&name, ended));
                 }
                 for e in events {
                     self.stage_reached(e, report);
