@@ -5,7 +5,7 @@ PXELAB := target/release/pxelab
 
 .PHONY: all deps build fixtures test e2e lint demo bench fuzz fuzz-smoke vendor-check man completions install uninstall deb clean
 
-FUZZ_TARGETS := tftp_path iso_index netxml menu
+FUZZ_TARGETS := tftp_path iso_index netxml menu dhcp
 # Seconds per target: make fuzz FUZZ_SECONDS=600
 FUZZ_SECONDS ?= 120
 # Stable toolchain: cargo fuzz passes -Zsanitizer=address.

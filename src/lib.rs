@@ -9,6 +9,8 @@
 //! - [`virt`]: libvirt: networks (bootp patching), domains (BIOS and UEFI) and their consoles.
 //! - [`dhcp`]: settings for DHCP servers that are not libvirt's (ISC, dnsmasq, Windows).
 //! - [`firewall`]: opening the lab's ports from its bridge when the host's firewall would block them.
+//! - [`proxydhcp`]: proxy DHCP: boot information for PXE clients, beside a DHCP server pxelab leaves alone.
+//! - [`link`]: packet sockets bound to one interface (what `ra` and `proxydhcp` send), and the interface's addresses.
 //! - [`ra`]: the bare IPv6 router advertisement that ends iPXE's IPv6 wait, on the lab's bridge only.
 //! - [`blocking`]: where blocking host work runs (the rule beside `Libvirt::call`).
 //! - [`lab`]: ties the parts together for each verb; the only caller of the parts.
@@ -23,7 +25,9 @@ pub mod error;
 pub mod firewall;
 pub mod iso;
 pub mod lab;
+pub mod link;
 pub mod mac;
+pub mod proxydhcp;
 pub mod ra;
 pub mod serve;
 pub mod virt;

@@ -21,13 +21,13 @@
 //! Adding an IPv6 `<ip>` to the network would do the same, but it changes
 //! the user's network and can turn on IPv6 forwarding on the host.
 
-use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
+
+use crate::link::{self, Direction, PacketSocket};
 
 /// IPv6's ethertype.
 const ETH_P_IPV6: u16 = 0x86dd;
@@ -103,8 +103,7 @@ pub fn is_router_solicitation(frame: &[u8]) -> bool {
 #[derive(Debug)]
 pub struct RaResponder {
     bridge: String,
-    socket: Arc<OwnedFd>,
-    ifindex: i32,
+    socket: Arc<PacketSocket>,
     frame: Arc<Vec<u8>>,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -114,51 +113,24 @@ impl RaResponder {
     /// Opens a packet socket on `bridge` and answers its router
     /// solicitations until stopped. Needs CAP_NET_RAW (root).
     pub fn start(bridge: &str) -> io::Result<RaResponder> {
-        let mac = bridge_mac(bridge)?;
-        let name = CString::new(bridge).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "bridge name has a NUL"))?;
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) } as i32;
-        if ifindex == 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, i32::from(ETH_P_IPV6.to_be())) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_protocol = ETH_P_IPV6.to_be();
-        addr.sll_ifindex = ifindex;
-        let bound = unsafe {
-            libc::bind(socket.as_raw_fd(), &addr as *const libc::sockaddr_ll as *const libc::sockaddr, std::mem::size_of::<libc::sockaddr_ll>() as u32)
-        };
-        if bound != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // Solicitations go to ff02::2, which a bridge with no IPv6 has not
-        // joined: hear every multicast on it while the socket is open (the
-        // kernel drops the membership with the socket).
-        let mut membership: libc::packet_mreq = unsafe { std::mem::zeroed() };
-        membership.mr_ifindex = ifindex;
-        membership.mr_type = libc::PACKET_MR_ALLMULTI as u16;
-        set_option(&socket, libc::SOL_PACKET, libc::PACKET_ADD_MEMBERSHIP, &membership)?;
-        let timeout = libc::timeval { tv_sec: 0, tv_usec: WAKE.as_micros() as libc::suseconds_t };
-        set_option(&socket, libc::SOL_SOCKET, libc::SO_RCVTIMEO, &timeout)?;
-
+        let mac = link::mac_of(bridge)?;
+        let socket = PacketSocket::open(bridge, ETH_P_IPV6, WAKE)?;
+        // Solicitations go to ff02::2, which a bridge with no IPv6 has not joined.
+        socket.all_multicast()?;
         let socket = Arc::new(socket);
         let frame = Arc::new(frame(mac));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
             let (socket, frame, stop, bridge) = (socket.clone(), frame.clone(), stop.clone(), bridge.to_string());
-            std::thread::Builder::new().name(format!("ra-{bridge}")).spawn(move || answer(&socket, ifindex, &frame, &stop, &bridge))?
+            std::thread::Builder::new().name(format!("ra-{bridge}")).spawn(move || answer(&socket, &frame, &stop, &bridge))?
         };
         tracing::debug!("answering router solicitations on {bridge}");
-        Ok(RaResponder { bridge: bridge.to_string(), socket, ifindex, frame, stop, thread: Some(thread) })
+        Ok(RaResponder { bridge: bridge.to_string(), socket, frame, stop, thread: Some(thread) })
     }
 
     /// Sends one RA now (a lab VM just started).
     pub fn announce(&self) {
-        if let Err(e) = send(&self.socket, self.ifindex, &self.frame) {
+        if let Err(e) = self.socket.send(&self.frame) {
             tracing::warn!("cannot send a router advertisement on {}: {e}", self.bridge);
         }
     }
@@ -183,67 +155,20 @@ impl Drop for RaResponder {
 }
 
 /// The responder's thread: a router solicitation in, one RA out.
-fn answer(socket: &OwnedFd, ifindex: i32, frame: &[u8], stop: &AtomicBool, bridge: &str) {
+fn answer(socket: &PacketSocket, frame: &[u8], stop: &AtomicBool, bridge: &str) {
     let mut buf = [0u8; 2048];
     while !stop.load(Ordering::Relaxed) {
-        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as u32;
-        let n = unsafe {
-            libc::recvfrom(socket.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0, &mut from as *mut libc::sockaddr_ll as *mut libc::sockaddr, &mut len)
-        };
-        if n <= 0 {
-            continue; // the timeout: look at the stop flag
-        }
+        // `None`: the timeout, to look at the stop flag.
+        let Some((n, direction)) = socket.recv(&mut buf) else { continue };
         // Our own frames come back as outgoing; only the guests' count.
-        if from.sll_pkttype == libc::PACKET_OUTGOING || !is_router_solicitation(&buf[..n as usize]) {
+        if direction == Direction::Outgoing || !is_router_solicitation(&buf[..n]) {
             continue;
         }
         tracing::debug!("router solicitation on {bridge}: answering");
-        if let Err(e) = send(socket, ifindex, frame) {
+        if let Err(e) = socket.send(frame) {
             tracing::warn!("cannot send a router advertisement on {bridge}: {e}");
         }
     }
-}
-
-fn send(socket: &OwnedFd, ifindex: i32, frame: &[u8]) -> io::Result<()> {
-    let mut to: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    to.sll_family = libc::AF_PACKET as u16;
-    to.sll_protocol = ETH_P_IPV6.to_be();
-    to.sll_ifindex = ifindex;
-    to.sll_halen = 6;
-    to.sll_addr[..6].copy_from_slice(&frame[..6]);
-    let sent = unsafe {
-        libc::sendto(
-            socket.as_raw_fd(),
-            frame.as_ptr().cast(),
-            frame.len(),
-            0,
-            &to as *const libc::sockaddr_ll as *const libc::sockaddr,
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        )
-    };
-    if sent < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-fn set_option<T>(socket: &OwnedFd, level: i32, name: i32, value: &T) -> io::Result<()> {
-    let done = unsafe { libc::setsockopt(socket.as_raw_fd(), level, name, (value as *const T).cast(), std::mem::size_of::<T>() as u32) };
-    if done != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// The bridge's MAC address, from sysfs.
-fn bridge_mac(bridge: &str) -> io::Result<[u8; 6]> {
-    if bridge.contains('/') || bridge.starts_with('.') {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{bridge:?} is not an interface name")));
-    }
-    let text = std::fs::read_to_string(format!("/sys/class/net/{bridge}/address"))?;
-    let bytes: Vec<u8> = text.trim().split(':').filter_map(|h| u8::from_str_radix(h, 16).ok()).collect();
-    bytes.try_into().map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{bridge} has no Ethernet address")))
 }
 
 #[cfg(test)]

@@ -58,6 +58,13 @@ pub struct ServeArgs {
     /// Make the menu boot the local disk by default instead of the installer.
     #[arg(long)]
     pub local_boot_default: bool,
+    /// Also answer PXE clients with proxy DHCP (boot information only, never an
+    /// address), beside the network's own DHCP server. Needs root, like port 67.
+    #[arg(long)]
+    pub proxy_dhcp: bool,
+    /// With --proxy-dhcp: the interface to answer on (default: the one holding --bind).
+    #[arg(long, value_name = "IFACE", requires = "proxy_dhcp")]
+    pub interface: Option<String>,
 }
 
 /// `--http-port`: a port, or `none`.
@@ -88,6 +95,7 @@ pub fn run(args: ServeArgs, globals: &Globals) -> Result<Outcome> {
         tftp_ack_spin: Duration::from_micros(args.tftp_spin_us.into()),
         http_header_timeout: Duration::from_secs(args.http_header_timeout),
         default: if args.local_boot_default { DefaultEntry::Local } else { DefaultEntry::Install },
+        proxy_dhcp: args.proxy_dhcp.then_some(args.interface),
     };
     let json = globals.json;
     runtime()?.block_on(async move {
@@ -101,9 +109,12 @@ pub fn run(args: ServeArgs, globals: &Globals) -> Result<Outcome> {
             }
         };
         let on_ready = |ready: &lab::Ready| stop_if_closed(if json { output::json_line(ready) } else { output::text(&text::serve_ready_text(ready)) });
-        let on_event = |event: &crate::serve::ServeEvent| {
+        let on_event = |event: &lab::ServeOrProxy| {
             if json {
-                stop_if_closed(output::json_line(event));
+                stop_if_closed(match event {
+                    lab::ServeOrProxy::Serve(e) => output::json_line(e),
+                    lab::ServeOrProxy::Proxy(e) => output::json_line(e),
+                });
             }
         };
         // A reader that went away while nothing is printed (`serve | head

@@ -156,6 +156,14 @@ pub struct UpArgs {
     /// (about 3 s more to each VM's first lease).
     #[arg(long)]
     pub no_fast_dhcp: bool,
+    /// Leave the network's DHCP as it is: answer PXE clients beside it with proxy DHCP
+    /// (boot information only, never an address). The network's XML is not changed.
+    #[arg(long)]
+    pub proxy_dhcp: bool,
+    /// With --proxy-dhcp: the host bridge or LAN interface to answer on, instead of
+    /// the libvirt network's bridge; the VMs are attached to it.
+    #[arg(long, value_name = "IFACE", requires = "proxy_dhcp")]
+    pub interface: Option<String>,
     /// HTTP (the boot tree, and the ISO itself at /<ISO file name>); 0 picks a free port, `none` serves no HTTP.
     #[arg(long, default_value = "80", value_name = "PORT", value_parser = super::serve::parse_http_port)]
     pub http_port: super::serve::HttpPort,
@@ -251,6 +259,8 @@ fn request(args: &UpArgs, globals: &Globals, wait_for: Option<progress::Stage>) 
         http_port: args.http_port.0,
         ra: !args.no_ra,
         fast_dhcp: !args.no_fast_dhcp,
+        proxy_dhcp: args.proxy_dhcp,
+        interface: args.interface.clone(),
         passive_ports: lab::parse_port_range(&args.passive_ports)?,
         iso_cdrom: match (args.iso_cdrom, args.no_iso_cdrom) {
             (true, _) => Some(true),

@@ -53,7 +53,7 @@ pub use down::{down, status, unreadable_error, DownReport, StatusReport, Which};
 pub use event::{EventSink, LabEvent, VmSummary};
 pub use inspect::{inspect, InspectRequest, Inspection};
 pub use net::{check_boot_file, net_patch, net_restore, NetPatchReport, NetPatchRequest, NetRestoreReport, NetRestoreRequest};
-pub use serve::{authority, parse_port_range, serve, Ready, ServeRequest};
+pub use serve::{authority, parse_port_range, serve, Ready, ServeOrProxy, ServeRequest};
 pub use up::{up, UpRequest};
 pub use vm::{vm_console, vm_list, vm_new, vm_rm, ConsoleOut, VmNewReport, VmNewRequest};
 

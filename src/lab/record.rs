@@ -56,6 +56,10 @@ pub struct LabRecord {
     /// The lab answers IPv6 router solicitations on its bridge.
     #[serde(default)]
     pub ra: bool,
+    /// The interface the lab answers proxy DHCP on (`up --proxy-dhcp`);
+    /// `None`: it patched the network's DHCP instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_dhcp: Option<String>,
     /// Servers listen, the network is patched and the VMs exist.
     pub ready: bool,
     pub vms: Vec<VmProgress>,

@@ -13,6 +13,7 @@ use super::{prepare, server_error, BootPlan, ServeFlags};
 use crate::boot::DefaultEntry;
 use crate::error::{Error, Result};
 use crate::iso::{Overrides, Repo};
+use crate::proxydhcp::{BootFiles, ProxyDhcp, ProxyEvent};
 use crate::serve::{AllowList, Cidr, FtpRoot, Limits, ServeConfig, ServeEvent, Servers};
 
 /// What `pxelab serve` was asked to do.
@@ -33,6 +34,16 @@ pub struct ServeRequest {
     pub tftp_ack_spin: std::time::Duration,
     pub http_header_timeout: std::time::Duration,
     pub default: DefaultEntry,
+    /// `--proxy-dhcp`: answer PXE clients on this interface (`None`: the
+    /// one holding `bind`). `None`: no proxy DHCP.
+    pub proxy_dhcp: Option<Option<String>>,
+}
+
+/// What `serve` reports as it runs: a file server's event, or the proxy's.
+#[derive(Debug)]
+pub enum ServeOrProxy {
+    Serve(ServeEvent),
+    Proxy(ProxyEvent),
 }
 
 /// What `serve` reports once both servers listen.
@@ -47,31 +58,28 @@ pub struct Ready {
     pub kernel: String,
     pub initrd: String,
     pub kernel_args: String,
+    /// Where proxy DHCP answers (`--proxy-dhcp`), else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy_dhcp: Option<String>,
 }
 
 /// `pxelab serve`: both servers in the foreground until `shutdown` (Ctrl-C,
 /// SIGTERM, or the CLI's stdout closing). `on_ready` is called once both
 /// listen; `on_event` for every transfer and refusal.
-pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready: impl FnOnce(&Ready), mut on_event: impl FnMut(&ServeEvent)) -> Result<()> {
-    if request.bind.is_unspecified() {
-        return Err(Error::bad_input(format!(
-            "--bind {} would serve on every interface; pass the address PXE clients reach (e.g. the bridge's, 192.168.122.1)",
-            request.bind
-        )));
-    }
-    // The same rule as a PXE server address anywhere (`net patch --server`, `dhcp-config`).
-    match request.bind {
-        IpAddr::V4(v4) => crate::dhcp::check_server_address("--bind", v4, None).map_err(Error::bad_input)?,
-        IpAddr::V6(v6) if v6.is_multicast() => {
-            return Err(Error::bad_input(format!("--bind {v6} is a multicast address, no host's; give the PXE server's own address")))
-        }
-        IpAddr::V6(_) => {}
-    }
+pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready: impl FnOnce(&Ready), mut on_event: impl FnMut(&ServeOrProxy)) -> Result<()> {
+    check_bind(request.bind)?;
     let passive = parse_port_range(&request.passive_ports)?;
     let allow = request.allow.iter().map(|a| a.parse::<Cidr>().map_err(|e| Error::bad_input(format!("--allow {e}")))).collect::<Result<Vec<_>>>()?;
     let Endpoints { ftp_port, http_port, overrides, authority, http_base } =
         endpoints(request.bind, request.ftp_port, request.http_port, &request.overrides, SERVE_FLAGS.address)?;
-    let plan = BootPlan { overrides: &overrides, authority: &authority, default: request.default, serial_console: false, http_base, lab_tftp: None };
+    let plan = BootPlan {
+        overrides: &overrides,
+        authority: &authority,
+        default: request.default,
+        serial_console: false,
+        http_base: http_base.clone(),
+        lab_tftp: None,
+    };
     let prepared = prepare(&request.iso, &plan)?;
     let ftp_root = match &request.tree {
         Some(dir) => FtpRoot::Dir(dir.clone()),
@@ -93,9 +101,16 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
             ..Limits::default()
         },
     };
+    let proxy_plan = request.proxy_dhcp.as_ref().map(|i| proxy_files(request.bind, i.as_deref(), &prepared.tree, http_base.clone())).transpose()?;
     tracing::debug!("starting the servers on {}", request.bind);
-    let servers = Servers::start(Arc::new(prepared.tree), config).await.map_err(|e| server_error(e, &SERVE_FLAGS))?;
+    let tree = Arc::new(prepared.tree);
+    let servers = Servers::start(tree, config).await.map_err(|e| server_error(e, &SERVE_FLAGS))?;
     let mut events = servers.subscribe();
+    let proxy = match proxy_plan {
+        Some((interface, files)) => Some(start_proxy(interface, files).await?),
+        None => None,
+    };
+    let mut proxy_events = proxy.as_ref().map(ProxyDhcp::subscribe);
     on_ready(&Ready {
         event: "ready",
         tftp: servers.tftp_addr().to_string(),
@@ -105,13 +120,15 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
         kernel: prepared.distro.kernel.clone(),
         initrd: prepared.distro.initrd.clone(),
         kernel_args: prepared.kernel_args.clone(),
+        proxy_dhcp: proxy.as_ref().map(|p| p.interface().to_string()),
     });
 
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
+            Some(event) = next_proxy_event(&mut proxy_events) => on_event(&ServeOrProxy::Proxy(event)),
             event = events.recv() => match event {
-                Ok(event) => on_event(&event),
+                Ok(event) => on_event(&ServeOrProxy::Serve(event)),
                 Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("{n} server events were not shown (output too slow)");
                 }
@@ -120,7 +137,77 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
         }
     }
     tracing::info!("stopping");
+    if let Some(proxy) = proxy {
+        crate::blocking::run(move || proxy.stop()).await;
+    }
     servers.stop().await;
+    Ok(())
+}
+
+/// `--proxy-dhcp`'s interface (given, or the one holding `bind`) and what
+/// it sends each kind of client: the files `dhcp-config` would name.
+fn proxy_files(bind: IpAddr, interface: Option<&str>, tree: &crate::boot::BootTree, http_base: Option<String>) -> Result<(String, BootFiles)> {
+    let IpAddr::V4(server) = bind else {
+        return Err(Error::bad_input(format!("--proxy-dhcp: PXE clients need an IPv4 server; --bind {bind} is IPv6")));
+    };
+    let interface = match interface {
+        Some(i) => i.to_string(),
+        None => crate::link::interface_with(server)
+            .map_err(|e| Error::environment(format!("cannot read this host's addresses: {e}")))?
+            .ok_or_else(|| Error::bad_input(format!("--bind {server} is not an address of this host, so proxy DHCP has no interface to answer on; bind to an interface's address, or pass --interface")))?,
+    };
+    if !crate::link::ipv4_of(&interface).map_err(|e| Error::environment(format!("cannot read this host's addresses: {e}")))?.iter().any(|(a, _)| *a == server) {
+        return Err(Error::bad_input(format!("--bind {server} is not an address of --interface {interface}: PXE clients there would be sent to an address they may not reach; bind to {interface}'s own address")));
+    }
+    let files = BootFiles {
+        server,
+        bios: "pxelinux.0".into(),
+        uefi: tree.uefi().map(|l| l.boot_file()),
+        ipxe: http_base.map(|b| format!("{b}/{}", crate::boot::IPXE_SCRIPT)),
+    };
+    Ok((interface, files))
+}
+
+async fn start_proxy(interface: String, files: BootFiles) -> Result<ProxyDhcp> {
+    crate::blocking::run({
+        let interface = interface.clone();
+        move || ProxyDhcp::start(&interface, files)
+    })
+    .await
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::PermissionDenied => Error::environment(format!("--proxy-dhcp needs root (CAP_NET_RAW) to hear DHCP on {interface}: {e}")),
+        _ => Error::environment(format!("cannot start proxy DHCP on {interface}: {e}")),
+    })
+}
+
+/// The proxy's next event; pending for ever when there is no proxy.
+async fn next_proxy_event(events: &mut Option<tokio::sync::broadcast::Receiver<ProxyEvent>>) -> Option<ProxyEvent> {
+    let Some(events) = events else { return std::future::pending().await };
+    loop {
+        match events.recv().await {
+            Ok(e) => return Some(e),
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+        }
+    }
+}
+
+/// `--bind`: one address of a host, not every interface.
+fn check_bind(bind: IpAddr) -> Result<()> {
+    if bind.is_unspecified() {
+        return Err(Error::bad_input(format!(
+            "--bind {} would serve on every interface; pass the address PXE clients reach (e.g. the bridge's, 192.168.122.1)",
+            bind
+        )));
+    }
+    // The same rule as a PXE server address anywhere (`net patch --server`, `dhcp-config`).
+    match bind {
+        IpAddr::V4(v4) => crate::dhcp::check_server_address("--bind", v4, None).map_err(Error::bad_input)?,
+        IpAddr::V6(v6) if v6.is_multicast() => {
+            return Err(Error::bad_input(format!("--bind {v6} is a multicast address, no host's; give the PXE server's own address")))
+        }
+        IpAddr::V6(_) => {}
+    }
     Ok(())
 }
 

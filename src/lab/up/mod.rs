@@ -15,6 +15,7 @@
 //! `progress.rs`, and reports them as [`LabEvent`]s.
 
 mod plan;
+mod proxy;
 mod setup;
 mod site;
 mod watch;
@@ -89,6 +90,10 @@ pub struct UpRequest {
     pub ra: bool,
     /// Skip dnsmasq's ping and iPXE's ProxyDHCP wait (see `dhcp::LabDnsmasq`).
     pub fast_dhcp: bool,
+    /// Answer PXE clients with proxy DHCP instead of patching the network (`proxydhcp/`).
+    pub proxy_dhcp: bool,
+    /// With `proxy_dhcp`: the interface to answer on, instead of the network's bridge.
+    pub interface: Option<String>,
     pub passive_ports: RangeInclusive<u16>,
     /// Give the VMs the ISO as a CD-ROM over HTTP; `None`: when the ISO's
     /// installer looks for its medium on one (see `Distro::needs_cdrom`).
@@ -120,6 +125,8 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSi
         events: None,
         tree: plan.tree.clone(),
         ra: None,
+        proxy: None,
+        proxy_events: None,
         progress: Progress::new(plan.milestones.clone()),
         record: plan.record.clone(),
         consoles: Consoles::default(),
@@ -221,6 +228,9 @@ struct Lab {
     /// The tree the servers serve: the lab tells it of each VM it makes.
     tree: Arc<BootTree>,
     ra: Option<crate::ra::RaResponder>,
+    /// `--proxy-dhcp`'s responder, and its events, subscribed to as it starts.
+    proxy: Option<crate::proxydhcp::ProxyDhcp>,
+    proxy_events: Option<tokio::sync::broadcast::Receiver<crate::proxydhcp::ProxyEvent>>,
     record: LabRecord,
     progress: Progress,
     /// The VMs' serial consoles, read through libvirt and recorded here.
@@ -253,7 +263,10 @@ impl Lab {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        self.patch_network(&plan, shutdown, report).await?;
+        match &plan.proxy {
+            Some(proxy) => self.start_proxy(proxy, report).await?,
+            None => self.patch_network(&plan, shutdown, report).await?,
+        }
         if self.servers.is_none() {
             self.start_servers(plan.tree.clone(), plan.config.clone(), report).await?;
         }
@@ -301,6 +314,10 @@ impl Lab {
         }
         if let Some(ra) = self.ra.take() {
             blocking::run(move || ra.stop()).await;
+        }
+        if let Some(proxy) = self.proxy.take() {
+            blocking::run(move || proxy.stop()).await;
+            report(&LabEvent::Teardown { message: "proxy DHCP stopped".into() });
         }
         if let Some(servers) = self.servers.take() {
             servers.stop().await;

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::proxy::{check_proxyable, proxy_plan, ProxyPlan};
 use super::site::{site, Site, SiteFacts};
 use super::{UpRequest, TFTP_PORT, UP_FLAGS};
 use crate::answer::{AnswerFile, AnswerKind};
@@ -51,6 +52,9 @@ pub(super) struct Plan {
     pub answer: Option<Answer>,
     pub net: NetworkState,
     pub bootp: Bootp,
+    /// `--proxy-dhcp`: answer PXE clients beside the network's DHCP instead
+    /// of patching it (`bootp` and `dnsmasq` then go unused).
+    pub proxy: Option<ProxyPlan>,
     /// What the lab adds to libvirt's dnsmasq: the iPXE fast path, fast DHCP.
     pub dnsmasq: LabDnsmasq,
     pub tree: Arc<BootTree>,
@@ -89,7 +93,10 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     let iso_path = std::path::absolute(&request.iso).map_err(|e| Error::bad_input(format!("cannot use --iso {}: {e}", request.iso.display())))?;
     let located = locate(request, libvirt).await?;
     let server_ip = located.server_ip;
-    refuse_running_guests(&located.net, request.force)?;
+    // Only the patch restarts the network, which unplugs its guests.
+    if !request.proxy_dhcp {
+        refuse_running_guests(&located.net, request.force)?;
+    }
     let Endpoints { ftp_port, http_port, overrides, authority, http_base } =
         endpoints(server_ip, request.ftp_port, request.http_port, &request.overrides, UP_FLAGS.address)?;
     // The iPXE fast path: iPXE clients (every libvirt guest's NIC ROM) get
@@ -110,6 +117,10 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     check_firmware(request, &prepared.tree, located.site, &iso_path)?;
     let cdrom = cdrom(request, &prepared.distro, http_port, &iso_path)?;
     let accel = crate::lab::choose_accel(libvirt, located.libvirt_here, request.shape.accel).await;
+    let proxy = match request.proxy_dhcp {
+        true => Some(proxy_plan(request.interface.as_deref(), &located.net, server_ip, &prepared.tree, http_base.as_deref(), located.site)?),
+        false => None,
+    };
     let dnsmasq = LabDnsmasq {
         ipxe_script: http_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)),
         fast: request.fast_dhcp,
@@ -123,6 +134,7 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
         config: serve_config(server_ip, ftp_port, http_port, &prepared, request),
         net: located.net,
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
+        proxy,
         cdrom,
         dnsmasq,
         tree: Arc::new(prepared.tree),
@@ -144,7 +156,7 @@ async fn locate(request: &UpRequest, libvirt: &Libvirt) -> Result<Located> {
     let name = request.network.clone();
     tracing::debug!("reading network {name}");
     let net = libvirt.call(move |c| network::read(c, &name)).await?;
-    let address = check_patchable(&net)?;
+    let address = if request.proxy_dhcp { check_proxyable(&net)? } else { check_patchable(&net)? };
     let server_ip = ipv4_server("--server-ip", request.server_ip.unwrap_or(address))?;
     let libvirt_here = crate::lab::libvirt_is_here(libvirt).await;
     let site = blocking::run({
@@ -270,6 +282,7 @@ fn lab_record(request: &UpRequest, iso_path: &Path, prepared: &Prepared, net: &N
         kernel_args: prepared.kernel_args.clone(),
         started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         keep: request.keep,
+        proxy_dhcp: None,
         ra: false,
         ready: false,
         vms: Vec::new(),

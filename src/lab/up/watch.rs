@@ -204,6 +204,7 @@ impl Lab {
         for vm in self.consoles.take_answered() {
             report(&LabEvent::Step { message: format!("answered {vm}'s iPXE prompt (Enter: no 2 s wait for Ctrl-B)") });
         }
+        changed |= self.on_proxy_events(report);
         let now = self.now();
         changed |= self.on_console(serial, now, report);
         if ticks.is_multiple_of(ADOPT_EVERY) {
@@ -290,7 +291,7 @@ impl Lab {
 
     /// Reports a stage; after its installer, a VM's own boot config boots
     /// its disk, so the installer's reboot does not start it again.
-    fn stage_reached(&mut self, e: StageEvent, report: EventSink<'_>) {
+    pub(super) fn stage_reached(&mut self, e: StageEvent, report: EventSink<'_>) {
         if e.stage == Stage::Installer {
             let mac = self.progress.vms().iter().find(|v| v.name == e.vm).and_then(|v| v.mac.parse::<MacAddr>().ok());
             if let Some(mac) = mac {

@@ -1,0 +1,165 @@
+//! `up --proxy-dhcp`: the lab beside a DHCP server pxelab leaves alone.
+//!
+//! Instead of the bootp patch, the lab starts a proxy DHCP responder
+//! (`proxydhcp/`) on the network's bridge, or on `--interface`: the
+//! network's XML is never written, so there is nothing to journal and
+//! nothing to restore; the proxy's sockets close with the process, however
+//! it ends. What the patch's dnsmasq lines decide per client (the iPXE
+//! script, the UEFI shim, pxelinux) the proxy decides the same way.
+//! What it cannot do: dnsmasq's ping before a new lease (`fast_dhcp`'s
+//! `no-ping`) is the DHCP server's own, and stays.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use super::site::Site;
+use super::Lab;
+use crate::boot::{self, BootTree};
+use crate::error::{Error, Result};
+use crate::lab::event::{EventSink, LabEvent};
+use crate::proxydhcp::{BootFiles, Port, ProxyDhcp, ProxyEvent};
+use crate::virt::network::NetworkState;
+
+/// Where and what the proxy answers.
+#[derive(Debug, Clone)]
+pub(super) struct ProxyPlan {
+    pub interface: String,
+    pub files: BootFiles,
+}
+
+/// What a network needs for proxy DHCP: a DHCP server of its own (the
+/// proxy hands out no addresses) and an IPv4 address to serve from.
+/// Returns that address. Unlike the patch, a transient network will do.
+pub(super) fn check_proxyable(net: &NetworkState) -> Result<IpAddr> {
+    if let Some(root) = net.parsed.tftp_root() {
+        return Err(Error::environment(format!(
+            "network {:?} has <tftp root='{root}'/>: libvirt's dnsmasq then answers TFTP on UDP 69 itself, and pxelab's TFTP server cannot; remove the <tftp> element (virsh net-edit {}) and try again",
+            net.name, net.name
+        )));
+    }
+    let Some(ipv4) = net.parsed.ipv4() else {
+        return Err(Error::environment(format!(
+            "network {:?} has no IPv4 address: pxelab serves PXE clients over IPv4; give it an <ip address=…> with <dhcp>",
+            net.name
+        )));
+    };
+    if net.parsed.dhcp4().is_none() {
+        return Err(Error::environment(format!(
+            "network {:?} has no DHCP server of its own, and proxy DHCP hands out no addresses; give its <ip> a <dhcp><range …/></dhcp>, or drop --proxy-dhcp so pxelab patches it",
+            net.name
+        )));
+    }
+    Ok(ipv4.address)
+}
+
+/// The proxy's interface and boot files: the network's bridge unless
+/// `--interface` names one; the same files the patch would name.
+pub(super) fn proxy_plan(
+    interface: Option<&str>,
+    net: &NetworkState,
+    server_ip: IpAddr,
+    tree: &BootTree,
+    http_base: Option<&str>,
+    site: Site,
+) -> Result<ProxyPlan> {
+    if site == Site::Remote {
+        return Err(Error::usage(format!(
+            "--proxy-dhcp answers on a bridge of this host, and network {}'s is on the libvirt host; run pxelab there, or drop --proxy-dhcp",
+            net.name
+        )));
+    }
+    let interface = match interface.map(str::to_string).or_else(|| net.parsed.bridge.clone()) {
+        Some(i) => i,
+        None => return Err(Error::environment(format!("network {:?} has no bridge to answer on; pass --interface IFACE", net.name))),
+    };
+    let server = match server_ip {
+        IpAddr::V4(v4) => v4,
+        IpAddr::V6(v6) => return Err(Error::bad_input(format!("--server-ip {v6}: PXE needs an IPv4 address"))),
+    };
+    check_interface(&interface, server)?;
+    Ok(ProxyPlan {
+        interface,
+        files: BootFiles {
+            server,
+            bios: "pxelinux.0".into(),
+            uefi: tree.uefi().map(|l| l.boot_file()),
+            ipxe: http_base.map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)),
+        },
+    })
+}
+
+/// The interface exists here and holds the server address: the proxy's
+/// answers name that address, and its 4011 listener binds it.
+fn check_interface(interface: &str, server: Ipv4Addr) -> Result<()> {
+    if crate::link::index_of(interface).is_err() {
+        return Err(Error::bad_input(format!("--interface {interface}: there is no such network interface on this host; `ip -br link` lists them")));
+    }
+    let addresses = crate::link::ipv4_of(interface).map_err(|e| Error::environment(format!("cannot read the addresses of this host's interfaces: {e}")))?;
+    if !addresses.iter().any(|(a, _)| *a == server) {
+        let has = addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect::<Vec<_>>().join(", ");
+        return Err(Error::bad_input(format!(
+            "the server address {server} is not on {interface} ({}); pass --server-ip with {interface}'s own address",
+            if has.is_empty() { "it has no IPv4 address".to_string() } else { format!("it has {has}") }
+        )));
+    }
+    Ok(())
+}
+
+impl Lab {
+    /// Starts answering PXE clients; the network stays as it is.
+    pub(super) async fn start_proxy(&mut self, plan: &ProxyPlan, report: EventSink<'_>) -> Result<()> {
+        let proxy = crate::blocking::run({
+            let (interface, files) = (plan.interface.clone(), plan.files.clone());
+            move || ProxyDhcp::start(&interface, files)
+        })
+        .await
+        .map_err(|e| Error::environment(format!("cannot start proxy DHCP on {}: {e}", plan.interface)))?;
+        self.proxy_events = Some(proxy.subscribe());
+        self.proxy = Some(proxy);
+        self.record.proxy_dhcp = Some(plan.interface.clone());
+        self.save().await;
+        let ipxe = plan.files.ipxe.as_deref().map(|s| format!(", iPXE clients {s}")).unwrap_or_default();
+        report(&LabEvent::Step {
+            message: format!(
+                "proxy DHCP on {}: PXE clients boot {} from {}{ipxe}; the network's DHCP and XML stay as they are",
+                plan.interface, plan.files.bios, plan.files.server
+            ),
+        });
+        Ok(())
+    }
+}
+
+impl Lab {
+    /// What the proxy did since the last poll: a lab VM told where to boot
+    /// (said once per answer), an address the DHCP server gave (the `dhcp`
+    /// stage where libvirt has no leases to show: a bridge of the host's).
+    /// Returns whether `lab.json` changed.
+    pub(super) fn on_proxy_events(&mut self, report: EventSink<'_>) -> bool {
+        let Some(events) = self.proxy_events.as_mut() else { return false };
+        let mut seen = Vec::new();
+        loop {
+            match events.try_recv() {
+                Ok(event) => seen.push(event),
+                Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => tracing::warn!("{n} proxy DHCP events missed"),
+                Err(_) => break,
+            }
+        }
+        let now = self.now();
+        let mut changed = false;
+        for event in seen {
+            match event {
+                ProxyEvent::Answered { mac, kind, port, file } => {
+                    let who = self.progress.vms().iter().find(|v| v.mac == mac).map_or_else(|| format!("client {mac}"), |v| v.name.clone());
+                    let via = if port == Port::BootServer { " (on UDP 4011)" } else { "" };
+                    report(&LabEvent::Step { message: format!("proxy DHCP: {who} ({kind:?} PXE client) boots {file}{via}") });
+                }
+                ProxyEvent::Leased { mac, ip } => {
+                    for e in self.progress.on_lease(&mac, IpAddr::V4(ip), now) {
+                        self.stage_reached(e, report);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        changed
+    }
+}
