@@ -90,3 +90,151 @@ fn vms_on_an_unpatched_libvirt_network_boot_through_the_proxy() {
 fn without_connections(xml: &str) -> String {
     regex::Regex::new(r" connections='\d+'").unwrap().replace(xml, "").into_owned()
 }
+
+/// A site LAN pxelab did not make: a bridge of the host's (pxelab's
+/// address on it), a "site" network namespace on it running dnsmasq as the
+/// site's DHCP server (no PXE options, another address), and a "client"
+/// namespace for ordinary DHCP clients. All removed on drop.
+struct SiteLan {
+    bridge: String,
+    subnet: String,
+    site_ns: String,
+    client_ns: String,
+    dnsmasq: Option<std::process::Child>,
+    dir: tempfile::TempDir,
+}
+
+fn sh(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(args[0]).args(&args[1..]).output().unwrap()
+}
+
+fn sh_ok(args: &[&str]) {
+    let out = sh(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+impl SiteLan {
+    fn new() -> SiteLan {
+        let id = std::process::id() % 100_000;
+        let subnet = format!("10.{}.{}", 230 + id / 65536 % 20, id / 256 % 256);
+        let lan = SiteLan {
+            bridge: format!("pxsite{id}"),
+            subnet: subnet.clone(),
+            site_ns: format!("pxsite{id}"),
+            client_ns: format!("pxcli{id}"),
+            dnsmasq: None,
+            dir: tempfile::tempdir().unwrap(),
+        };
+        sh_ok(&["ip", "link", "add", &lan.bridge, "type", "bridge", "stp_state", "0"]);
+        sh_ok(&["ip", "addr", "add", &format!("{subnet}.1/24"), "dev", &lan.bridge]);
+        sh_ok(&["ip", "link", "set", &lan.bridge, "up"]);
+        for (ns, ip) in [(&lan.site_ns, format!("{subnet}.2/24")), (&lan.client_ns, String::new())] {
+            let outside = format!("{ns}o");
+            sh_ok(&["ip", "netns", "add", ns]);
+            sh_ok(&["ip", "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+            sh_ok(&["ip", "link", "set", &outside, "master", &lan.bridge, "up"]);
+            sh_ok(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+            if !ip.is_empty() {
+                sh_ok(&["ip", "-n", ns, "addr", "add", &ip, "dev", "eth0"]);
+            }
+        }
+        lan
+    }
+
+    /// The site's DHCP server: dnsmasq in its namespace, addresses .100-.150, no boot options.
+    fn start_site_dhcp(&mut self) {
+        let leases = self.dir.path().join("leases");
+        let child = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.site_ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=eth0", "--bind-interfaces"])
+            .arg(format!("--dhcp-range={0}.100,{0}.150,12h", self.subnet))
+            .arg(format!("--dhcp-leasefile={}", leases.display()))
+            .args(["--dhcp-authoritative", "--log-dhcp", "--no-ping"])
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.path().join("dnsmasq.log")).unwrap())
+            .spawn()
+            .unwrap();
+        self.dnsmasq = Some(child);
+        std::thread::sleep(Duration::from_millis(500));
+    }
+
+    /// udhcpc in the client namespace, `extra` added; returns its output
+    /// and what a capture on the client's link saw from pxelab's address.
+    fn udhcpc(&self, extra: &[&str]) -> (String, Vec<String>) {
+        let pcap = self.dir.path().join(format!("capture{}.pcap", extra.len()));
+        let mut capture = std::process::Command::new("ip")
+            .args(["netns", "exec", &self.client_ns, "tcpdump", "-i", "eth0", "-n", "-U", "-w", pcap.to_str().unwrap(), "udp port 67 or udp port 68"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(800));
+        let mut args = vec!["ip", "netns", "exec", &self.client_ns, "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-t", "3", "-T", "1", "-s", "/bin/true"];
+        args.extend_from_slice(extra);
+        let out = sh(&args);
+        // Any late answer to the client is captured too.
+        std::thread::sleep(Duration::from_millis(1500));
+        let _ = capture.kill();
+        let _ = capture.wait();
+        let read = sh(&["tcpdump", "-r", pcap.to_str().unwrap(), "-n", "-v"]);
+        let text = String::from_utf8_lossy(&read.stdout).into_owned();
+        let from_pxelab = text.lines().filter(|l| l.contains(&format!("{}.1.67 >", self.subnet))).map(str::to_string).collect();
+        (String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr), from_pxelab)
+    }
+}
+
+impl Drop for SiteLan {
+    fn drop(&mut self) {
+        if let Some(mut d) = self.dnsmasq.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+        for ns in [&self.site_ns, &self.client_ns] {
+            let _ = sh(&["ip", "link", "del", &format!("{ns}o")]);
+            let _ = sh(&["ip", "netns", "del", ns]);
+        }
+        let _ = sh(&["ip", "link", "del", &self.bridge]);
+    }
+}
+
+/// A site LAN: a VM plugged into a bridge pxelab did not make gets its
+/// address from the site's DHCP server and its boot file from pxelab
+/// (`up --proxy-dhcp --interface BRIDGE`), and installs; an ordinary DHCP
+/// client on the same bridge gets its lease from the site and nothing from
+/// pxelab (captured), while a PXE client there does get pxelab's offer.
+#[test]
+fn on_a_site_lan_only_pxe_clients_hear_pxelab_and_the_vm_installs() {
+    let mut lan = SiteLan::new();
+    lan.start_site_dhcp();
+    let state = tempfile::tempdir().unwrap();
+    let ks = state.path().join("ks.cfg");
+    std::fs::write(&ks, "url --url={http}/iso/\nrootpw --plaintext pxelab\nreboot\n").unwrap();
+    let iso = fixture("centos-busybox.iso");
+    let mut up = common::pxelab();
+    up.args(["-c", common::net::URI, "--json", "up", "--proxy-dhcp", "--interface", &lan.bridge, "--iso", iso.to_str().unwrap()])
+        .args(["--kickstart", ks.to_str().unwrap(), "--memory", "512", "--vcpus", "1", "--disk-size", "1"])
+        .args(["--expect-installed", "pxelab-installed login:", "--timeout", "400"])
+        .env("PXELAB_STATE_DIR", state.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let lab = std::thread::spawn(move || up.output().unwrap());
+    // While the lab runs: an ordinary client, then a PXE-flavoured one.
+    common::net::wait_for("the lab to serve", Duration::from_secs(60), || state.path().join("labs").read_dir().is_ok_and(|mut d| d.next().is_some()));
+    std::thread::sleep(Duration::from_secs(3));
+    let (plain, heard) = lan.udhcpc(&[]);
+    assert!(plain.contains(&format!("obtained from {}.2", lan.subnet)), "the site's lease: {plain}");
+    assert!(heard.is_empty(), "pxelab answered an ordinary DHCP client: {heard:?}");
+    let (_, heard) = lan.udhcpc(&["-V", "PXEClient:Arch:00000:UNDI:002001"]);
+    assert!(!heard.is_empty(), "pxelab did not answer a PXE client on the bridge");
+
+    let out = lab.join().unwrap();
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let summary = events.iter().find(|e| e["event"] == "summary").expect("a summary");
+    let vm = &summary["vms"][0];
+    assert_eq!(vm["stage"], "installed", "{vm}");
+    let ip = vm["ip"].as_str().unwrap_or_default();
+    assert!(ip.starts_with(&format!("{}.1", lan.subnet)) && ip.len() > lan.subnet.len() + 3, "the VM's address {ip} is not the site's");
+    let log = std::fs::read_to_string(lan.dir.path().join("dnsmasq.log")).unwrap();
+    assert!(log.contains(&format!("DHCPACK(eth0) {ip}")), "the site's server did not lease {ip}:\n{log}");
+    assert!(events.iter().any(|e| e["event"] == "step" && e["message"].as_str().is_some_and(|m| m.starts_with("proxy DHCP: pxelab-"))), "{events:?}");
+}

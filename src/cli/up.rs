@@ -160,9 +160,10 @@ pub struct UpArgs {
     /// (boot information only, never an address). The network's XML is not changed.
     #[arg(long)]
     pub proxy_dhcp: bool,
-    /// With --proxy-dhcp: the host bridge or LAN interface to answer on, instead of
-    /// the libvirt network's bridge; the VMs are attached to it.
-    #[arg(long, value_name = "IFACE", requires = "proxy_dhcp")]
+    /// With --proxy-dhcp: run the lab on this bridge of the host instead of a libvirt
+    /// network (a bridged lab beside a site's DHCP server): the proxy answers there and
+    /// the VMs are plugged into it. `down --network BRIDGE` stops it.
+    #[arg(long, value_name = "BRIDGE", requires = "proxy_dhcp", conflicts_with = "network")]
     pub interface: Option<String>,
     /// HTTP (the boot tree, and the ISO itself at /<ISO file name>); 0 picks a free port, `none` serves no HTTP.
     #[arg(long, default_value = "80", value_name = "PORT", value_parser = super::serve::parse_http_port)]
@@ -173,7 +174,7 @@ pub struct UpArgs {
 pub fn run(args: UpArgs, globals: &Globals) -> Result<Outcome> {
     if args.detach {
         let child_args = std::env::args_os().skip(1).filter(|a| a != "--detach").collect();
-        let detached = lab::detach(child_args, &globals.uri, &args.network)?;
+        let detached = lab::detach(child_args, &globals.uri, args.interface.as_deref().unwrap_or(&args.network))?;
         if globals.json {
             output::json_line(&serde_json::json!({ "event": "detached", "pid": detached.pid, "log": detached.log, "lab": detached.lab }));
         } else {

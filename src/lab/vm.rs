@@ -110,7 +110,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     }
     let spec = VmSpec {
         name,
-        network: network_name,
+        attach: crate::virt::domxml::Attach::Network(network_name),
         memory_mib: request.shape.memory_mib,
         vcpus: request.shape.vcpus,
         disk_gib: request.shape.disk_gib,
@@ -125,7 +125,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         // A VM joining a lab boots its installer over the network only.
         cdrom: None,
     };
-    tracing::debug!("creating VM {} on {} ({:?})", spec.name, spec.network, spec.accel);
+    tracing::debug!("creating VM {} on {} ({:?})", spec.name, spec.attach, spec.accel);
     let (vm, _) = create(&libvirt, spec, pool_dir, false).await?;
     Ok(VmNewReport { vm, accel_reason: choice.reason, joined_lab: joins_lab })
 }

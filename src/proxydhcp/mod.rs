@@ -58,7 +58,10 @@ const WAKE: Duration = Duration::from_millis(200);
 pub enum ProxyEvent {
     /// A PXE client was told where to boot from.
     Answered { mac: String, kind: ClientKind, port: Port, file: String },
-    /// The network's DHCP server gave `mac` its address (an ACK heard on the interface).
+    /// `mac` has this address: the network's DHCP server's ACK was heard,
+    /// or, where the ACK went straight to the client (a switch or bridge
+    /// forwards a unicast ACK only to its port), the client's broadcast
+    /// DHCPREQUEST for it (option 50), a few milliseconds before the ACK.
     Leased { mac: String, ip: Ipv4Addr },
 }
 
@@ -159,7 +162,9 @@ impl Listener {
             match (d.src_port, d.dst_port) {
                 // A client's request (only from the wire: never our host's own).
                 (DHCP_CLIENT_PORT, DHCP_SERVER_PORT) if direction == Direction::Incoming => {
-                    let Some(answer) = self.answer(d.payload, Port::Dhcp) else { continue };
+                    let Some(request) = self.read(d.payload) else { continue };
+                    self.note_client(&request);
+                    let Some(answer) = self.answer(&request, Port::Dhcp) else { continue };
                     let ends = Ends {
                         src_mac: own_mac,
                         dst_mac: answer.mac.0,
@@ -183,7 +188,8 @@ impl Listener {
         let mut buf = vec![0u8; message::MAX_LEN + 1];
         while !self.stop.load(Ordering::Relaxed) {
             let Ok((n, from)) = socket.recv_from(&mut buf) else { continue };
-            let Some(answer) = self.answer(&buf[..n], Port::BootServer) else { continue };
+            let Some(request) = self.read(&buf[..n]) else { continue };
+            let Some(answer) = self.answer(&request, Port::BootServer) else { continue };
             match socket.send_to(&answer.message.to_bytes(), from) {
                 Ok(_) => self.answered(answer, Port::BootServer),
                 Err(e) => tracing::warn!("cannot answer {}'s boot-server request: {e}", answer.mac),
@@ -191,17 +197,21 @@ impl Listener {
         }
     }
 
-    /// The answer to a request's bytes, if it gets one: read, judged, rate-limited.
-    fn answer(&self, bytes: &[u8], port: Port) -> Option<reply::Answer> {
-        let request = match Message::parse(bytes) {
-            Ok(m) => m,
+    /// A request's bytes as a message; a malformed one is counted and dropped.
+    fn read(&self, bytes: &[u8]) -> Option<Message> {
+        match Message::parse(bytes) {
+            Ok(m) => Some(m),
             Err(why) => {
                 self.stats.malformed.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!("proxy DHCP: a malformed request ({why})");
-                return None;
+                None
             }
-        };
-        let answer = match reply::answer(&request, port, &self.files) {
+        }
+    }
+
+    /// The answer to a request, if it gets one: judged, then rate-limited.
+    fn answer(&self, request: &Message, port: Port) -> Option<reply::Answer> {
+        let answer = match reply::answer(request, port, &self.files) {
             Ok(a) => a,
             Err(why) => {
                 if why == reply::Ignored::NotPxe {
@@ -223,6 +233,15 @@ impl Listener {
         self.stats.answered.fetch_add(1, Ordering::Relaxed);
         tracing::debug!("proxy DHCP: {} ({:?}) boots {}", answer.mac, answer.kind, answer.file);
         let _ = self.events.send(ProxyEvent::Answered { mac: answer.mac.to_string(), kind: answer.kind, port, file: answer.file });
+    }
+
+    /// A client's broadcast DHCPREQUEST for an address (option 50): what
+    /// it is about to have, seen where its server's ACK may not be.
+    fn note_client(&self, m: &Message) {
+        let requested = m.options.get(&message::opt::REQUESTED_IP).and_then(|v| <[u8; 4]>::try_from(v.as_slice()).ok());
+        if let (Some(MessageType::Request), Some(ip), Some(mac)) = (m.message_type(), requested, m.mac()) {
+            let _ = self.events.send(ProxyEvent::Leased { mac: MacAddr(mac).to_string(), ip: Ipv4Addr::from(ip) });
+        }
     }
 
     /// A DHCP server's message to a client: an ACK with an address is a

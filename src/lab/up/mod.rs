@@ -16,6 +16,7 @@
 
 mod plan;
 mod proxy;
+mod segment;
 mod setup;
 mod site;
 mod watch;
@@ -103,7 +104,8 @@ pub struct UpRequest {
 /// `pxelab up`. Returns when the lab stopped and the host is restored.
 pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSink<'_>) -> Result<()> {
     let expect = check_flags(&request)?;
-    let (state, lock) = take_network(&request.uri, &request.network)?;
+    // The lab is named after its segment: the network, or `--interface`'s bridge.
+    let (state, lock) = take_network(&request.uri, request.interface.as_deref().unwrap_or(&request.network))?;
     let journal = Journal::open(&state).map_err(|e| Error::environment(format!("cannot open the journal in {}: {e}", state.display())))?;
     refuse_if_lab_exists(&state, &journal)?;
     let libvirt = Libvirt::connect(&request.uri).await?;
@@ -124,6 +126,7 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSi
         servers: None,
         events: None,
         tree: plan.tree.clone(),
+        attach: plan.segment.attach(),
         ra: None,
         proxy: None,
         proxy_events: None,
@@ -227,6 +230,8 @@ struct Lab {
     events: Option<tokio::sync::broadcast::Receiver<crate::serve::ServeEvent>>,
     /// The tree the servers serve: the lab tells it of each VM it makes.
     tree: Arc<BootTree>,
+    /// Where its VMs are plugged in.
+    attach: crate::virt::domxml::Attach,
     ra: Option<crate::ra::RaResponder>,
     /// `--proxy-dhcp`'s responder, and its events, subscribed to as it starts.
     proxy: Option<crate::proxydhcp::ProxyDhcp>,
@@ -257,7 +262,7 @@ impl Lab {
         self.save().await;
         // On a running network the servers bind first: a busy port then
         // stops `up` before the network is touched.
-        if plan.net.active {
+        if plan.segment.active() {
             self.start_servers(plan.tree.clone(), plan.config.clone(), report).await?;
         }
         if shutdown.is_cancelled() {

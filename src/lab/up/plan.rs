@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::proxy::{check_proxyable, proxy_plan, ProxyPlan};
+use super::segment::{host_bridge, Segment};
 use super::site::{site, Site, SiteFacts};
 use super::{UpRequest, TFTP_PORT, UP_FLAGS};
 use crate::answer::{AnswerFile, AnswerKind};
@@ -28,7 +29,7 @@ use crate::serve::ports::is_local_address;
 use crate::serve::{AllowList, FtpRoot, Limits, ServeConfig};
 use crate::virt::accel::AccelChoice;
 use crate::virt::domxml::{self, Firmware};
-use crate::virt::network::{self, NetworkState};
+use crate::virt::network;
 use crate::virt::netxml::Bootp;
 use crate::virt::Libvirt;
 
@@ -50,7 +51,7 @@ pub(super) struct Answer {
 pub(super) struct Plan {
     pub site: Site,
     pub answer: Option<Answer>,
-    pub net: NetworkState,
+    pub segment: Segment,
     pub bootp: Bootp,
     /// `--proxy-dhcp`: answer PXE clients beside the network's DHCP instead
     /// of patching it (`bootp` and `dnsmasq` then go unused).
@@ -94,8 +95,8 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     let located = locate(request, libvirt).await?;
     let server_ip = located.server_ip;
     // Only the patch restarts the network, which unplugs its guests.
-    if !request.proxy_dhcp {
-        refuse_running_guests(&located.net, request.force)?;
+    if let (false, Some(net)) = (request.proxy_dhcp, located.segment.network()) {
+        refuse_running_guests(net, request.force)?;
     }
     let Endpoints { ftp_port, http_port, overrides, authority, http_base } =
         endpoints(server_ip, request.ftp_port, request.http_port, &request.overrides, UP_FLAGS.address)?;
@@ -118,7 +119,7 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     let cdrom = cdrom(request, &prepared.distro, http_port, &iso_path)?;
     let accel = crate::lab::choose_accel(libvirt, located.libvirt_here, request.shape.accel).await;
     let proxy = match request.proxy_dhcp {
-        true => Some(proxy_plan(request.interface.as_deref(), &located.net, server_ip, &prepared.tree, http_base.as_deref(), located.site)?),
+        true => Some(proxy_plan(&located.segment, server_ip, &prepared.tree, http_base.as_deref(), located.site)?),
         false => None,
     };
     let dnsmasq = LabDnsmasq {
@@ -130,9 +131,9 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
         site: located.site,
         answer,
         milestones: milestones(&prepared, &iso_path, expect),
-        record: lab_record(request, &iso_path, &prepared, &located.net, server_ip),
+        record: lab_record(request, &iso_path, &prepared, &located.segment, server_ip),
         config: serve_config(server_ip, ftp_port, http_port, &prepared, request),
-        net: located.net,
+        segment: located.segment,
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
         proxy,
         cdrom,
@@ -142,9 +143,9 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     })
 }
 
-/// The lab's network, where pxelab serves it from, and where it is.
+/// The lab's network (or bridge), where pxelab serves it from, and where it is.
 struct Located {
-    net: NetworkState,
+    segment: Segment,
     server_ip: IpAddr,
     site: Site,
     libvirt_here: bool,
@@ -153,12 +154,17 @@ struct Located {
 /// Reads the network, checks pxelab may patch it, and decides the server
 /// address and the [`Site`].
 async fn locate(request: &UpRequest, libvirt: &Libvirt) -> Result<Located> {
+    let libvirt_here = crate::lab::libvirt_is_here(libvirt).await;
+    if let Some(interface) = &request.interface {
+        let segment = host_bridge(interface, request.server_ip, &request.uri)?;
+        let Segment::Bridge { address, .. } = &segment else { unreachable!("host_bridge makes a bridge") };
+        return Ok(Located { server_ip: IpAddr::V4(*address), segment, site: Site::Here, libvirt_here });
+    }
     let name = request.network.clone();
     tracing::debug!("reading network {name}");
     let net = libvirt.call(move |c| network::read(c, &name)).await?;
     let address = if request.proxy_dhcp { check_proxyable(&net)? } else { check_patchable(&net)? };
     let server_ip = ipv4_server("--server-ip", request.server_ip.unwrap_or(address))?;
-    let libvirt_here = crate::lab::libvirt_is_here(libvirt).await;
     let site = blocking::run({
         let (uri, parsed, given) = (request.uri.clone(), net.parsed.clone(), request.server_ip.is_some());
         move || {
@@ -175,7 +181,7 @@ async fn locate(request: &UpRequest, libvirt: &Libvirt) -> Result<Located> {
         }
     })
     .await?;
-    Ok(Located { net, server_ip, site, libvirt_here })
+    Ok(Located { segment: Segment::Network(net), server_ip, site, libvirt_here })
 }
 
 /// `--kickstart`, `--preseed` or `--autoinstall`: read, checked against the
@@ -257,7 +263,7 @@ fn milestones(prepared: &Prepared, iso_path: &Path, expect: Expect) -> Milestone
 }
 
 /// `lab.json` as it starts: the servers' addresses come once they listen.
-fn lab_record(request: &UpRequest, iso_path: &Path, prepared: &Prepared, net: &NetworkState, server_ip: IpAddr) -> LabRecord {
+fn lab_record(request: &UpRequest, iso_path: &Path, prepared: &Prepared, segment: &Segment, server_ip: IpAddr) -> LabRecord {
     let distro = &prepared.distro;
     LabRecord {
         pid: std::process::id(),
@@ -267,13 +273,10 @@ fn lab_record(request: &UpRequest, iso_path: &Path, prepared: &Prepared, net: &N
             Some(v) => format!("{} {v}", distro.name),
             None => distro.name.clone(),
         },
-        network: net.name.clone(),
-        bridge: net.parsed.bridge.clone(),
+        network: segment.name().to_string(),
+        bridge: segment.bridge(),
         server_ip: server_ip.to_string(),
-        subnet: net.parsed.dhcp4().and_then(|ip| match (ip.address, ip.prefix) {
-            (IpAddr::V4(a), Some(p)) => Some(crate::dhcp::Subnet::containing(a, p).to_string()),
-            _ => None,
-        }),
+        subnet: segment.subnet().map(|s| s.to_string()),
         tftp: String::new(),
         ftp: String::new(),
         http: None,

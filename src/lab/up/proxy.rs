@@ -11,6 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
+use super::segment::Segment;
 use super::site::Site;
 use super::Lab;
 use crate::boot::{self, BootTree};
@@ -51,25 +52,17 @@ pub(super) fn check_proxyable(net: &NetworkState) -> Result<IpAddr> {
     Ok(ipv4.address)
 }
 
-/// The proxy's interface and boot files: the network's bridge unless
-/// `--interface` names one; the same files the patch would name.
-pub(super) fn proxy_plan(
-    interface: Option<&str>,
-    net: &NetworkState,
-    server_ip: IpAddr,
-    tree: &BootTree,
-    http_base: Option<&str>,
-    site: Site,
-) -> Result<ProxyPlan> {
+/// The proxy's interface and boot files: the segment's bridge, and the
+/// same files the patch would name.
+pub(super) fn proxy_plan(segment: &Segment, server_ip: IpAddr, tree: &BootTree, http_base: Option<&str>, site: Site) -> Result<ProxyPlan> {
     if site == Site::Remote {
         return Err(Error::usage(format!(
             "--proxy-dhcp answers on a bridge of this host, and network {}'s is on the libvirt host; run pxelab there, or drop --proxy-dhcp",
-            net.name
+            segment.name()
         )));
     }
-    let interface = match interface.map(str::to_string).or_else(|| net.parsed.bridge.clone()) {
-        Some(i) => i,
-        None => return Err(Error::environment(format!("network {:?} has no bridge to answer on; pass --interface IFACE", net.name))),
+    let Some(interface) = segment.bridge() else {
+        return Err(Error::environment(format!("network {:?} has no bridge to answer on; give it one (<bridge name=...>)", segment.name())));
     };
     let server = match server_ip {
         IpAddr::V4(v4) => v4,

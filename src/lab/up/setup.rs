@@ -41,7 +41,10 @@ impl Lab {
     }
 
     pub(super) async fn patch_network(&mut self, plan: &Plan, shutdown: &CancellationToken, report: EventSink<'_>) -> Result<()> {
-        let (net, bootp) = (&plan.net, &plan.bootp);
+        let Some(net) = plan.segment.network() else {
+            return Err(Error::usage("--interface: a host bridge has no DHCP for pxelab to patch; add --proxy-dhcp"));
+        };
+        let bootp = &plan.bootp;
         let patched = netxml::add_dnsmasq_options(&netxml::set_bootp(&net.inactive_xml, bootp)?, &plan.dnsmasq.lines())?;
         let reattached = apply_patch(&self.libvirt, &self.journal, net, patched, true, shutdown).await?;
         let mut message = format!("network {} now boots {} from {}", net.name, bootp.file, bootp.server.as_deref().unwrap_or("?"));
@@ -124,7 +127,7 @@ impl Lab {
         self.tree.boot_at_once_with(mac, &self.per_vm(&name, mac));
         let spec = VmSpec {
             name: name.clone(),
-            network: self.record.network.clone(),
+            attach: self.attach.clone(),
             memory_mib: shape.memory_mib,
             vcpus: shape.vcpus,
             disk_gib: shape.disk_gib,

@@ -24,7 +24,7 @@ use crate::lab::progress::{Stage, StageEvent, VmProgress};
 use crate::mac::MacAddr;
 use crate::serve::{Protocol, ServeEvent, Transfer};
 use crate::virt::domain::{self, VmState};
-use crate::virt::domxml;
+use crate::virt::domxml::{self, Attach};
 use crate::virt::network;
 
 /// How often leases, serial logs and `lab.json` are looked at.
@@ -91,8 +91,11 @@ impl Lab {
     pub(super) async fn track(&mut self, name: &str, serial_log: &str) -> Result<()> {
         let owned = name.to_string();
         let xml = self.libvirt.call(move |c| domain::xml(c, &owned)).await?;
-        let mac =
-            domxml::interfaces(&xml).into_iter().find(|i| i.network.as_deref() == Some(self.record.network.as_str())).and_then(|i| i.mac).unwrap_or_default();
+        let on_lab = |i: &domxml::Interface| match &self.attach {
+            Attach::Network(net) => i.network.as_ref() == Some(net),
+            Attach::Bridge(bridge) => i.bridge.as_ref() == Some(bridge),
+        };
+        let mac = domxml::interfaces(&xml).into_iter().find(on_lab).and_then(|i| i.mac).unwrap_or_default();
         // A VM made by `vm new` boots at once too, from the moment it joins.
         if let Ok(mac) = mac.parse::<MacAddr>() {
             self.tree.boot_at_once_with(mac, &self.per_vm(name, mac));
@@ -120,6 +123,7 @@ impl Lab {
                 // transfer is credited to the VM that made it. The lease came
                 // before the transfer: no later than its end.
                 if self.vm_at(t.client.ip()).is_none() && self.vm_named_by(&t.path).is_none() {
+                    self.on_proxy_events(report);
                     self.poll_leases(Some(ended), report).await;
                 }
                 let vm = self.vm_at(t.client.ip()).or_else(|| self.vm_named_by(&t.path));
@@ -222,7 +226,8 @@ impl Lab {
     /// then). A read that fails (libvirtd restarting) is tried again at the
     /// next poll.
     async fn poll_leases(&mut self, before: Option<f64>, report: EventSink<'_>) -> bool {
-        let network = self.record.network.clone();
+        // A host bridge has no libvirt leases: the proxy hears its DHCP server's (`proxy.rs`).
+        let Attach::Network(network) = self.attach.clone() else { return false };
         let leases = self.libvirt.call(move |c| network::leases(c, &network)).await.unwrap_or_default();
         let now = before.map_or(self.now(), |at| at.min(self.now()));
         let mut changed = false;

@@ -67,7 +67,8 @@ pub fn missing_ovmf() -> Option<&'static str> {
 #[derive(Debug, Clone)]
 pub struct VmSpec {
     pub name: String,
-    pub network: String,
+    /// What its one NIC is plugged into.
+    pub attach: Attach,
     pub memory_mib: u64,
     pub vcpus: u32,
     pub disk_gib: u64,
@@ -87,6 +88,38 @@ pub struct VmSpec {
     pub firmware: Firmware,
     /// The ISO as a CD-ROM read over HTTP (see [`HttpCdrom`]).
     pub cdrom: Option<HttpCdrom>,
+}
+
+/// Where a VM's NIC is plugged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attach {
+    /// A libvirt network (`<interface type='network'>`).
+    Network(String),
+    /// A bridge of the host's own, which libvirt does not manage
+    /// (`<interface type='bridge'>`): a lab beside a site's DHCP server.
+    Bridge(String),
+}
+
+impl Attach {
+    /// The interface type and the `<source>` attribute: both `network` or both `bridge`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Attach::Network(_) => "network",
+            Attach::Bridge(_) => "bridge",
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        match self {
+            Attach::Network(n) | Attach::Bridge(n) => n,
+        }
+    }
+}
+
+impl std::fmt::Display for Attach {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.kind(), self.name())
+    }
 }
 
 /// An ISO the VM sees as a CD-ROM, read by QEMU's curl driver from pxelab's
@@ -208,8 +241,8 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
       <target dev='vda' bus='virtio'/>
       <boot order='{disk_boot}'/>
     </disk>
-{cdrom}    <interface type='network'>{mac}
-      <source network='{network}'/>
+{cdrom}    <interface type='{attach}'>{mac}
+      <source {attach}='{network}'/>
       <model type='virtio'/>
       <boot order='{net_boot}'/>{rom}
     </interface>
@@ -239,7 +272,8 @@ pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
         qemu_log = spec.qemu_log.as_ref().map(|p| format!("\n      <log file='{}' append='off'/>", e(&p.to_string_lossy()))).unwrap_or_default(),
         memory = spec.memory_mib,
         vcpus = spec.vcpus,
-        network = e(&spec.network),
+        attach = spec.attach.kind(),
+        network = e(spec.attach.name()),
         cdrom = spec.cdrom.as_ref().map(|c| cdrom_xml(c, spec.firmware)).unwrap_or_default(),
     )
 }
@@ -272,7 +306,7 @@ mod tests {
     fn spec(pxe: bool) -> VmSpec {
         VmSpec {
             name: "pxelab-oak-1".into(),
-            network: "lab".into(),
+            attach: Attach::Network("lab".into()),
             memory_mib: 1024,
             vcpus: 1,
             disk_gib: 4,
@@ -284,6 +318,14 @@ mod tests {
             firmware: Firmware::Bios,
             cdrom: None,
         }
+    }
+
+    #[test]
+    fn a_vm_on_a_host_bridge_gets_a_bridge_interface() {
+        let xml = domain_xml(&VmSpec { attach: Attach::Bridge("br-site".into()), ..spec(true) }, "p", "v");
+        assert!(xml.contains("<interface type='bridge'>\n      <source bridge='br-site'/>"), "{xml}");
+        let found = interfaces(&xml);
+        assert_eq!((found[0].bridge.as_deref(), found[0].network.as_deref()), (Some("br-site"), None));
     }
 
     #[test]
