@@ -100,7 +100,9 @@ struct SiteLan {
     subnet: String,
     site_ns: String,
     client_ns: String,
-    dnsmasq: Option<std::process::Child>,
+    /// Namespaces added by a test (`plug`), removed with the rest.
+    extra_ns: Vec<String>,
+    dnsmasq: Vec<std::process::Child>,
     dir: tempfile::TempDir,
 }
 
@@ -115,52 +117,63 @@ fn sh_ok(args: &[&str]) {
 
 impl SiteLan {
     fn new() -> SiteLan {
-        let id = std::process::id() % 100_000;
-        let subnet = format!("10.{}.{}", 230 + id / 65536 % 20, id / 256 % 256);
+        let (id, n) = (std::process::id() % 100_000, common::net::NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+        let unique = id * 4 + n;
+        let subnet = format!("10.{}.{}", 230 + unique / 256 % 20, unique % 256);
         let lan = SiteLan {
-            bridge: format!("pxsite{id}"),
+            bridge: format!("pxsite{id}x{n}"),
             subnet: subnet.clone(),
-            site_ns: format!("pxsite{id}"),
-            client_ns: format!("pxcli{id}"),
-            dnsmasq: None,
+            site_ns: format!("pxsite{id}x{n}"),
+            client_ns: format!("pxcli{id}x{n}"),
+            extra_ns: Vec::new(),
+            dnsmasq: Vec::new(),
             dir: tempfile::tempdir().unwrap(),
         };
         sh_ok(&["ip", "link", "add", &lan.bridge, "type", "bridge", "stp_state", "0"]);
         sh_ok(&["ip", "addr", "add", &format!("{subnet}.1/24"), "dev", &lan.bridge]);
         sh_ok(&["ip", "link", "set", &lan.bridge, "up"]);
-        for (ns, ip) in [(&lan.site_ns, format!("{subnet}.2/24")), (&lan.client_ns, String::new())] {
-            let outside = format!("{ns}o");
-            sh_ok(&["ip", "netns", "add", ns]);
-            sh_ok(&["ip", "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", ns]);
-            sh_ok(&["ip", "link", "set", &outside, "master", &lan.bridge, "up"]);
-            sh_ok(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
-            if !ip.is_empty() {
-                sh_ok(&["ip", "-n", ns, "addr", "add", &ip, "dev", "eth0"]);
-            }
-        }
+        lan.plug(&lan.site_ns, Some(&format!("{subnet}.2/24")));
+        lan.plug(&lan.client_ns, None);
         lan
+    }
+
+    /// A new namespace `ns` plugged into the bridge, its end named eth0, with `ip`.
+    fn plug(&self, ns: &str, ip: Option<&str>) {
+        let outside = format!("{ns}o");
+        sh_ok(&["ip", "netns", "add", ns]);
+        sh_ok(&["ip", "link", "add", &outside, "type", "veth", "peer", "name", "eth0", "netns", ns]);
+        sh_ok(&["ip", "link", "set", &outside, "master", &self.bridge, "up"]);
+        sh_ok(&["ip", "-n", ns, "link", "set", "eth0", "up"]);
+        if let Some(ip) = ip {
+            sh_ok(&["ip", "-n", ns, "addr", "add", ip, "dev", "eth0"]);
+        }
     }
 
     /// The site's DHCP server: dnsmasq in its namespace, addresses .100-.150, no boot options.
     fn start_site_dhcp(&mut self) {
         let leases = self.dir.path().join("leases");
+        let ns = self.site_ns.clone();
+        let range = format!("--dhcp-range={0}.100,{0}.150,12h", self.subnet);
+        self.dnsmasq(&ns, "dnsmasq.log", &[&range, &format!("--dhcp-leasefile={}", leases.display()), "--dhcp-authoritative", "--no-ping"]);
+    }
+
+    /// dnsmasq in namespace `ns` on its eth0, logging to `log` in the test's directory.
+    fn dnsmasq(&mut self, ns: &str, log: &str, args: &[&str]) {
         let child = std::process::Command::new("ip")
-            .args(["netns", "exec", &self.site_ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=eth0", "--bind-interfaces"])
-            .arg(format!("--dhcp-range={0}.100,{0}.150,12h", self.subnet))
-            .arg(format!("--dhcp-leasefile={}", leases.display()))
-            .args(["--dhcp-authoritative", "--log-dhcp", "--no-ping"])
+            .args(["netns", "exec", ns, "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0", "--interface=eth0", "--bind-interfaces", "--log-dhcp"])
+            .args(args)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(self.dir.path().join("dnsmasq.log")).unwrap())
+            .stderr(std::fs::File::create(self.dir.path().join(log)).unwrap())
             .spawn()
             .unwrap();
-        self.dnsmasq = Some(child);
+        self.dnsmasq.push(child);
         std::thread::sleep(Duration::from_millis(500));
     }
 
     /// udhcpc in the client namespace, `extra` added; returns its output
     /// and what a capture on the client's link saw from pxelab's address.
     fn udhcpc(&self, extra: &[&str]) -> (String, Vec<String>) {
-        let pcap = self.dir.path().join(format!("capture{}.pcap", extra.len()));
+        let pcap = self.dir.path().join(format!("capture{}.pcap", common::net::NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
         let mut capture = std::process::Command::new("ip")
             .args(["netns", "exec", &self.client_ns, "tcpdump", "-i", "eth0", "-n", "-U", "-w", pcap.to_str().unwrap(), "udp port 67 or udp port 68"])
             .stdout(Stdio::null())
@@ -184,11 +197,11 @@ impl SiteLan {
 
 impl Drop for SiteLan {
     fn drop(&mut self) {
-        if let Some(mut d) = self.dnsmasq.take() {
+        for d in &mut self.dnsmasq {
             let _ = d.kill();
             let _ = d.wait();
         }
-        for ns in [&self.site_ns, &self.client_ns] {
+        for ns in [&self.site_ns, &self.client_ns].into_iter().chain(&self.extra_ns) {
             let _ = sh(&["ip", "link", "del", &format!("{ns}o")]);
             let _ = sh(&["ip", "netns", "del", ns]);
         }
@@ -237,4 +250,84 @@ fn on_a_site_lan_only_pxe_clients_hear_pxelab_and_the_vm_installs() {
     let log = std::fs::read_to_string(lan.dir.path().join("dnsmasq.log")).unwrap();
     assert!(log.contains(&format!("DHCPACK(eth0) {ip}")), "the site's server did not lease {ip}:\n{log}");
     assert!(events.iter().any(|e| e["event"] == "step" && e["message"].as_str().is_some_and(|m| m.starts_with("proxy DHCP: pxelab-"))), "{events:?}");
+}
+
+/// A lab with no VM on a site LAN, as a script runs one: `up --detach
+/// --proxy-dhcp --interface BRIDGE`, `doctor` while it answers, `down
+/// --network BRIDGE`. doctor says the proxy answered, then warns once
+/// another proxy (dnsmasq's proxy mode, in a third namespace) answers PXE
+/// clients on the same bridge.
+#[test]
+fn doctor_sees_the_proxys_answers_and_another_proxy_on_the_segment() {
+    let mut lan = SiteLan::new();
+    lan.start_site_dhcp();
+    let state = tempfile::tempdir().unwrap();
+    let iso = fixture("centos-busybox.iso");
+    let pxelab = |args: &[&str]| common::pxelab().args(["-c", common::net::URI]).args(args).env("PXELAB_STATE_DIR", state.path()).output().unwrap();
+    let up = pxelab(&["up", "--detach", "--no-vm", "--proxy-dhcp", "--interface", &lan.bridge, "--iso", iso.to_str().unwrap()]);
+    assert!(up.status.success(), "up --detach: {}", String::from_utf8_lossy(&up.stderr));
+    let bridge = lan.bridge.clone();
+    let doctor = |what: &str| -> Vec<serde_json::Value> {
+        let out = pxelab(&["--json", "doctor", "--network", &bridge]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: {e}: {}", String::from_utf8_lossy(&out.stderr)));
+        report["checks"].as_array().unwrap().clone()
+    };
+    let check = |checks: &[serde_json::Value], id: &str| checks.iter().find(|c| c["id"] == id).cloned().unwrap_or_else(|| panic!("no {id}: {checks:?}"));
+
+    // As a BIOS PXE ROM asks: broadcast replies, its architecture and UUID
+    // (dnsmasq's proxy answers only a client that sends option 97).
+    let pxe = ["-B", "-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "93:0000", "-x", "97:0000112233445566778899aabbccddeeff"];
+    let (_, heard) = lan.udhcpc(&pxe);
+    assert!(!heard.is_empty(), "pxelab did not answer");
+    std::thread::sleep(Duration::from_millis(600)); // a poll of the lab: lab.json has the count
+    let checks = doctor("after an answer");
+    assert_eq!(check(&checks, "network")["status"], "ok", "{checks:?}");
+    let answers = check(&checks, "proxy.answers");
+    assert!(answers["status"] == "ok" && answers["detail"].as_str().unwrap().contains("answered 1 PXE request"), "{answers}");
+    assert_eq!(check(&checks, "proxy.others")["status"], "ok");
+
+    let other = format!("pxoth{}x{}", std::process::id() % 100_000, common::net::NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst));
+    lan.plug(&other, Some(&format!("{}.3/24", lan.subnet)));
+    lan.extra_ns.push(other.clone());
+    let proxy_range = format!("--dhcp-range={}.0,proxy", lan.subnet);
+    lan.dnsmasq(&other, "other-proxy.log", &[&proxy_range, "--pxe-service=x86PC,other,other"]);
+    lan.udhcpc(&pxe);
+    std::thread::sleep(Duration::from_millis(600));
+    let others = check(&doctor("after another proxy"), "proxy.others");
+    assert_eq!(others["status"], "warn", "{others}");
+    assert!(others["detail"].as_str().unwrap().contains("another proxy DHCP answers PXE clients"), "{others}");
+
+    let down = pxelab(&["down", "--network", &lan.bridge]);
+    assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
+    assert!(!state.path().join("labs").join(&lan.bridge).join("lab.json").exists(), "the lab is gone");
+    let (_, heard) = lan.udhcpc(&pxe);
+    assert!(heard.is_empty(), "pxelab answered after down: {heard:?}");
+}
+
+/// `serve --proxy-dhcp`: the servers and the proxy, no libvirt; the
+/// interface is the one holding --bind, and each answer is a JSON line.
+#[test]
+fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
+    let mut lan = SiteLan::new();
+    lan.start_site_dhcp();
+    let iso = fixture("centos-busybox.iso");
+    let bind = format!("{}.1", lan.subnet);
+    let mut serve = common::pxelab()
+        .args(["--json", "serve", "--proxy-dhcp", "--bind", &bind, "--http-port", "0", "--ftp-port", "0", "--iso", iso.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stdout.take().unwrap()));
+    let ready: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ready["proxy_dhcp"], lan.bridge.as_str(), "{ready}");
+    let (_, heard) = lan.udhcpc(&["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "93:0007"]);
+    assert!(!heard.is_empty(), "no answer to a UEFI PXE client");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let answered: Vec<serde_json::Value> =
+        lines.map_while(|l| l.ok()).filter_map(|l| serde_json::from_str(&l).ok()).filter(|e: &serde_json::Value| e["proxy"] == "answered").collect();
+    assert!(!answered.is_empty(), "no answered event");
+    assert_eq!(answered[0]["kind"], "uefi", "{answered:?}");
+    assert!(answered[0]["file"].as_str().unwrap().ends_with(".EFI") || answered[0]["file"].as_str().unwrap().ends_with(".efi"), "{answered:?}");
 }

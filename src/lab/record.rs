@@ -26,6 +26,21 @@ pub struct Counters {
     pub http_bytes: u64,
 }
 
+/// Where the lab's proxy DHCP answers, and what it has done (for `status`
+/// and `doctor`, which run in other processes).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProxyRecord {
+    pub interface: String,
+    /// PXE requests answered with a boot file.
+    pub answered: u64,
+    /// DHCP requests from clients that are not PXE clients: left to the DHCP server.
+    pub not_pxe: u64,
+    pub malformed: u64,
+    pub rate_limited: u64,
+    /// Offers with no address from another server: another proxy on the segment.
+    pub other_proxies: u64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabRecord {
     pub pid: u32,
@@ -56,10 +71,10 @@ pub struct LabRecord {
     /// The lab answers IPv6 router solicitations on its bridge.
     #[serde(default)]
     pub ra: bool,
-    /// The interface the lab answers proxy DHCP on (`up --proxy-dhcp`);
-    /// `None`: it patched the network's DHCP instead.
+    /// The lab's proxy DHCP (`up --proxy-dhcp`); `None`: it patched the
+    /// network's DHCP instead.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub proxy_dhcp: Option<String>,
+    pub proxy_dhcp: Option<ProxyRecord>,
     /// Servers listen, the network is patched and the VMs exist.
     pub ready: bool,
     pub vms: Vec<VmProgress>,

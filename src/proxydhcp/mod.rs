@@ -63,6 +63,9 @@ pub enum ProxyEvent {
     /// forwards a unicast ACK only to its port), the client's broadcast
     /// DHCPREQUEST for it (option 50), a few milliseconds before the ACK.
     Leased { mac: String, ip: Ipv4Addr },
+    /// Another server sent a PXE client an offer without an address:
+    /// another proxy DHCP on the segment.
+    OtherProxy { server: Ipv4Addr },
 }
 
 /// Counters since the start, for `doctor` and the summary.
@@ -254,7 +257,10 @@ impl Listener {
                 let _ = self.events.send(ProxyEvent::Leased { mac: MacAddr(mac).to_string(), ip: m.yiaddr });
             }
             Some(MessageType::Offer) if m.yiaddr.is_unspecified() && d.src_ip != self.files.server => {
-                self.stats.other_proxies.fetch_add(1, Ordering::Relaxed);
+                if self.stats.other_proxies.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!("another proxy DHCP ({}) answers PXE clients on this segment", d.src_ip);
+                }
+                let _ = self.events.send(ProxyEvent::OtherProxy { server: d.src_ip });
             }
             _ => {}
         }

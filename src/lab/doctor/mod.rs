@@ -20,6 +20,7 @@
 mod host;
 mod network;
 mod ports;
+mod proxy;
 mod vm;
 
 use serde::Serialize;
@@ -170,6 +171,13 @@ pub async fn doctor(request: DoctorRequest) -> Result<DoctorReport> {
     let f = blocking::run(move || {
         match gathered.network {
             Ok(state) => checks_of_network(&mut f, &state, gathered.live_xml.as_deref(), lab.as_ref()),
+            // A lab on a bridge of the host's (`up --proxy-dhcp --interface`): no libvirt network to read.
+            Err(VirtError::NoNetwork(_)) if lab.as_ref().is_some_and(|l| l.proxy_dhcp.as_ref().is_some_and(|p| p.interface == checked)) => {
+                f.ok("network", format!("the lab runs on {checked}, a bridge of this host's that libvirt does not manage"));
+                if let Some(lab) = &lab {
+                    proxy::proxy_checks(&mut f, lab);
+                }
+            }
             Err(VirtError::NoNetwork(_)) => f.fail(
                 "network",
                 format!("network {checked:?} does not exist"),

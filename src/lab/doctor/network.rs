@@ -1,5 +1,6 @@
 //! The network's checks: defined, active, DHCP, no `<tftp>`, the bootp
-//! dnsmasq uses, the lab's iPXE lines and RA.
+//! dnsmasq uses (or, for a proxy-DHCP lab, the proxy's checks), the lab's
+//! iPXE lines and RA.
 //!
 //! No I/O here: the caller gathers the facts (libvirt's view of the
 //! network, whether the bootp server is this host's) and these functions
@@ -39,8 +40,12 @@ pub(super) fn network_checks(f: &mut Findings, facts: &NetworkFacts<'_>) -> Opti
     let NetworkFacts { state, lab, .. } = facts;
     let name = &state.name;
     let has_lab = lab.is_some();
+    // A proxy-DHCP lab leaves the network as it is: no bootp to judge, and a transient network will do.
+    let proxied = lab.filter(|l| l.proxy_dhcp.is_some());
     if state.persistent {
         f.ok("network.persistent", format!("network {name} is defined (persistent)"));
+    } else if proxied.is_some() {
+        f.ok("network.persistent", format!("network {name} is transient: fine for proxy DHCP, which never redefines it"));
     } else {
         f.fail(
             "network.persistent",
@@ -82,9 +87,13 @@ pub(super) fn network_checks(f: &mut Findings, facts: &NetworkFacts<'_>) -> Opti
     }
 
     stp_check(f, state);
-    bootp_check(f, facts, address);
-    if let (Some(lab), Some(live)) = (lab, facts.live_xml) {
-        ipxe_check(f, state, live, lab);
+    if let Some(lab) = proxied {
+        super::proxy::proxy_checks(f, lab);
+    } else {
+        bootp_check(f, facts, address);
+        if let (Some(lab), Some(live)) = (lab, facts.live_xml) {
+            ipxe_check(f, state, live, lab);
+        }
     }
     if let Some(lab) = lab {
         ra_check(f, lab);

@@ -130,6 +130,7 @@ pub async fn up(request: UpRequest, shutdown: CancellationToken, report: EventSi
         ra: None,
         proxy: None,
         proxy_events: None,
+        other_proxies: Vec::new(),
         progress: Progress::new(plan.milestones.clone()),
         record: plan.record.clone(),
         consoles: Consoles::default(),
@@ -236,6 +237,8 @@ struct Lab {
     /// `--proxy-dhcp`'s responder, and its events, subscribed to as it starts.
     proxy: Option<crate::proxydhcp::ProxyDhcp>,
     proxy_events: Option<tokio::sync::broadcast::Receiver<crate::proxydhcp::ProxyEvent>>,
+    /// Other proxies heard on the segment, each said once.
+    other_proxies: Vec<std::net::Ipv4Addr>,
     record: LabRecord,
     progress: Progress,
     /// The VMs' serial consoles, read through libvirt and recorded here.
@@ -251,6 +254,9 @@ impl Lab {
     /// Rewrites `lab.json` (off the runtime: a rename and, on a full disk, a cleanup).
     async fn save(&mut self) {
         self.record.vms = self.progress.vms().to_vec();
+        if let Some(proxy) = &self.proxy {
+            self.record.proxy_dhcp = Some(proxy::proxy_record(proxy));
+        }
         let (state, record) = (self.state.clone(), self.record.clone());
         if let Err(e) = blocking::run(move || record::write(&state, &record)).await {
             tracing::warn!("cannot update {}: {e}", record::path(&self.state).display());

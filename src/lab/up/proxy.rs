@@ -17,6 +17,7 @@ use super::Lab;
 use crate::boot::{self, BootTree};
 use crate::error::{Error, Result};
 use crate::lab::event::{EventSink, LabEvent};
+use crate::lab::record::ProxyRecord;
 use crate::proxydhcp::{BootFiles, Port, ProxyDhcp, ProxyEvent};
 use crate::virt::network::NetworkState;
 
@@ -108,7 +109,7 @@ impl Lab {
         .map_err(|e| Error::environment(format!("cannot start proxy DHCP on {}: {e}", plan.interface)))?;
         self.proxy_events = Some(proxy.subscribe());
         self.proxy = Some(proxy);
-        self.record.proxy_dhcp = Some(plan.interface.clone());
+        self.record.proxy_dhcp = Some(ProxyRecord { interface: plan.interface.clone(), ..ProxyRecord::default() });
         self.save().await;
         let ipxe = plan.files.ipxe.as_deref().map(|s| format!(", iPXE clients {s}")).unwrap_or_default();
         report(&LabEvent::Step {
@@ -137,13 +138,22 @@ impl Lab {
             }
         }
         let now = self.now();
-        let mut changed = false;
+        // Any answer changes the counters `lab.json` carries.
+        let mut changed = !seen.is_empty();
         for event in seen {
             match event {
                 ProxyEvent::Answered { mac, kind, port, file } => {
                     let who = self.progress.vms().iter().find(|v| v.mac == mac).map_or_else(|| format!("client {mac}"), |v| v.name.clone());
                     let via = if port == Port::BootServer { " (on UDP 4011)" } else { "" };
                     report(&LabEvent::Step { message: format!("proxy DHCP: {who} ({kind:?} PXE client) boots {file}{via}") });
+                }
+                ProxyEvent::OtherProxy { server } => {
+                    if !self.other_proxies.contains(&server) {
+                        self.other_proxies.push(server);
+                        report(&LabEvent::Step {
+                            message: format!("another proxy DHCP ({server}) answers PXE clients here too: they may boot its file instead of pxelab's"),
+                        });
+                    }
                 }
                 ProxyEvent::Leased { mac, ip } => {
                     for e in self.progress.on_lease(&mac, IpAddr::V4(ip), now) {
@@ -154,5 +164,19 @@ impl Lab {
             }
         }
         changed
+    }
+}
+
+/// The proxy's counters, as `lab.json` carries them for `doctor` and `status`.
+pub(super) fn proxy_record(proxy: &ProxyDhcp) -> ProxyRecord {
+    let stats = proxy.stats();
+    let n = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+    ProxyRecord {
+        interface: proxy.interface().to_string(),
+        answered: n(&stats.answered),
+        not_pxe: n(&stats.not_pxe),
+        malformed: n(&stats.malformed),
+        rate_limited: n(&stats.rate_limited),
+        other_proxies: n(&stats.other_proxies),
     }
 }
