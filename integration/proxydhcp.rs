@@ -91,6 +91,48 @@ fn without_connections(xml: &str) -> String {
     regex::Regex::new(r" connections='\d+'").unwrap().replace(xml, "").into_owned()
 }
 
+/// Secure Boot through the proxy: edk2's own PXE (not iPXE) takes the
+/// proxy's offer (option 43: boot this file, no discovery) and loads the
+/// ISO's signed shim, GRUB and its config, on an unpatched network.
+#[test]
+fn a_secure_boot_vm_boots_the_signed_chain_through_the_proxy() {
+    let net = TestNet::with_dhcp();
+    let inactive = net.inactive_xml();
+    let iso = fixture("centos-busybox.iso");
+    let out = net.pxelab(&[
+        "--json",
+        "up",
+        "--proxy-dhcp",
+        "--iso",
+        iso.to_str().unwrap(),
+        "--network",
+        &net.name,
+        "--firmware",
+        "uefi",
+        "--secure-boot",
+        "--memory",
+        "512",
+        "--vcpus",
+        "1",
+        "--disk-size",
+        "1",
+        "--expect",
+        "PXELAB-STAGE: installer ready",
+        "--timeout",
+        "400",
+    ]);
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let answered: Vec<&str> =
+        events.iter().filter(|e| e["event"] == "step").filter_map(|e| e["message"].as_str()).filter(|m| m.starts_with("proxy DHCP: ")).collect();
+    assert!(answered.iter().any(|m| m.contains("(Uefi PXE client) boots iso/EFI/BOOT/BOOTX64.EFI")), "{answered:?}");
+    let served: Vec<&str> = events.iter().filter(|e| e["event"] == "transfer" && e["protocol"] == "tftp").filter_map(|e| e["path"].as_str()).collect();
+    for file in ["iso/EFI/BOOT/BOOTX64.EFI", "iso/EFI/BOOT/grubx64.efi", "/iso/images/pxeboot/vmlinuz"] {
+        assert!(served.contains(&file), "{file} not served: {served:?}");
+    }
+    net.assert_restored(&inactive, "after a Secure Boot proxy lab");
+}
+
 /// A site LAN pxelab did not make: a bridge of the host's (pxelab's
 /// address on it), a "site" network namespace on it running dnsmasq as the
 /// site's DHCP server (no PXE options, another address), and a "client"
@@ -323,6 +365,18 @@ fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
     assert_eq!(ready["proxy_dhcp"], lan.bridge.as_str(), "{ready}");
     let (_, heard) = lan.udhcpc(&["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "93:0007"]);
     assert!(!heard.is_empty(), "no answer to a UEFI PXE client");
+    // A boot-server request on UDP 4011, as edk2 sends one once it has an
+    // address: an ACK back, with the BIOS file and no address.
+    let socket = std::net::UdpSocket::bind((bind.as_str(), 0)).unwrap();
+    socket.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+    socket.send_to(&boot_server_request(), (bind.as_str(), 4011)).unwrap();
+    let mut buf = [0u8; 1500];
+    let (n, _) = socket.recv_from(&mut buf).expect("an answer on 4011");
+    let ack = &buf[..n];
+    assert_eq!(ack[0], 2, "a BOOTREPLY");
+    assert_eq!(&ack[16..20], &[0, 0, 0, 0], "no address");
+    assert!(ack[240..].windows(3).any(|w| w == [53, 1, 5]), "a DHCPACK");
+    assert!(ack[108..236].starts_with(b"pxelinux.0\0"), "the BIOS boot file: {:?}", &ack[108..140]);
     let _ = serve.kill();
     let _ = serve.wait();
     let answered: Vec<serde_json::Value> =
@@ -330,4 +384,17 @@ fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
     assert!(!answered.is_empty(), "no answered event");
     assert_eq!(answered[0]["kind"], "uefi", "{answered:?}");
     assert!(answered[0]["file"].as_str().unwrap().ends_with(".EFI") || answered[0]["file"].as_str().unwrap().ends_with(".efi"), "{answered:?}");
+}
+
+/// A BIOS PXE client's DHCPREQUEST to the boot server (UDP 4011).
+fn boot_server_request() -> Vec<u8> {
+    let mut m = vec![0u8; 236];
+    m[..3].copy_from_slice(&[1, 1, 6]);
+    m[4..8].copy_from_slice(&[1, 2, 3, 4]);
+    m[28..34].copy_from_slice(&[0x52, 0x54, 0, 0x0b, 0x0a, 0x01]);
+    m.extend_from_slice(&[99, 130, 83, 99, 53, 1, 3, 93, 2, 0, 0]);
+    m.extend_from_slice(&[60, 9]);
+    m.extend_from_slice(b"PXEClient");
+    m.push(255);
+    m
 }
