@@ -339,6 +339,11 @@ fn doctor_sees_the_proxys_answers_and_another_proxy_on_the_segment() {
     assert_eq!(others["status"], "warn", "{others}");
     assert!(others["detail"].as_str().unwrap().contains("another proxy DHCP answers PXE clients"), "{others}");
 
+    // dhcp-config knows the running lab needs none of its settings.
+    let config = pxelab(&["dhcp-config", "--format", "dnsmasq"]);
+    let text = String::from_utf8_lossy(&config.stdout);
+    assert!(text.contains(&format!("the running lab answers PXE clients itself with proxy DHCP on {}", lan.bridge)), "{text}");
+
     let down = pxelab(&["down", "--network", &lan.bridge]);
     assert!(down.status.success(), "down: {}", String::from_utf8_lossy(&down.stderr));
     assert!(!state.path().join("labs").join(&lan.bridge).join("lab.json").exists(), "the lab is gone");

@@ -84,11 +84,33 @@ pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
     if let Some(file) = uefi {
         params = params.with_uefi(&file).map_err(Error::bad_input)?;
     }
-    Ok(match request.format {
+    let text = match request.format {
         DhcpFormat::Isc => dhcp::isc(&params),
         DhcpFormat::Dnsmasq => dhcp::dnsmasq(&params),
         DhcpFormat::DnsmasqProxy => dhcp::dnsmasq_proxy(&params),
         DhcpFormat::Windows => dhcp::windows(&params),
         DhcpFormat::Libvirt => dhcp::libvirt(&params),
-    })
+    };
+    Ok(text + &proxy_note(request.format, &params.server.to_string(), lab.as_ref()))
+}
+
+/// When pxelab's own proxy DHCP is the better choice: a server that is not
+/// yours to change (a router, a site's), or a network you will not patch.
+/// A running proxy-DHCP lab needs none of the settings at all.
+fn proxy_note(format: DhcpFormat, server: &str, lab: Option<&record::LabRecord>) -> String {
+    if let Some(proxy) = lab.and_then(|l| l.proxy_dhcp.as_ref()) {
+        let line = format!("the running lab answers PXE clients itself with proxy DHCP on {}: its clients need none of these settings", proxy.interface);
+        return match format {
+            DhcpFormat::Libvirt => format!("<!-- {line} -->\n"),
+            _ => format!("# {line}\n"),
+        };
+    }
+    match format {
+        DhcpFormat::Libvirt => "<!-- or leave the network as it is: `pxelab up --proxy-dhcp --network NAME` answers PXE clients beside its DHCP -->\n".into(),
+        DhcpFormat::DnsmasqProxy => format!("# or let pxelab be the proxy itself: `pxelab serve --proxy-dhcp --bind {server}` (root, for UDP 67)\n"),
+        _ => format!(
+            "# Not your server to change (a router, a site's)? pxelab answers PXE clients beside it instead, and this\n\
+             # server stays as it is: `pxelab serve --proxy-dhcp --bind {server}`, or `pxelab up --proxy-dhcp --interface BRIDGE`\n"
+        ),
+    }
 }
