@@ -339,6 +339,12 @@ fn doctor_sees_the_proxys_answers_and_another_proxy_on_the_segment() {
     assert_eq!(others["status"], "warn", "{others}");
     assert!(others["detail"].as_str().unwrap().contains("another proxy DHCP answers PXE clients"), "{others}");
 
+    let status = pxelab(&["status", "--network", &lan.bridge]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert!(text.contains(&format!("proxy DHCP on {} (", lan.bridge)) && text.contains("the network is not patched"), "{text}");
+    let vm_new = pxelab(&["vm", "new", "--pxe"]);
+    assert_eq!(vm_new.status.code(), Some(2), "vm new on a host-bridge lab: {}", String::from_utf8_lossy(&vm_new.stderr));
+    assert!(String::from_utf8_lossy(&vm_new.stderr).contains("start that lab with --vms N"));
     // dhcp-config knows the running lab needs none of its settings.
     let config = pxelab(&["dhcp-config", "--format", "dnsmasq"]);
     let text = String::from_utf8_lossy(&config.stdout);
@@ -454,4 +460,35 @@ print(time.monotonic() - t0)
     eprintln!("{answered} answers to 20000 DISCOVERs in {seconds:.1} s");
     assert!(answered > 0 && answered <= most, "{answered} answers to 20000 DISCOVERs in {seconds:.1} s (at most {most})");
     assert!(rss_after < rss_before + 8 * 1024, "RSS {rss_before} KiB before the flood, {rss_after} KiB after");
+}
+
+/// Bad input for proxy DHCP: one line naming the problem and what to do,
+/// a distinct exit code, nothing started.
+#[test]
+fn bad_proxy_input_is_refused_in_one_line_before_anything_starts() {
+    let state = tempfile::tempdir().unwrap();
+    let iso = fixture("centos-busybox.iso");
+    let iso = iso.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = common::pxelab().args(["-c", common::net::URI]).args(args).env("PXELAB_STATE_DIR", state.path()).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stderr).trim().to_string())
+    };
+    let cases: [(&[&str], i32, &str); 6] = [
+        (&["up", "--proxy-dhcp", "--interface", "pxnone0", "--iso", iso, "--no-vm"], 3, "no such network interface"),
+        (&["up", "--proxy-dhcp", "--interface", "lo", "--iso", iso, "--no-vm"], 3, "is not a bridge"),
+        (&["up", "--interface", "lo", "--iso", iso], 2, "--proxy-dhcp"),
+        (&["up", "--proxy-dhcp", "--interface", "lo", "--network", "default", "--iso", iso], 2, "cannot be used with"),
+        (&["serve", "--proxy-dhcp", "--bind", "192.0.2.77", "--iso", iso], 3, "is not an address of this host"),
+        (&["serve", "--proxy-dhcp", "--bind", "127.0.0.1", "--interface", "pxnone0", "--iso", iso], 3, "is not an address of --interface pxnone0"),
+    ];
+    for (args, code, words) in cases {
+        let (got, stderr) = run(args);
+        assert_eq!(got, Some(code), "{args:?}: {stderr}");
+        assert!(stderr.contains(words), "{args:?}: {stderr}");
+        if code != 2 {
+            assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+        }
+    }
+    let labs = state.path().join("labs");
+    assert!(!labs.exists() || labs.read_dir().unwrap().all(|d| !d.unwrap().path().join("lab.json").exists()), "a lab was left");
 }

@@ -21,6 +21,12 @@ pub fn status_text(report: &lab::StatusReport) -> String {
     out.push_str(&format!("iso        {} ({})\n", lab.iso, lab.distro));
     out.push_str(&format!("network    {} (bridge {}, server {})\n", lab.network, lab.bridge.as_deref().unwrap_or("?"), lab.server_ip));
     out.push_str(&format!("tftp       {}   ftp {}   http {}\n", lab.tftp, lab.ftp, lab.http.as_deref().unwrap_or("-")));
+    if let Some(proxy) = &lab.proxy_dhcp {
+        out.push_str(&format!(
+            "dhcp       proxy DHCP on {} ({} answered, {} not PXE clients left to the DHCP server); the network is not patched\n",
+            proxy.interface, proxy.answered, proxy.not_pxe
+        ));
+    }
     out.push_str(&format!("kernel     {}\n", lab.kernel_args));
     out.push_str(&format!(
         "transfers  TFTP {} files {:.1} MB, FTP {} files {:.1} MB, HTTP {} files {:.1} MB\n",

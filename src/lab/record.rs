@@ -47,8 +47,13 @@ pub struct LabRecord {
     pub uri: String,
     pub iso: String,
     pub distro: String,
+    /// The lab's network, or its bridge's name when it runs on a bridge of
+    /// the host's (`host_bridge`).
     pub network: String,
     pub bridge: Option<String>,
+    /// Runs on a bridge libvirt does not manage (`up --proxy-dhcp --interface`).
+    #[serde(default)]
+    pub host_bridge: bool,
     pub server_ip: String,
     /// The network's IPv4 subnet (`10.0.0.0/24`), for `dhcp-config`'s defaults.
     #[serde(default)]

@@ -86,6 +86,11 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         }
     };
     let lab = running.into_iter().find(|l| l.record.as_ref().is_some_and(|r| r.network == network_name));
+    if lab.as_ref().and_then(|l| l.record.as_ref()).is_some_and(|r| r.host_bridge) {
+        return Err(Error::usage(format!(
+            "the lab on {network_name} runs on a bridge of the host's, not a libvirt network, and `vm new` makes VMs on networks only; start that lab with --vms N for more VMs"
+        )));
+    }
     let joins_lab = lab.is_some();
     let libvirt = Libvirt::connect(&request.uri).await?;
     let choice = super::choose_accel(&libvirt, super::libvirt_is_here(&libvirt).await, request.shape.accel).await;

@@ -275,6 +275,7 @@ fn lab_record(request: &UpRequest, iso_path: &Path, prepared: &Prepared, segment
         },
         network: segment.name().to_string(),
         bridge: segment.bridge(),
+        host_bridge: matches!(segment, Segment::Bridge { .. }),
         server_ip: server_ip.to_string(),
         subnet: segment.subnet().map(|s| s.to_string()),
         tftp: String::new(),
