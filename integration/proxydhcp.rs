@@ -215,6 +215,11 @@ impl SiteLan {
     /// udhcpc in the client namespace, `extra` added; returns its output
     /// and what a capture on the client's link saw from pxelab's address.
     fn udhcpc(&self, extra: &[&str]) -> (String, Vec<String>) {
+        self.udhcpc_hearing(extra, &format!("{}.1", self.subnet))
+    }
+
+    /// [`udhcpc`](Self::udhcpc), keeping what came from `server`'s port 67.
+    fn udhcpc_hearing(&self, extra: &[&str], server: &str) -> (String, Vec<String>) {
         let pcap = self.dir.path().join(format!("capture{}.pcap", common::net::NEXT.fetch_add(1, std::sync::atomic::Ordering::SeqCst)));
         let mut capture = std::process::Command::new("ip")
             .args(["netns", "exec", &self.client_ns, "tcpdump", "-i", "eth0", "-n", "-U", "-w", pcap.to_str().unwrap(), "udp port 67 or udp port 68"])
@@ -232,7 +237,7 @@ impl SiteLan {
         let _ = capture.wait();
         let read = sh(&["tcpdump", "-r", pcap.to_str().unwrap(), "-n", "-v"]);
         let text = String::from_utf8_lossy(&read.stdout).into_owned();
-        let from_pxelab = text.lines().filter(|l| l.contains(&format!("{}.1.67 >", self.subnet))).map(str::to_string).collect();
+        let from_pxelab = text.lines().filter(|l| l.contains(&format!("{server}.67 >"))).map(str::to_string).collect();
         (String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr), from_pxelab)
     }
 }
@@ -358,7 +363,8 @@ fn doctor_sees_the_proxys_answers_and_another_proxy_on_the_segment() {
 }
 
 /// `serve --proxy-dhcp`: the servers and the proxy, no libvirt; the
-/// interface is the one holding --bind, and each answer is a JSON line.
+/// interface is the one holding --bind, each answer is a JSON line, and a
+/// PXE client on another bridge hears nothing.
 #[test]
 fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
     let mut lan = SiteLan::new();
@@ -388,6 +394,13 @@ fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
     assert_eq!(&ack[16..20], &[0, 0, 0, 0], "no address");
     assert!(ack[240..].windows(3).any(|w| w == [53, 1, 5]), "a DHCPACK");
     assert!(ack[108..236].starts_with(b"pxelinux.0\0"), "the BIOS boot file: {:?}", &ack[108..140]);
+    // Nothing leaves the chosen interface: a PXE client on another bridge of
+    // this host, with its own DHCP server, hears nothing from pxelab.
+    let mut elsewhere = SiteLan::new();
+    elsewhere.start_site_dhcp();
+    let (lease, heard) = elsewhere.udhcpc_hearing(&["-V", "PXEClient:Arch:00000:UNDI:002001", "-x", "93:0000"], &bind);
+    assert!(lease.contains("obtained from"), "{lease}");
+    assert!(heard.is_empty(), "pxelab answered on another interface: {heard:?}");
     let _ = serve.kill();
     let _ = serve.wait();
     let answered: Vec<serde_json::Value> =
@@ -491,4 +504,30 @@ fn bad_proxy_input_is_refused_in_one_line_before_anything_starts() {
     }
     let labs = state.path().join("labs");
     assert!(!labs.exists() || labs.read_dir().unwrap().all(|d| !d.unwrap().path().join("lab.json").exists()), "a lab was left");
+}
+
+/// An installer for another architecture (a Debian arm64 layout) is
+/// refused by `up` before anything changes, while ARM64 guests are not
+/// built: exit 3, one line, the network as it was.
+#[test]
+fn an_arm64_installer_is_refused_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("install.a64")).unwrap();
+    std::fs::write(tree.join("install.a64/vmlinuz"), b"arm64 kernel").unwrap();
+    std::fs::write(tree.join("install.a64/initrd.gz"), b"arm64 initrd").unwrap();
+    let iso = dir.path().join("debian-arm64.iso");
+    sh_ok(&["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "DEBIAN_ARM64", "-o", iso.to_str().unwrap(), tree.to_str().unwrap()]);
+    let net = TestNet::with_dhcp();
+    let inactive = net.inactive_xml();
+    for proxy in [&[][..], &["--proxy-dhcp"][..]] {
+        let mut args = vec!["up", "--iso", iso.to_str().unwrap(), "--network", &net.name];
+        args.extend_from_slice(proxy);
+        let out = net.pxelab(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{stderr}");
+        assert!(stderr.contains("an installer for arm64") && stderr.contains("x86-64 only"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        net.assert_restored(&inactive, "after the refusal");
+    }
 }

@@ -115,6 +115,7 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     .await?;
     tracing::debug!("{} detected: kernel {}, initrd {}", prepared.distro.name, prepared.distro.kernel, prepared.distro.initrd);
     let answer = load_answer(request, &prepared.distro, server_ip, http_base.as_deref()).await?;
+    check_arch(request, &prepared.distro, &iso_path)?;
     check_firmware(request, &prepared.tree, located.site, &iso_path)?;
     let cdrom = cdrom(request, &prepared.distro, http_port, &iso_path)?;
     let accel = crate::lab::choose_accel(libvirt, located.libvirt_here, request.shape.accel).await;
@@ -213,6 +214,20 @@ fn cdrom(request: &UpRequest, distro: &Distro, http_port: Option<u16>, iso_path:
         return Ok(None);
     }
     Ok(iso_path.file_name().map(|n| crate::iso::url_segment(&n.to_string_lossy())))
+}
+
+/// The lab's VMs are x86-64: an installer the ISO says is for another
+/// architecture is refused before anything changes, not handed to a
+/// firmware that cannot run it. Serving it (`--no-vm`) is still allowed.
+fn check_arch(request: &UpRequest, distro: &Distro, iso_path: &Path) -> Result<()> {
+    let Some(arch) = distro.arch.as_deref() else { return Ok(()) };
+    if request.vms == 0 || matches!(arch, "x86_64" | "amd64" | "i386" | "i686" | "x86") {
+        return Ok(());
+    }
+    Err(Error::bad_input(format!(
+        "{} holds an installer for {arch}, and pxelab's VMs are x86-64 only (ARM64 guests are not built yet); use an x86-64 ISO, or --no-vm to serve it to machines of that architecture",
+        iso_path.display()
+    )))
 }
 
 /// Secure Boot needs the ISO's own signed chain; UEFI on this host needs OVMF.
