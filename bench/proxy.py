@@ -15,7 +15,6 @@ address for 3 s before it offers it. BENCH_NOPING=1 gives the bench network
 Usage: bench/proxy.py [REPS]   (root, libvirtd running; after `make build fixtures`)
 """
 import os
-import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -49,12 +48,7 @@ def main():
     print()
     print(f"busybox fixture to its installer marker, TCG, 1 vCPU, 512 MiB, {reps} runs each, medians; "
           f"network STP {stp}, dnsmasq {'with no-ping of its own' if noping else 'as libvirt makes it (pings)'}:")
-    print()
-    print("| configuration | to installer s | dhcp s | bootloader s | kernel s |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    for name, runs in results.items():
-        med = lambda key: statistics.median(r[1].get(key, float("nan")) for r in runs)  # noqa: E731
-        print(f"| {name} | {statistics.median(r[0] for r in runs):.1f} | {med('dhcp'):.1f} | {med('bootloader'):.1f} | {med('kernel'):.1f} |")
+    savings.table(results)
 
 
 if __name__ == "__main__":

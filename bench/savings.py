@@ -80,6 +80,11 @@ def main():
         benchnet.remove_network(NET)
     print()
     print(f"busybox fixture to its installer marker, TCG, 1 vCPU, 512 MiB, {reps} runs each, medians:")
+    table(results)
+
+
+def table(results):
+    """The medians of each configuration's runs, as a Markdown table."""
     print()
     print("| configuration | to installer s | dhcp s | bootloader s | kernel s |")
     print("| --- | ---: | ---: | ---: | ---: |")

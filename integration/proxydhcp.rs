@@ -369,15 +369,8 @@ fn doctor_sees_the_proxys_answers_and_another_proxy_on_the_segment() {
 fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
     let mut lan = SiteLan::new();
     lan.start_site_dhcp();
-    let iso = fixture("centos-busybox.iso");
     let bind = format!("{}.1", lan.subnet);
-    let mut serve = common::pxelab()
-        .args(["--json", "serve", "--proxy-dhcp", "--bind", &bind, "--http-port", "0", "--ftp-port", "0", "--iso", iso.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stdout.take().unwrap()));
+    let (mut serve, mut lines) = serve_proxy(&bind);
     let ready: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(ready["proxy_dhcp"], lan.bridge.as_str(), "{ready}");
     let (_, heard) = lan.udhcpc(&["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "93:0007"]);
@@ -430,15 +423,8 @@ fn boot_server_request() -> Vec<u8> {
 fn a_flood_of_discovers_is_answered_at_the_proxys_rate_in_bounded_memory() {
     let mut lan = SiteLan::new();
     lan.start_site_dhcp();
-    let iso = fixture("centos-busybox.iso");
     let bind = format!("{}.1", lan.subnet);
-    let mut serve = common::pxelab()
-        .args(["--json", "serve", "--proxy-dhcp", "--bind", &bind, "--http-port", "0", "--ftp-port", "0", "--iso", iso.to_str().unwrap()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stdout.take().unwrap()));
+    let (mut serve, mut lines) = serve_proxy(&bind);
     lines.next().unwrap().unwrap();
     let rss_before = common::proc_status_kib(serve.id(), "VmRSS");
     let flood = r#"
@@ -530,4 +516,17 @@ fn an_arm64_installer_is_refused_before_any_change() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         net.assert_restored(&inactive, "after the refusal");
     }
+}
+
+/// `serve --json --proxy-dhcp --bind BIND` on the busybox fixture, and its output's lines.
+fn serve_proxy(bind: &str) -> (std::process::Child, std::io::Lines<std::io::BufReader<std::process::ChildStdout>>) {
+    let iso = fixture("centos-busybox.iso");
+    let mut serve = common::pxelab()
+        .args(["--json", "serve", "--proxy-dhcp", "--bind", bind, "--http-port", "0", "--ftp-port", "0", "--iso", iso.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stdout.take().unwrap()));
+    (serve, lines)
 }
