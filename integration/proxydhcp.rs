@@ -399,7 +399,7 @@ fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
     let answered: Vec<serde_json::Value> =
         lines.map_while(|l| l.ok()).filter_map(|l| serde_json::from_str(&l).ok()).filter(|e: &serde_json::Value| e["proxy"] == "answered").collect();
     assert!(!answered.is_empty(), "no answered event");
-    assert_eq!(answered[0]["kind"], "uefi", "{answered:?}");
+    assert_eq!((&answered[0]["kind"], &answered[0]["port"]), (&"uefi".into(), &"dhcp".into()), "{answered:?}");
     assert!(answered[0]["file"].as_str().unwrap().ends_with(".EFI") || answered[0]["file"].as_str().unwrap().ends_with(".efi"), "{answered:?}");
 }
 

@@ -39,6 +39,7 @@ pub struct BootFiles {
 
 /// Where a request came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Port {
     /// UDP 67, broadcast: DHCPDISCOVER.
     Dhcp,
