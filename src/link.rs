@@ -128,6 +128,23 @@ impl PacketSocket {
     }
 }
 
+/// The Internet checksum (RFC 1071) over `parts` taken one after another
+/// as 16-bit words, each part's odd last byte padded with a zero: what the
+/// IPv4 header, UDP and ICMPv6 each carry. A message summed with its
+/// checksum in place gives 0.
+pub fn checksum(parts: &[&[u8]]) -> u16 {
+    let mut sum: u32 = 0;
+    for part in parts {
+        for pair in part.chunks(2) {
+            sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
+        }
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
 /// The interface's index; an error naming it when there is none.
 pub fn index_of(interface: &str) -> io::Result<i32> {
     let name = CString::new(interface).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name has a NUL"))?;

@@ -75,22 +75,7 @@ pub fn link_local(mac: [u8; 6]) -> [u8; 16] {
 
 /// The ICMPv6 checksum (RFC 4443) over the pseudo-header and `message`.
 pub fn checksum(src: &[u8; 16], dst: &[u8; 16], message: &[u8]) -> u16 {
-    let mut sum: u32 = 0;
-    let mut add = |bytes: &[u8]| {
-        for pair in bytes.chunks(2) {
-            let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
-            sum += u32::from(word);
-        }
-    };
-    add(src);
-    add(dst);
-    add(&(message.len() as u32).to_be_bytes());
-    add(&[0, 0, 0, 58]);
-    add(message);
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    link::checksum(&[src, dst, &(message.len() as u32).to_be_bytes(), &[0, 0, 0, 58], message])
 }
 
 /// Whether an Ethernet frame is an IPv6 router solicitation (ICMPv6 133

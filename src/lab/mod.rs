@@ -25,6 +25,7 @@ pub mod journal;
 pub(crate) mod labs;
 mod net;
 pub mod progress;
+mod proxy;
 pub mod record;
 mod serve;
 mod undo;

@@ -210,14 +210,21 @@ pub(crate) fn check_patchable(state: &NetworkState) -> Result<IpAddr> {
             state.name
         )));
     }
-    if let Some(root) = state.parsed.tftp_root() {
-        return Err(Error::environment(format!(
-            "network {:?} has <tftp root='{root}'/>: libvirt's dnsmasq then answers TFTP on UDP 69 itself, and pxelab's TFTP server cannot; remove the <tftp> element (virsh net-edit {}) and try again",
-            state.name, state.name
-        )));
-    }
+    check_no_tftp(state)?;
     let dhcp4 = state.parsed.dhcp4().ok_or_else(|| Error::from(VirtError::Xml(netxml::XmlError::NoIpv4Dhcp { network: state.name.clone() })))?;
     Ok(dhcp4.address)
+}
+
+/// A network whose dnsmasq serves TFTP holds UDP 69 on its address, where
+/// pxelab's TFTP server must listen (the patch and proxy DHCP alike).
+pub(crate) fn check_no_tftp(state: &NetworkState) -> Result<()> {
+    match state.parsed.tftp_root() {
+        Some(root) => Err(Error::environment(format!(
+            "network {:?} has <tftp root='{root}'/>: libvirt's dnsmasq then answers TFTP on UDP 69 itself, and pxelab's TFTP server cannot; remove the <tftp> element (virsh net-edit {}) and try again",
+            state.name, state.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Restarting a network unplugs its running guests: only with `force`.

@@ -101,13 +101,12 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
             ..Limits::default()
         },
     };
-    let proxy_plan = request.proxy_dhcp.as_ref().map(|i| proxy_files(request.bind, i.as_deref(), &prepared.tree, http_base.clone())).transpose()?;
+    let proxy_plan = request.proxy_dhcp.as_ref().map(|i| proxy_files(request.bind, i.as_deref(), &prepared.tree, http_base.as_deref())).transpose()?;
     tracing::debug!("starting the servers on {}", request.bind);
-    let tree = Arc::new(prepared.tree);
-    let servers = Servers::start(tree, config).await.map_err(|e| server_error(e, &SERVE_FLAGS))?;
+    let servers = Servers::start(Arc::new(prepared.tree), config).await.map_err(|e| server_error(e, &SERVE_FLAGS))?;
     let mut events = servers.subscribe();
     let proxy = match proxy_plan {
-        Some((interface, files)) => Some(start_proxy(interface, files).await?),
+        Some((interface, files)) => Some(super::proxy::start(&interface, files).await?),
         None => None,
     };
     let mut proxy_events = proxy.as_ref().map(ProxyDhcp::subscribe);
@@ -146,7 +145,7 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
 
 /// `--proxy-dhcp`'s interface (given, or the one holding `bind`) and what
 /// it sends each kind of client: the files `dhcp-config` would name.
-fn proxy_files(bind: IpAddr, interface: Option<&str>, tree: &crate::boot::BootTree, http_base: Option<String>) -> Result<(String, BootFiles)> {
+fn proxy_files(bind: IpAddr, interface: Option<&str>, tree: &crate::boot::BootTree, http_base: Option<&str>) -> Result<(String, BootFiles)> {
     let IpAddr::V4(server) = bind else {
         return Err(Error::bad_input(format!("--proxy-dhcp: PXE clients need an IPv4 server; --bind {bind} is IPv6")));
     };
@@ -159,25 +158,7 @@ fn proxy_files(bind: IpAddr, interface: Option<&str>, tree: &crate::boot::BootTr
     if !crate::link::ipv4_of(&interface).map_err(|e| Error::environment(format!("cannot read this host's addresses: {e}")))?.iter().any(|(a, _)| *a == server) {
         return Err(Error::bad_input(format!("--bind {server} is not an address of --interface {interface}: PXE clients there would be sent to an address they may not reach; bind to {interface}'s own address")));
     }
-    let files = BootFiles {
-        server,
-        bios: "pxelinux.0".into(),
-        uefi: tree.uefi().map(|l| l.boot_file()),
-        ipxe: http_base.map(|b| format!("{b}/{}", crate::boot::IPXE_SCRIPT)),
-    };
-    Ok((interface, files))
-}
-
-async fn start_proxy(interface: String, files: BootFiles) -> Result<ProxyDhcp> {
-    crate::blocking::run({
-        let interface = interface.clone();
-        move || ProxyDhcp::start(&interface, files)
-    })
-    .await
-    .map_err(|e| match e.kind() {
-        std::io::ErrorKind::PermissionDenied => Error::environment(format!("--proxy-dhcp needs root (CAP_NET_RAW) to hear DHCP on {interface}: {e}")),
-        _ => Error::environment(format!("cannot start proxy DHCP on {interface}: {e}")),
-    })
+    Ok((interface, super::proxy::boot_files(server, tree, http_base)))
 }
 
 /// The proxy's next event; pending for ever when there is no proxy.

@@ -76,7 +76,7 @@ pub fn build(ends: &Ends, payload: &[u8]) -> Vec<u8> {
     ip[2..4].copy_from_slice(&(total as u16).to_be_bytes());
     ip[12..16].copy_from_slice(&ends.src.0.octets());
     ip[16..20].copy_from_slice(&ends.dst.0.octets());
-    let sum = !fold(sum16(&ip, 0));
+    let sum = crate::link::checksum(&[&ip]);
     ip[10..12].copy_from_slice(&sum.to_be_bytes());
     out.extend_from_slice(&ip);
 
@@ -86,33 +86,14 @@ pub fn build(ends: &Ends, payload: &[u8]) -> Vec<u8> {
     udp.extend_from_slice(&(udp_len as u16).to_be_bytes());
     udp.extend_from_slice(&[0, 0]);
     udp.extend_from_slice(payload);
-    let mut pseudo = Vec::with_capacity(12);
-    pseudo.extend_from_slice(&ends.src.0.octets());
-    pseudo.extend_from_slice(&ends.dst.0.octets());
-    pseudo.extend_from_slice(&[0, IP_UDP]);
-    pseudo.extend_from_slice(&(udp_len as u16).to_be_bytes());
-    let sum = match !fold(sum16(&udp, sum16(&pseudo, 0))) {
+    let pseudo = [&ends.src.0.octets()[..], &ends.dst.0.octets(), &[0, IP_UDP], &(udp_len as u16).to_be_bytes()].concat();
+    let sum = match crate::link::checksum(&[&pseudo, &udp]) {
         0 => 0xffff, // 0 would mean "no checksum" (RFC 768)
         s => s,
     };
     udp[6..8].copy_from_slice(&sum.to_be_bytes());
     out.extend_from_slice(&udp);
     out
-}
-
-/// The ones' complement sum of `bytes` as 16-bit words, added to `sum`.
-fn sum16(bytes: &[u8], mut sum: u32) -> u32 {
-    for pair in bytes.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum as u16
 }
 
 /// The classic BPF program the packet socket runs in the kernel, so that
@@ -153,12 +134,12 @@ mod tests {
         assert_eq!((d.src_ip, d.src_port), (Ipv4Addr::new(10, 0, 0, 1), 67));
         assert_eq!((d.dst_ip, d.dst_port), (Ipv4Addr::BROADCAST, 68));
         assert_eq!(d.payload, b"hello dhcp");
-        // Summing a header with its checksum in place gives 0xffff.
-        assert_eq!(fold(sum16(&frame[14..34], 0)), 0xffff, "IPv4 header checksum");
+        // Summing a header with its checksum in place gives 0.
+        assert_eq!(crate::link::checksum(&[&frame[14..34]]), 0, "IPv4 header checksum");
         let udp = &frame[34..];
         let mut pseudo = vec![10, 0, 0, 1, 255, 255, 255, 255, 0, 17];
         pseudo.extend_from_slice(&(udp.len() as u16).to_be_bytes());
-        assert_eq!(fold(sum16(udp, sum16(&pseudo, 0))), 0xffff, "UDP checksum");
+        assert_eq!(crate::link::checksum(&[&pseudo, udp]), 0, "UDP checksum");
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use super::segment::Segment;
 use super::site::Site;
 use super::Lab;
-use crate::boot::{self, BootTree};
+use crate::boot::BootTree;
 use crate::error::{Error, Result};
 use crate::lab::event::{EventSink, LabEvent};
 use crate::lab::record::ProxyRecord;
@@ -32,12 +32,7 @@ pub(super) struct ProxyPlan {
 /// proxy hands out no addresses) and an IPv4 address to serve from.
 /// Returns that address. Unlike the patch, a transient network will do.
 pub(super) fn check_proxyable(net: &NetworkState) -> Result<IpAddr> {
-    if let Some(root) = net.parsed.tftp_root() {
-        return Err(Error::environment(format!(
-            "network {:?} has <tftp root='{root}'/>: libvirt's dnsmasq then answers TFTP on UDP 69 itself, and pxelab's TFTP server cannot; remove the <tftp> element (virsh net-edit {}) and try again",
-            net.name, net.name
-        )));
-    }
+    crate::lab::net::check_no_tftp(net)?;
     let Some(ipv4) = net.parsed.ipv4() else {
         return Err(Error::environment(format!(
             "network {:?} has no IPv4 address: pxelab serves PXE clients over IPv4; give it an <ip address=…> with <dhcp>",
@@ -70,15 +65,7 @@ pub(super) fn proxy_plan(segment: &Segment, server_ip: IpAddr, tree: &BootTree, 
         IpAddr::V6(v6) => return Err(Error::bad_input(format!("--server-ip {v6}: PXE needs an IPv4 address"))),
     };
     check_interface(&interface, server)?;
-    Ok(ProxyPlan {
-        interface,
-        files: BootFiles {
-            server,
-            bios: "pxelinux.0".into(),
-            uefi: tree.uefi().map(|l| l.boot_file()),
-            ipxe: http_base.map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)),
-        },
-    })
+    Ok(ProxyPlan { files: crate::lab::proxy::boot_files(server, tree, http_base), interface })
 }
 
 /// The interface exists here and holds the server address: the proxy's
@@ -101,15 +88,10 @@ fn check_interface(interface: &str, server: Ipv4Addr) -> Result<()> {
 impl Lab {
     /// Starts answering PXE clients; the network stays as it is.
     pub(super) async fn start_proxy(&mut self, plan: &ProxyPlan, report: EventSink<'_>) -> Result<()> {
-        let proxy = crate::blocking::run({
-            let (interface, files) = (plan.interface.clone(), plan.files.clone());
-            move || ProxyDhcp::start(&interface, files)
-        })
-        .await
-        .map_err(|e| Error::environment(format!("cannot start proxy DHCP on {}: {e}", plan.interface)))?;
+        let proxy = crate::lab::proxy::start(&plan.interface, plan.files.clone()).await?;
         self.proxy_events = Some(proxy.subscribe());
         self.proxy = Some(proxy);
-        self.record.proxy_dhcp = Some(ProxyRecord { interface: plan.interface.clone(), ..ProxyRecord::default() });
+        // `save` writes the proxy's record (`proxy_record`).
         self.save().await;
         let ipxe = plan.files.ipxe.as_deref().map(|s| format!(", iPXE clients {s}")).unwrap_or_default();
         report(&LabEvent::Step {
