@@ -530,3 +530,21 @@ fn serve_proxy(bind: &str) -> (std::process::Child, std::io::Lines<std::io::BufR
     let lines = std::io::BufRead::lines(std::io::BufReader::new(serve.stdout.take().unwrap()));
     (serve, lines)
 }
+
+/// A stopped network is refused by `up --proxy-dhcp`, which neither starts
+/// nor changes it: exit 4, one line with the command that starts it, the
+/// network still stopped and as it was.
+#[test]
+fn a_stopped_network_is_refused_with_how_to_start_it() {
+    let net = TestNet::with_dhcp();
+    common::net::virsh_ok(&["net-destroy", &net.name]);
+    let inactive = net.inactive_xml();
+    let iso = fixture("centos-busybox.iso");
+    let out = net.pxelab(&["up", "--proxy-dhcp", "--no-vm", "--iso", iso.to_str().unwrap(), "--network", &net.name]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("is not running") && stderr.contains(&format!("virsh net-start {}", net.name)), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert_eq!(net.inactive_xml(), inactive);
+    assert!(!common::net::virsh_ok(&["net-info", &net.name]).lines().any(|l| l.starts_with("Active:") && l.ends_with("yes")), "the network was started");
+}

@@ -28,10 +28,17 @@ pub(super) struct ProxyPlan {
     pub files: BootFiles,
 }
 
-/// What a network needs for proxy DHCP: a DHCP server of its own (the
+/// What a network needs for proxy DHCP: to be running (the proxy starts
+/// nothing, and its bridge exists only then), a DHCP server of its own (the
 /// proxy hands out no addresses) and an IPv4 address to serve from.
 /// Returns that address. Unlike the patch, a transient network will do.
 pub(super) fn check_proxyable(net: &NetworkState) -> Result<IpAddr> {
+    if !net.active {
+        return Err(Error::environment(format!(
+            "network {:?} is not running, and --proxy-dhcp neither starts nor changes it; start it with `virsh net-start {}`, or drop --proxy-dhcp so pxelab patches and starts it",
+            net.name, net.name
+        )));
+    }
     crate::lab::net::check_no_tftp(net)?;
     let Some(ipv4) = net.parsed.ipv4() else {
         return Err(Error::environment(format!(
@@ -68,12 +75,10 @@ pub(super) fn proxy_plan(segment: &Segment, server_ip: IpAddr, tree: &BootTree, 
     Ok(ProxyPlan { files: crate::lab::proxy::boot_files(server, tree, http_base), interface })
 }
 
-/// The interface exists here and holds the server address: the proxy's
-/// answers name that address, and its 4011 listener binds it.
+/// The interface holds the server address: the proxy's answers name that
+/// address, and its 4011 listener binds it. (The interface exists: a host
+/// bridge was looked up in `segment.rs`, a network's bridge runs.)
 fn check_interface(interface: &str, server: Ipv4Addr) -> Result<()> {
-    if crate::link::index_of(interface).is_err() {
-        return Err(Error::bad_input(format!("--interface {interface}: there is no such network interface on this host; `ip -br link` lists them")));
-    }
     let addresses = crate::link::ipv4_of(interface).map_err(|e| Error::environment(format!("cannot read the addresses of this host's interfaces: {e}")))?;
     if !addresses.iter().any(|(a, _)| *a == server) {
         let has = addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect::<Vec<_>>().join(", ");
