@@ -110,7 +110,8 @@ pub fn down_text(report: &lab::DownReport) -> String {
 /// `pxelab serve` once it listens.
 pub fn serve_ready_text(ready: &lab::Ready) -> String {
     let http = ready.http.as_deref().map(|h| format!(", HTTP {h}")).unwrap_or_default();
-    format!("pxelab: serving {} (TFTP {}, FTP {}{http}); kernel args: {}; Ctrl-C to stop\n", ready.iso, ready.tftp, ready.ftp, ready.kernel_args)
+    let proxy = ready.proxy_dhcp.as_deref().map(|i| format!(", proxy DHCP on {i}")).unwrap_or_default();
+    format!("pxelab: serving {} (TFTP {}, FTP {}{http}{proxy}); kernel args: {}; Ctrl-C to stop\n", ready.iso, ready.tftp, ready.ftp, ready.kernel_args)
 }
 
 /// `pxelab vm new` as text.
@@ -171,4 +172,30 @@ pub fn net_restore_text(report: &lab::NetRestoreReport) -> String {
 /// `pxelab up --detach` once the lab runs.
 pub fn detached_text(detached: &lab::Detached) -> String {
     format!("lab running in the background (pid {}, log {}); `pxelab status` to follow, `pxelab down` to stop\n", detached.pid, detached.log.display())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_says_where_it_answers_proxy_dhcp() {
+        let mut ready = lab::Ready {
+            event: "ready",
+            tftp: "10.0.0.1:69".into(),
+            ftp: "10.0.0.1:21".into(),
+            http: Some("10.0.0.1:80".into()),
+            iso: "a.iso".into(),
+            kernel: "k".into(),
+            initrd: "i".into(),
+            kernel_args: "inst.repo=http://10.0.0.1/iso/".into(),
+            proxy_dhcp: None,
+        };
+        assert_eq!(
+            serve_ready_text(&ready),
+            "pxelab: serving a.iso (TFTP 10.0.0.1:69, FTP 10.0.0.1:21, HTTP 10.0.0.1:80); kernel args: inst.repo=http://10.0.0.1/iso/; Ctrl-C to stop\n"
+        );
+        ready.proxy_dhcp = Some("br0".into());
+        assert!(serve_ready_text(&ready).contains("HTTP 10.0.0.1:80, proxy DHCP on br0); kernel args"), "{}", serve_ready_text(&ready));
+    }
 }
