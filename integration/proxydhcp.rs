@@ -21,32 +21,7 @@ fn vms_on_an_unpatched_libvirt_network_boot_through_the_proxy() {
     let net = TestNet::with_dhcp();
     let (inactive, live) = (net.inactive_xml(), without_connections(&net.live_xml()));
     let iso = fixture("centos-busybox.iso");
-    let child = net
-        .pxelab_command(&[
-            "--json",
-            "up",
-            "--proxy-dhcp",
-            "--iso",
-            iso.to_str().unwrap(),
-            "--network",
-            &net.name,
-            "--firmware",
-            "both",
-            "--memory",
-            "512",
-            "--vcpus",
-            "1",
-            "--disk-size",
-            "1",
-            "--expect",
-            "PXELAB-STAGE: installer ready",
-            "--timeout",
-            "400",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = net.pxelab_command(&proxy_lab_to_installer(&net, &iso, &["--firmware", "both"])).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // Its output is read by a thread (a full pipe would stop the lab); the
     // XML, read throughout the lab: never a byte changed.
     let lab = std::thread::spawn(move || child.wait_with_output().unwrap());
@@ -85,6 +60,15 @@ fn vms_on_an_unpatched_libvirt_network_boot_through_the_proxy() {
     net.assert_restored(&inactive, "after the proxy lab");
 }
 
+/// `up --proxy-dhcp` on `net` with `iso`, one small VM per firmware in
+/// `firmware`, to the busybox installer's marker.
+fn proxy_lab_to_installer<'a>(net: &'a TestNet, iso: &'a std::path::Path, firmware: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["--json", "up", "--proxy-dhcp", "--iso", iso.to_str().unwrap(), "--network", &net.name];
+    args.extend_from_slice(firmware);
+    args.extend_from_slice(&["--memory", "512", "--vcpus", "1", "--disk-size", "1", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"]);
+    args
+}
+
 /// The live XML without libvirt's count of attached guests
 /// (`<network connections='2'>`): the VMs change it, not pxelab.
 fn without_connections(xml: &str) -> String {
@@ -99,28 +83,7 @@ fn a_secure_boot_vm_boots_the_signed_chain_through_the_proxy() {
     let net = TestNet::with_dhcp();
     let inactive = net.inactive_xml();
     let iso = fixture("centos-busybox.iso");
-    let out = net.pxelab(&[
-        "--json",
-        "up",
-        "--proxy-dhcp",
-        "--iso",
-        iso.to_str().unwrap(),
-        "--network",
-        &net.name,
-        "--firmware",
-        "uefi",
-        "--secure-boot",
-        "--memory",
-        "512",
-        "--vcpus",
-        "1",
-        "--disk-size",
-        "1",
-        "--expect",
-        "PXELAB-STAGE: installer ready",
-        "--timeout",
-        "400",
-    ]);
+    let out = net.pxelab(&proxy_lab_to_installer(&net, &iso, &["--firmware", "uefi", "--secure-boot"]));
     let events = events(&out);
     assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
     let answered: Vec<&str> =
