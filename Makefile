@@ -69,8 +69,9 @@ deb: man completions
 FIXTURE_CACHE ?= /var/cache/pxelab-fixtures
 fixtures: $(FIXTURES)/.stamp $(FIXTURES)/.real.stamp
 
-$(FIXTURES)/.stamp: fixtures/build.sh fixtures/init.sh fixtures/udhcpc.sh
+$(FIXTURES)/.stamp: fixtures/build.sh fixtures/arm64.sh fixtures/init.sh fixtures/udhcpc.sh
 	bash fixtures/build.sh $(FIXTURES)
+	bash fixtures/arm64.sh $(FIXTURES)
 	touch $@
 
 $(FIXTURES)/.real.stamp: fixtures/fai.sh fixtures/live.sh

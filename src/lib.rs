@@ -12,11 +12,13 @@
 //! - [`proxydhcp`]: proxy DHCP: boot information for PXE clients, beside a DHCP server pxelab leaves alone.
 //! - [`link`]: packet sockets bound to one interface (what `ra` and `proxydhcp` send), and the interface's addresses.
 //! - [`ra`]: the bare IPv6 router advertisement that ends iPXE's IPv6 wait, on the lab's bridge only.
+//! - [`arch`]: the guest architectures (x86-64, ARM64) and what each means to DHCP, the boot tree and libvirt.
 //! - [`blocking`]: where blocking host work runs (the rule beside `Libvirt::call`).
 //! - [`lab`]: ties the parts together for each verb; the only caller of the parts.
 //! - [`cli`]: the command line.
 
 pub mod answer;
+pub mod arch;
 pub mod blocking;
 pub mod boot;
 pub mod cli;

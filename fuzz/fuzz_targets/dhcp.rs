@@ -8,6 +8,7 @@
 use std::net::Ipv4Addr;
 
 use libfuzzer_sys::fuzz_target;
+use pxelab::arch::Arch;
 use pxelab::proxydhcp::message::{opt, Message};
 use pxelab::proxydhcp::reply::{answer, BootFiles, Port};
 
@@ -15,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let files = BootFiles {
         server: Ipv4Addr::new(10, 0, 0, 1),
         bios: "pxelinux.0".into(),
-        uefi: Some("iso/EFI/BOOT/BOOTX64.EFI".into()),
+        uefi: vec![(Arch::X86_64, "iso/EFI/BOOT/BOOTX64.EFI".into()), (Arch::Aarch64, "iso/EFI/BOOT/BOOTAA64.EFI".into())],
         ipxe: Some("http://10.0.0.1/boot.ipxe".into()),
     };
     // As a whole frame (the packet socket's view), then as a bare message (UDP 4011's).

@@ -29,6 +29,7 @@ use std::sync::{Arc, RwLock};
 pub use menu::{BootAction, BootEntry, DefaultEntry, Menu, MenuError, Ui};
 pub use uefi::UefiLoader;
 
+use crate::arch::Arch;
 use crate::iso::{Distro, IsoFile, IsoIndex, NodeKind};
 use crate::mac::MacAddr;
 
@@ -150,8 +151,9 @@ pub struct BootTree {
     /// Per-VM files (`pxelinux.cfg/01-<mac>`, `mac/<mac>.ipxe`,
     /// `…/grub.cfg-01-<mac>`), added while the servers run as the lab makes VMs.
     per_vm: RwLock<BTreeMap<String, Arc<[u8]>>>,
-    /// What UEFI clients that are not iPXE get (see `uefi.rs`).
-    uefi: Option<UefiLoader>,
+    /// What UEFI clients that are not iPXE get (see `uefi.rs`), at most one
+    /// loader per architecture.
+    uefi: Vec<UefiLoader>,
 }
 
 #[derive(Debug)]
@@ -194,23 +196,29 @@ impl BootTree {
             ipxe: None,
             ipxe_parts: None,
         };
-        BootTree { iso, memory, menu, at_once, per_vm: RwLock::new(BTreeMap::new()), uefi: None }
+        BootTree { iso, memory, menu, at_once, per_vm: RwLock::new(BTreeMap::new()), uefi: Vec::new() }
     }
 
-    /// Serves `loader` to UEFI clients that are not iPXE (the host's pair
+    /// Serves `loader` to UEFI clients of its architecture that are not
+    /// iPXE, in place of any loader given before for it (the host's pair
     /// from memory; the ISO's in place).
     pub fn with_uefi(mut self, loader: UefiLoader) -> BootTree {
-        if let UefiLoader::Host { shim, grub } = &loader {
-            self.memory.insert(uefi::HOST_SHIM_PATH.into(), Arc::from(shim.as_slice()));
-            self.memory.insert(uefi::HOST_GRUB_PATH.into(), Arc::from(grub.as_slice()));
+        for (path, bytes) in loader.host_files().into_iter().flatten() {
+            self.memory.insert(path.into(), Arc::from(bytes));
         }
-        self.uefi = Some(loader);
+        self.uefi.retain(|l| l.arch() != loader.arch());
+        self.uefi.push(loader);
         self
     }
 
-    /// The shim and GRUB for UEFI clients, if the tree has them.
-    pub fn uefi(&self) -> Option<&UefiLoader> {
-        self.uefi.as_ref()
+    /// The shim and GRUB for `arch`'s UEFI clients, if the tree has them.
+    pub fn uefi(&self, arch: Arch) -> Option<&UefiLoader> {
+        self.uefi.iter().find(|l| l.arch() == arch)
+    }
+
+    /// Every architecture's shim and GRUB the tree has.
+    pub fn uefi_loaders(&self) -> &[UefiLoader] {
+        &self.uefi
     }
 
     pub fn menu(&self) -> &Menu {

@@ -26,63 +26,132 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 use super::menu::{BootAction, Menu};
+use crate::arch::Arch;
 use crate::iso::IsoIndex;
 
 /// Where GRUBs look for `grub.cfg` when netbooted (see the module docs).
-pub const GRUB_PREFIXES: [&str; 4] = ["grub", "boot/grub", "debian-installer/amd64/grub", "EFI/BOOT"];
+pub const GRUB_PREFIXES: [&str; 5] = ["grub", "boot/grub", "debian-installer/amd64/grub", "debian-installer/arm64/grub", "EFI/BOOT"];
 
-/// The host's signed shim and network GRUB (Debian's packages).
+/// The host's signed shim and network GRUB for x86-64 (Debian's packages).
 pub const HOST_SHIM: &str = "/usr/lib/shim/shimx64.efi.signed";
 pub const HOST_GRUB: &str = "/usr/lib/grub/x86_64-efi-signed/grubnetx64.efi.signed";
+/// For ARM64: the signed shim and GRUB of Debian's arm64 netboot installer
+/// (an `all` package, installable on an x86-64 host, unlike `shim-signed:arm64`).
+pub const HOST_ARM64_DIR: &str = "/usr/lib/debian-installer/images/12/arm64/text/debian-installer/arm64";
 
-/// Where the host's pair appears in the tree (the shim finds GRUB beside it).
-pub const HOST_SHIM_PATH: &str = "efi/bootx64.efi";
-pub const HOST_GRUB_PATH: &str = "efi/grubx64.efi";
+/// A host pair: where the shim and GRUB are, and the package that has them.
+struct HostPair {
+    shim: String,
+    grub: String,
+    shim_package: &'static str,
+    grub_package: &'static str,
+    /// Where they appear in the tree (the shim finds GRUB beside it).
+    shim_path: &'static str,
+    grub_path: &'static str,
+}
 
-/// The shim and GRUB a UEFI client is given.
+fn host_pair(arch: Arch) -> HostPair {
+    match arch {
+        Arch::X86_64 => HostPair {
+            shim: HOST_SHIM.into(),
+            grub: HOST_GRUB.into(),
+            shim_package: "shim-signed",
+            grub_package: "grub-efi-amd64-signed",
+            shim_path: "efi/bootx64.efi",
+            grub_path: "efi/grubx64.efi",
+        },
+        Arch::Aarch64 => HostPair {
+            shim: format!("{HOST_ARM64_DIR}/bootnetaa64.efi"),
+            grub: format!("{HOST_ARM64_DIR}/grubaa64.efi"),
+            shim_package: "debian-installer-12-netboot-arm64",
+            grub_package: "debian-installer-12-netboot-arm64",
+            shim_path: "efi/bootaa64.efi",
+            grub_path: "efi/grubaa64.efi",
+        },
+    }
+}
+
+/// Where the host's x86-64 shim appears in the tree: the name other DHCP
+/// servers are given for x86-64 UEFI clients (`dhcp-config`).
+pub fn host_shim_path(arch: Arch) -> &'static str {
+    host_pair(arch).shim_path
+}
+
+/// The host's shim and GRUB files for `arch`, for people (`doctor`).
+pub fn host_files(arch: Arch) -> (String, String) {
+    let pair = host_pair(arch);
+    (pair.shim, pair.grub)
+}
+
+/// The shim and GRUB a UEFI client of one architecture is given.
 #[derive(Debug, Clone)]
 pub enum UefiLoader {
     /// The ISO's own pair: the shim's path in the ISO (GRUB is beside it).
-    Iso { shim: String },
+    Iso { arch: Arch, shim: String },
     /// The host's pair, held in memory.
-    Host { shim: Vec<u8>, grub: Vec<u8> },
+    Host { arch: Arch, shim: Vec<u8>, grub: Vec<u8> },
 }
 
 impl UefiLoader {
-    /// The ISO's `EFI/BOOT` shim with a `grubx64.efi` beside it, if any.
-    pub fn in_iso(iso: &IsoIndex) -> Option<UefiLoader> {
-        for (dir, shim) in [("EFI/BOOT", "BOOTX64.EFI"), ("EFI/BOOT", "bootx64.efi"), ("EFI/boot", "bootx64.efi"), ("efi/boot", "bootx64.efi")] {
-            let shim_path = format!("{dir}/{shim}");
-            if iso.file(&shim_path).is_some() && iso.file(&format!("{dir}/grubx64.efi")).is_some() {
-                return Some(UefiLoader::Iso { shim: shim_path });
+    /// The ISO's `EFI/BOOT` shim for `arch` with its GRUB beside it, if any.
+    pub fn in_iso(iso: &IsoIndex, arch: Arch) -> Option<UefiLoader> {
+        let (shim, grub) = arch.efi_names();
+        for dir in ["EFI/BOOT", "EFI/boot", "efi/boot"] {
+            for shim in [shim.to_string(), shim.to_lowercase()] {
+                let shim_path = format!("{dir}/{shim}");
+                if iso.file(&shim_path).is_some() && iso.file(&format!("{dir}/{grub}")).is_some() {
+                    return Some(UefiLoader::Iso { arch, shim: shim_path });
+                }
             }
         }
         None
     }
 
-    /// The host's Debian pair, or what is missing.
-    pub fn from_host() -> Result<UefiLoader, String> {
-        Self::from_files(Path::new(HOST_SHIM), Path::new(HOST_GRUB))
+    /// The host's Debian pair for `arch`, or what is missing.
+    pub fn from_host(arch: Arch) -> Result<UefiLoader, String> {
+        let pair = host_pair(arch);
+        let read = |p: &str, package: &str| std::fs::read(p).map_err(|e| format!("{p}: {e} (install {package})"));
+        Ok(UefiLoader::Host { arch, shim: read(&pair.shim, pair.shim_package)?, grub: read(&pair.grub, pair.grub_package)? })
     }
 
-    pub fn from_files(shim: &Path, grub: &Path) -> Result<UefiLoader, String> {
-        let read = |p: &Path, package: &str| std::fs::read(p).map_err(|e| format!("{}: {e} (install {package})", p.display()));
-        Ok(UefiLoader::Host { shim: read(shim, "shim-signed")?, grub: read(grub, "grub-efi-amd64-signed")? })
+    pub fn from_files(arch: Arch, shim: &Path, grub: &Path) -> Result<UefiLoader, String> {
+        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
+        Ok(UefiLoader::Host { arch, shim: read(shim)?, grub: read(grub)? })
+    }
+
+    pub fn arch(&self) -> Arch {
+        match self {
+            UefiLoader::Iso { arch, .. } | UefiLoader::Host { arch, .. } => *arch,
+        }
+    }
+
+    /// The host pair's files and where they go in the tree (none for the ISO's).
+    pub fn host_files(&self) -> Option<[(&'static str, &[u8]); 2]> {
+        match self {
+            UefiLoader::Iso { .. } => None,
+            UefiLoader::Host { arch, shim, grub } => {
+                let pair = host_pair(*arch);
+                Some([(pair.shim_path, shim.as_slice()), (pair.grub_path, grub.as_slice())])
+            }
+        }
     }
 
     /// The file DHCP names for UEFI clients, as a path in the tree.
     pub fn boot_file(&self) -> String {
         match self {
-            UefiLoader::Iso { shim } => format!("{}/{shim}", super::ISO_DIR),
-            UefiLoader::Host { .. } => HOST_SHIM_PATH.to_string(),
+            UefiLoader::Iso { shim, .. } => format!("{}/{shim}", super::ISO_DIR),
+            UefiLoader::Host { arch, .. } => host_pair(*arch).shim_path.to_string(),
         }
     }
 
     /// Where the loaders come from, for people.
     pub fn describe(&self) -> String {
         match self {
-            UefiLoader::Iso { shim } => format!("the ISO's signed shim {shim} and its GRUB"),
-            UefiLoader::Host { .. } => format!("the host's shim ({HOST_SHIM}) and GRUB ({HOST_GRUB})"),
+            UefiLoader::Iso { shim, .. } => format!("the ISO's signed shim {shim} and its GRUB"),
+            UefiLoader::Host { arch, .. } => {
+                let pair = host_pair(*arch);
+                format!("the host's shim ({}) and GRUB ({})", pair.shim, pair.grub)
+            }
         }
     }
 

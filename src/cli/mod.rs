@@ -191,6 +191,27 @@ pub struct VmShapeArgs {
     /// PVM, not without vmx/svm), else tcg (software emulation).
     #[arg(long, value_enum, default_value_t = Accel::Auto)]
     pub accel: Accel,
+    /// The VMs' architecture (default: the ISO's installer's for `up`, the running lab's
+    /// for `vm new`, else x86_64). aarch64 VMs are the `virt` machine with AAVMF (UEFI).
+    #[arg(long, value_enum, value_name = "ARCH")]
+    pub arch: Option<ArchArg>,
+}
+
+/// `--arch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ArchArg {
+    #[value(name = "x86_64")]
+    X86_64,
+    Aarch64,
+}
+
+impl From<ArchArg> for crate::arch::Arch {
+    fn from(arg: ArchArg) -> Self {
+        match arg {
+            ArchArg::X86_64 => crate::arch::Arch::X86_64,
+            ArchArg::Aarch64 => crate::arch::Arch::Aarch64,
+        }
+    }
 }
 
 /// `up --firmware`.
@@ -211,20 +232,28 @@ pub enum VmFirmwareArg {
     Uefi,
 }
 
-/// The firmwares asked for, each VM's `Firmware`.
-pub fn firmwares(arg: FirmwareArg, secure_boot: bool) -> Result<Vec<Firmware>> {
+/// The firmwares asked for, each VM's `Firmware`; none when `--firmware`
+/// was not given: the architecture's own (BIOS on x86-64, UEFI on ARM64).
+pub fn firmwares(arg: Option<FirmwareArg>, secure_boot: bool) -> Result<Vec<Firmware>> {
     let uefi = if secure_boot { Firmware::SecureBoot } else { Firmware::Uefi };
     match (arg, secure_boot) {
-        (FirmwareArg::Bios, true) => Err(Error::usage("--secure-boot is a UEFI feature: add --firmware uefi (or both)")),
-        (FirmwareArg::Bios, false) => Ok(vec![Firmware::Bios]),
-        (FirmwareArg::Uefi, _) => Ok(vec![uefi]),
-        (FirmwareArg::Both, _) => Ok(vec![Firmware::Bios, uefi]),
+        (None | Some(FirmwareArg::Bios), true) => Err(Error::usage("--secure-boot is a UEFI feature: add --firmware uefi (or both)")),
+        (None, false) => Ok(vec![]),
+        (Some(FirmwareArg::Bios), false) => Ok(vec![Firmware::Bios]),
+        (Some(FirmwareArg::Uefi), _) => Ok(vec![uefi]),
+        (Some(FirmwareArg::Both), _) => Ok(vec![Firmware::Bios, uefi]),
     }
 }
 
 impl VmShapeArgs {
     pub fn shape(&self) -> crate::lab::VmShape {
-        crate::lab::VmShape { memory_mib: self.memory, vcpus: self.vcpus, disk_gib: self.disk_size, accel: self.accel.forced() }
+        crate::lab::VmShape {
+            memory_mib: self.memory,
+            vcpus: self.vcpus,
+            disk_gib: self.disk_size,
+            accel: self.accel.forced(),
+            arch: self.arch.map(Into::into),
+        }
     }
 }
 

@@ -111,9 +111,10 @@ pub struct UpArgs {
     pub force: bool,
     #[command(flatten)]
     pub shape: VmShapeArgs,
-    /// The VMs' firmware: `both` makes each VM twice, once BIOS and once UEFI, on one network.
-    #[arg(long, value_enum, default_value = "bios", value_name = "FIRMWARE")]
-    pub firmware: FirmwareArg,
+    /// The VMs' firmware: `both` makes each VM twice, once BIOS and once UEFI, on one network
+    /// (default: bios for x86_64 VMs; aarch64 VMs are UEFI only).
+    #[arg(long, value_enum, value_name = "FIRMWARE")]
+    pub firmware: Option<FirmwareArg>,
     /// A kickstart for the lab's VMs (RHEL family): served per VM over HTTP (and FTP), with inst.ks=.
     /// `{server}`, `{http}`, `{vm}` and `{mac}` in it are filled in for each VM.
     #[arg(long, value_name = "FILE", group = "answer")]

@@ -45,9 +45,10 @@ pub struct VmNewArgs {
     pub network: Option<String>,
     #[command(flatten)]
     pub shape: VmShapeArgs,
-    /// The VM's firmware: SeaBIOS, or OVMF (UEFI) on q35.
-    #[arg(long, value_enum, default_value = "bios", value_name = "FIRMWARE")]
-    pub firmware: super::VmFirmwareArg,
+    /// The VM's firmware: SeaBIOS, or OVMF (UEFI) on q35 (default: bios for x86_64 VMs;
+    /// aarch64 VMs are UEFI only).
+    #[arg(long, value_enum, value_name = "FIRMWARE")]
+    pub firmware: Option<super::VmFirmwareArg>,
     /// With --firmware uefi: Secure Boot on (SMM, Microsoft's keys enrolled).
     #[arg(long)]
     pub secure_boot: bool,
@@ -67,12 +68,14 @@ pub fn run(command: VmCommand, globals: &Globals) -> Result<Outcome> {
                 serial_log: args.serial_log,
                 pxe: args.pxe,
                 firmware: super::firmwares(
-                    match args.firmware {
+                    args.firmware.map(|f| match f {
                         super::VmFirmwareArg::Bios => super::FirmwareArg::Bios,
                         super::VmFirmwareArg::Uefi => super::FirmwareArg::Uefi,
-                    },
+                    }),
                     args.secure_boot,
-                )?[0],
+                )?
+                .first()
+                .copied(),
             };
             let report = runtime()?.block_on(lab::vm_new(request))?;
             if globals.json {

@@ -79,7 +79,9 @@ pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
     let uefi = match &request.uefi_file {
         Some(file) if file == "none" => None,
         Some(file) => Some(file.clone()),
-        None => Some(lab.as_ref().and_then(|l| l.uefi_file.clone()).unwrap_or_else(|| crate::boot::uefi::HOST_SHIM_PATH.to_string())),
+        None => {
+            Some(lab.as_ref().and_then(|l| l.uefi_file.clone()).unwrap_or_else(|| crate::boot::uefi::host_shim_path(crate::arch::Arch::X86_64).to_string()))
+        }
     };
     if let Some(file) = uefi {
         params = params.with_uefi(&file).map_err(Error::bad_input)?;

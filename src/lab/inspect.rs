@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+use crate::arch::Arch;
 use crate::boot::{self, BootOptions, DefaultEntry, UefiLoader, Ui};
 use crate::error::Result;
 use crate::iso::{self, Distro, IsoIndex, NameSource, Overrides};
@@ -56,7 +57,7 @@ impl Inspection {
             or_dash(&d.stage2),
             if d.kernel_args.is_empty() { "-" } else { &d.kernel_args },
             match &self.efi_loader {
-                Some(shim) => format!("{shim} and its grubx64.efi (UEFI and Secure Boot clients boot through them)"),
+                Some(shim) => format!("{shim} and the GRUB beside it (UEFI and Secure Boot clients boot through them)"),
                 None => "- (UEFI clients get the host's shim and GRUB; no Secure Boot)".to_string(),
             },
         );
@@ -94,9 +95,11 @@ pub fn inspect(request: &InspectRequest) -> Result<Inspection> {
     } else {
         None
     };
-    let efi_loader = match UefiLoader::in_iso(&iso) {
-        Some(UefiLoader::Iso { shim }) => Some(shim),
+    // The shim for the installer's own architecture, else any the ISO has.
+    let own = distro.arch.as_deref().and_then(|a| Arch::of_installer(a).ok()).unwrap_or_default();
+    let efi_loader = std::iter::once(own).chain(Arch::ALL).find_map(|arch| match UefiLoader::in_iso(&iso, arch) {
+        Some(UefiLoader::Iso { shim, .. }) => Some(shim),
         _ => None,
-    };
+    });
     Ok(Inspection { efi_loader, files: iso.files().len(), names_from: iso.name_source(), path: request.iso.display().to_string(), distro, menu })
 }

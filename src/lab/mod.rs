@@ -23,6 +23,7 @@ mod event;
 mod inspect;
 pub mod journal;
 pub(crate) mod labs;
+mod machine;
 mod net;
 pub mod progress;
 mod proxy;
@@ -39,6 +40,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::arch::Arch;
 use crate::blocking;
 use crate::boot::{BootOptions, BootTree, DefaultEntry, UefiLoader, Ui};
 use crate::error::{Error, Result};
@@ -69,6 +71,8 @@ pub struct VmShape {
     pub disk_gib: u64,
     /// `None` for `--accel auto`.
     pub accel: Option<Accel>,
+    /// `--arch`; `None`: the ISO's (`up`), the running lab's (`vm new`), else x86-64.
+    pub arch: Option<Arch>,
 }
 
 impl VmShape {
@@ -131,6 +135,9 @@ pub(crate) struct Prepared {
     pub tree: BootTree,
     /// The kernel command line in the menu, `{server}` filled in.
     pub kernel_args: String,
+    /// The architecture the installer is booted on: the one asked for,
+    /// else the ISO's (x86-64 when it names none pxelab knows).
+    pub arch: Arch,
 }
 
 /// How the boot tree is to be made.
@@ -142,6 +149,8 @@ pub(crate) struct BootPlan<'a> {
     /// Add a serial console to the kernel arguments when they have none:
     /// where `up` (and CI) watch the installer.
     pub serial_console: bool,
+    /// `--arch`: the VMs' architecture, whatever the ISO says.
+    pub arch: Option<Arch>,
     /// `http://ADDR[:PORT]` when HTTP is served: the tree then has the iPXE
     /// script (`boot.ipxe`) that boots over it.
     pub http_base: Option<String>,
@@ -155,9 +164,12 @@ pub(crate) struct BootPlan<'a> {
 pub(crate) fn prepare(iso_path: &Path, plan: &BootPlan<'_>) -> Result<Prepared> {
     let iso = Arc::new(IsoIndex::open(iso_path)?);
     let distro = iso::detect(&iso, plan.overrides)?;
+    let arch = plan.arch.unwrap_or_else(|| distro.arch.as_deref().and_then(|a| Arch::of_installer(a).ok()).unwrap_or_default());
     let mut kernel_args = distro.kernel_args_for(plan.authority);
     if plan.serial_console && !kernel_args.split_whitespace().any(|w| w.starts_with("console=")) {
-        kernel_args = format!("{kernel_args} console=tty0 console=ttyS0,115200").trim().to_string();
+        // tty0 first, the serial port last: the kernel's /dev/console is the last one.
+        let tty0 = if arch == Arch::X86_64 { "console=tty0 " } else { "" };
+        kernel_args = format!("{kernel_args} {tty0}console={},115200", arch.serial_console()).trim().to_string();
     }
     let options = BootOptions { append: kernel_args.clone(), default: plan.default, ui: Ui::Vesa };
     let mut tree = BootTree::for_distro(iso.clone(), &distro, &options)?;
@@ -167,18 +179,21 @@ pub(crate) fn prepare(iso_path: &Path, plan: &BootPlan<'_>) -> Result<Prepared> 
             None => tree.with_ipxe(base, &distro, &kernel_args),
         };
     }
-    // UEFI clients that are not iPXE: the ISO's signed shim and GRUB, else
-    // the host's; without either they are not served (iPXE ones still are).
-    // The host's pair is in the tree either way, so `efi/bootx64.efi` is a
-    // name other DHCP servers can always be given (`dhcp-config`).
-    match UefiLoader::from_host() {
-        Ok(host) => tree = tree.with_uefi(host),
-        Err(missing) => tracing::debug!("no host shim and GRUB for UEFI PXE clients: {missing}"),
+    // UEFI clients that are not iPXE, per architecture: the ISO's signed
+    // shim and GRUB, else the host's; without either they are not served
+    // (iPXE ones still are). The host's pair is in the tree either way, so
+    // `efi/bootx64.efi` is a name other DHCP servers can always be given
+    // (`dhcp-config`).
+    for arch in Arch::ALL {
+        match UefiLoader::from_host(arch) {
+            Ok(host) => tree = tree.with_uefi(host),
+            Err(missing) => tracing::debug!("no host shim and GRUB for {arch} UEFI PXE clients: {missing}"),
+        }
+        if let Some(own) = UefiLoader::in_iso(&iso, arch) {
+            tree = tree.with_uefi(own);
+        }
     }
-    if let Some(own) = UefiLoader::in_iso(&iso) {
-        tree = tree.with_uefi(own);
-    }
-    Ok(Prepared { iso, distro, tree, kernel_args })
+    Ok(Prepared { iso, distro, tree, kernel_args, arch })
 }
 
 /// What `path` gained since `offset` (serial logs: `up` watches them,

@@ -13,7 +13,7 @@ pub(crate) fn boot_files(server: Ipv4Addr, tree: &BootTree, http_base: Option<&s
     BootFiles {
         server,
         bios: "pxelinux.0".into(),
-        uefi: tree.uefi().map(|l| l.boot_file()),
+        uefi: tree.uefi_loaders().iter().map(|l| (l.arch(), l.boot_file())).collect(),
         ipxe: http_base.map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)),
     }
 }

@@ -63,9 +63,12 @@ pub struct LabRecord {
     /// Where HTTP listens, when the lab serves it.
     #[serde(default)]
     pub http: Option<String>,
-    /// What x86-64 UEFI clients that are not iPXE boot (a shim in the tree).
+    /// What the lab's architecture's UEFI clients that are not iPXE boot (a shim in the tree).
     #[serde(default)]
     pub uefi_file: Option<String>,
+    /// The VMs' architecture (`vm new` joining the lab makes the same).
+    #[serde(default)]
+    pub arch: crate::arch::Arch,
     /// The FTP passive range (`50000-50100`), for `doctor`'s firewall check.
     #[serde(default)]
     pub passive_ports: Option<String>,

@@ -77,6 +77,7 @@ pub async fn serve(request: ServeRequest, shutdown: CancellationToken, on_ready:
         authority: &authority,
         default: request.default,
         serial_console: false,
+        arch: None,
         http_base: http_base.clone(),
         lab_tftp: None,
     };

@@ -241,7 +241,7 @@ mod tests {
     #[test]
     fn a_restore_keeps_what_someone_else_changed_and_takes_out_only_pxelabs_part() {
         let original = BASE.replace("OPTS", "").replace("<bootp file='pxelinux.0' server='10.1.0.1'/>", "");
-        let lab = crate::dhcp::LabDnsmasq { ipxe_script: Some("http://10.1.0.1/boot.ipxe".into()), fast: true, uefi: None };
+        let lab = crate::dhcp::LabDnsmasq { ipxe_script: Some("http://10.1.0.1/boot.ipxe".into()), fast: true, uefi: vec![] };
         let bootp = netxml::Bootp { file: "pxelinux.0".into(), server: Some("10.1.0.1".into()) };
         let patched = netxml::add_dnsmasq_options(&netxml::set_bootp(&original, &bootp).unwrap(), &lab.lines()).unwrap();
         let e = PatchedNetwork { original_xml: original.clone(), ..entry(Some(&patched), true, Some(true)) };
@@ -276,7 +276,7 @@ mod tests {
     fn the_same_bootp_with_the_labs_dnsmasq_lines_still_differs() {
         let own = "<dnsmasq:options><dnsmasq:option value='log-dhcp'/></dnsmasq:options>";
         let original = BASE.replace("OPTS", own);
-        let lab = crate::dhcp::LabDnsmasq { ipxe_script: Some("http://10.1.0.1/boot.ipxe".into()), fast: true, uefi: None };
+        let lab = crate::dhcp::LabDnsmasq { ipxe_script: Some("http://10.1.0.1/boot.ipxe".into()), fast: true, uefi: vec![] };
         let live = netxml::add_dnsmasq_options(&original, &lab.lines()).unwrap();
         assert_eq!(netxml::bootp_of(&live), netxml::bootp_of(&original), "the bootp alone cannot tell them apart");
         assert!(!same_boot_settings(&live, &original));

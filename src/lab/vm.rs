@@ -34,7 +34,8 @@ pub struct VmNewRequest {
     pub shape: VmShape,
     pub serial_log: Option<PathBuf>,
     pub pxe: bool,
-    pub firmware: Firmware,
+    /// `None`: the architecture's own (BIOS on x86-64, UEFI on ARM64).
+    pub firmware: Option<Firmware>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +93,13 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         )));
     }
     let joins_lab = lab.is_some();
+    // The lab's VMs' architecture, unless --arch says otherwise.
+    let arch = request.shape.arch.or_else(|| lab.as_ref().and_then(|l| l.record.as_ref()).map(|r| r.arch)).unwrap_or_default();
+    let asked: Vec<Firmware> = request.firmware.into_iter().collect();
+    let firmware = super::machine::firmwares_for(arch, &asked)?[0];
+    if !crate::virt::is_remote(&request.uri) {
+        super::machine::check_host(arch, &[firmware])?;
+    }
     let libvirt = Libvirt::connect(&request.uri).await?;
     let choice = super::choose_accel(&libvirt, super::libvirt_is_here(&libvirt).await, request.shape.accel).await;
     let net = network_name.clone();
@@ -115,6 +123,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
     }
     let spec = VmSpec {
         name,
+        arch,
         attach: crate::virt::domxml::Attach::Network(network_name),
         memory_mib: request.shape.memory_mib,
         vcpus: request.shape.vcpus,
@@ -126,7 +135,7 @@ pub async fn vm_new(request: VmNewRequest) -> Result<VmNewReport> {
         pxe: request.pxe,
         // libvirt picks; a running lab reads it from the domain when it adopts the VM.
         mac: None,
-        firmware: request.firmware,
+        firmware,
         // A VM joining a lab boots its installer over the network only.
         cdrom: None,
     };

@@ -22,6 +22,7 @@ use std::net::Ipv4Addr;
 use serde::Serialize;
 
 use super::message::{opt, Message, MessageType, BOOTREPLY, BOOTREQUEST};
+use crate::arch::Arch;
 use crate::mac::MacAddr;
 
 /// What each kind of PXE client boots, all from `server`.
@@ -31,8 +32,9 @@ pub struct BootFiles {
     pub server: Ipv4Addr,
     /// BIOS clients that are not iPXE: `pxelinux.0`.
     pub bios: String,
-    /// x86-64 UEFI clients that are not iPXE: the shim. `None`: none is served.
-    pub uefi: Option<String>,
+    /// UEFI clients that are not iPXE: their architecture's shim, for each
+    /// architecture that has one (none listed: none is served).
+    pub uefi: Vec<(Arch, String)>,
     /// iPXE clients: `http://SERVER[:PORT]/boot.ipxe`. `None`: as their architecture.
     pub ipxe: Option<String>,
 }
@@ -52,7 +54,11 @@ pub enum Port {
 #[serde(rename_all = "lowercase")]
 pub enum ClientKind {
     Bios,
+    /// x86-64 UEFI.
     Uefi,
+    /// ARM64 UEFI (client architecture 11).
+    #[serde(rename = "uefi_arm64")]
+    UefiArm64,
     Ipxe,
 }
 
@@ -153,12 +159,17 @@ fn choose(request: &Message, files: &BootFiles) -> Result<(ClientKind, String), 
     }
     // Option 93 may list several; the first is the one booting. None: a BIOS ROM.
     let arch = request.options.get(&opt::CLIENT_ARCH).map_or(0, |a| u16::from_be_bytes([a[0], a[1]]));
-    match (arch, &files.uefi) {
-        (0, _) => Ok((ClientKind::Bios, files.bios.clone())),
-        // 7 is x86-64 UEFI; 9 is the same as some firmware reports it (RFC 4578 errata).
-        (7 | 9, Some(shim)) => Ok((ClientKind::Uefi, shim.clone())),
-        (arch, _) => Err(Ignored::Architecture(arch)),
+    if arch == 0 {
+        return Ok((ClientKind::Bios, files.bios.clone()));
     }
+    // 7 and 9 are x86-64 UEFI, 11 ARM64 UEFI (RFC 4578 and its errata).
+    let uefi = Arch::of_uefi_client(arch).ok_or(Ignored::Architecture(arch))?;
+    let shim = files.uefi.iter().find(|(a, _)| *a == uefi).ok_or(Ignored::Architecture(arch))?;
+    let kind = match uefi {
+        Arch::X86_64 => ClientKind::Uefi,
+        Arch::Aarch64 => ClientKind::UefiArm64,
+    };
+    Ok((kind, shim.1.clone()))
 }
 
 /// iPXE's user class: `iPXE` as raw bytes (what iPXE sends), or as one
@@ -176,7 +187,7 @@ mod tests {
         BootFiles {
             server: Ipv4Addr::new(10, 0, 0, 1),
             bios: "pxelinux.0".into(),
-            uefi: Some("iso/EFI/BOOT/BOOTX64.EFI".into()),
+            uefi: vec![(Arch::X86_64, "iso/EFI/BOOT/BOOTX64.EFI".into())],
             ipxe: Some("http://10.0.0.1:8080/boot.ipxe".into()),
         }
     }
@@ -207,6 +218,18 @@ mod tests {
     }
 
     #[test]
+    fn an_arm64_uefi_client_gets_the_arm64_shim_and_an_x86_one_the_x86_shim() {
+        let both = BootFiles { uefi: vec![(Arch::X86_64, "efi/bootx64.efi".into()), (Arch::Aarch64, "iso/EFI/BOOT/BOOTAA64.EFI".into())], ..files() };
+        let ask = |arch: u8| answer(&Message::parse(&discover(&[o(53, [1]), o(60, b"PXEClient"), o(93, [0, arch])])).unwrap(), Port::Dhcp, &both);
+        let arm = ask(11).unwrap();
+        assert_eq!((arm.kind, arm.file.as_str()), (ClientKind::UefiArm64, "iso/EFI/BOOT/BOOTAA64.EFI"));
+        assert_eq!(arm.message.file, b"iso/EFI/BOOT/BOOTAA64.EFI");
+        assert_eq!(serde_json::to_value(arm.kind).unwrap(), "uefi_arm64");
+        let x86 = ask(7).unwrap();
+        assert_eq!((x86.kind, x86.file.as_str()), (ClientKind::Uefi, "efi/bootx64.efi"));
+    }
+
+    #[test]
     fn a_boot_server_request_on_4011_gets_an_ack_with_the_uuid_back() {
         let uuid = [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
         let ack = ask(&[o(53, [3]), o(60, b"PXEClient:Arch:00007"), o(93, [0, 7]), o(97, uuid)], Port::BootServer).unwrap();
@@ -224,8 +247,10 @@ mod tests {
         assert_eq!(ask(&[o(53, [3]), o(60, b"PXEClient")], Port::Dhcp).unwrap_err(), Ignored::NotAsked(Some(MessageType::Request)));
         assert_eq!(ask(&[o(53, [1]), o(60, b"PXEClient")], Port::BootServer).unwrap_err(), Ignored::NotAsked(Some(MessageType::Discover)));
         assert_eq!(ask(&[o(60, b"PXEClient")], Port::Dhcp).unwrap_err(), Ignored::NotAsked(None), "BOOTP");
-        // ARM64 UEFI (11) and x86-64 HTTP boot (16): no file for them here.
+        // ARM64 UEFI (11) with no arm64 shim served, and x86-64 HTTP boot (16): no file for them here.
         assert_eq!(ask(&[o(53, [1]), o(60, b"PXEClient:Arch:00011"), o(93, [0, 11])], Port::Dhcp).unwrap_err(), Ignored::Architecture(11));
+        assert_eq!(ask(&[o(53, [1]), o(60, b"HTTPClient:Arch:00016"), o(93, [0, 16])], Port::Dhcp).unwrap_err(), Ignored::NotPxe);
+        assert_eq!(ask(&[o(53, [1]), o(60, b"PXEClient:Arch:00016"), o(93, [0, 16])], Port::Dhcp).unwrap_err(), Ignored::Architecture(16));
         let mut relayed = Message::parse(&discover(&[o(53, [1]), o(60, b"PXEClient")])).unwrap();
         relayed.giaddr = Ipv4Addr::new(10, 9, 9, 1);
         assert_eq!(answer(&relayed, Port::Dhcp, &files()).unwrap_err(), Ignored::Relayed);
@@ -236,7 +261,7 @@ mod tests {
 
     #[test]
     fn without_a_script_or_a_shim_the_architecture_decides() {
-        let bare = BootFiles { uefi: None, ipxe: None, ..files() };
+        let bare = BootFiles { uefi: vec![], ipxe: None, ..files() };
         let request = Message::parse(&discover(&[o(53, [1]), o(60, b"PXEClient"), o(77, b"iPXE")])).unwrap();
         assert_eq!(answer(&request, Port::Dhcp, &bare).unwrap().file, "pxelinux.0");
         let uefi = Message::parse(&discover(&[o(53, [1]), o(60, b"PXEClient"), o(93, [0, 9])])).unwrap();

@@ -283,7 +283,7 @@ mod tests {
         let s = state("<bootp file='pxelinux.0' server='10.9.0.1'/>", "", true);
         let bare = NET.replace("BOOTP", "<bootp file='pxelinux.0' server='10.9.0.1'/>").replace("TFTP", "");
         assert_eq!(judged(&s, Some(&bare), Some(&lab()), true, "network.ipxe").0, Status::Fail);
-        let lines = LabDnsmasq { ipxe_script: Some("http://10.9.0.1/boot.ipxe".into()), fast: true, uefi: None }.lines();
+        let lines = LabDnsmasq { ipxe_script: Some("http://10.9.0.1/boot.ipxe".into()), fast: true, uefi: vec![] }.lines();
         let patched = netxml::add_dnsmasq_options(&bare, &lines).unwrap();
         let (status, detail) = judged(&s, Some(&patched), Some(&lab()), true, "network.ipxe");
         assert_eq!(status, Status::Ok, "{detail}");

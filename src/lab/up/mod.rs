@@ -68,7 +68,8 @@ pub struct UpRequest {
     /// An answer file for the lab's VMs (`--kickstart`, `--preseed`, `--autoinstall`).
     pub answer: Option<(AnswerKind, PathBuf)>,
     /// Each of `vms` is made once per firmware here (`--firmware both`: a
-    /// BIOS and a UEFI VM).
+    /// BIOS and a UEFI VM); empty: the architecture's own (BIOS on x86-64,
+    /// UEFI on ARM64).
     pub firmwares: Vec<Firmware>,
     pub wait_for: Option<Stage>,
     pub expect: Option<String>,
@@ -289,11 +290,11 @@ impl Lab {
         pause_point("after-patch", shutdown).await;
 
         for _ in 0..request.vms {
-            for &firmware in &request.firmwares {
+            for &firmware in &plan.firmwares {
                 if shutdown.is_cancelled() {
                     return Ok(());
                 }
-                self.create_vm(request.shape, firmware, &plan.accel, report).await?;
+                self.create_vm(request.shape, plan.arch, firmware, &plan.accel, report).await?;
             }
         }
         self.record.ready = true;

@@ -15,6 +15,7 @@ use super::segment::{host_bridge, Segment};
 use super::site::{site, Site, SiteFacts};
 use super::{UpRequest, TFTP_PORT, UP_FLAGS};
 use crate::answer::{AnswerFile, AnswerKind};
+use crate::arch::Arch;
 use crate::blocking;
 use crate::boot::{self, BootTree};
 use crate::dhcp::{LabDnsmasq, UefiBoot};
@@ -28,7 +29,7 @@ use crate::lab::{ipv4_server, prepare, BootPlan, Prepared};
 use crate::serve::ports::is_local_address;
 use crate::serve::{AllowList, FtpRoot, Limits, ServeConfig};
 use crate::virt::accel::AccelChoice;
-use crate::virt::domxml::{self, Firmware};
+use crate::virt::domxml::Firmware;
 use crate::virt::network;
 use crate::virt::netxml::Bootp;
 use crate::virt::Libvirt;
@@ -65,6 +66,9 @@ pub(super) struct Plan {
     pub record: LabRecord,
     /// The ISO's file name (URL-encoded) when the VMs get it as a CD-ROM.
     pub cdrom: Option<String>,
+    /// The VMs' architecture and, for each VM asked for, its firmwares.
+    pub arch: Arch,
+    pub firmwares: Vec<Firmware>,
 }
 
 /// The flags that contradict each other, before anything else is read.
@@ -106,17 +110,18 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     // Indexing the ISO reads its directory records: off the runtime.
     let prepared = blocking::run({
         let iso_path = iso_path.clone();
-        let (authority, default, http_base) = (authority.clone(), request.default_entry, http_base.clone());
+        let (authority, default, http_base, arch) = (authority.clone(), request.default_entry, http_base.clone(), request.shape.arch);
         move || {
-            let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true, http_base, lab_tftp: Some(server_ip) };
+            let plan = BootPlan { overrides: &overrides, authority: &authority, default, serial_console: true, arch, http_base, lab_tftp: Some(server_ip) };
             prepare(&iso_path, &plan)
         }
     })
     .await?;
     tracing::debug!("{} detected: kernel {}, initrd {}", prepared.distro.name, prepared.distro.kernel, prepared.distro.initrd);
     let answer = load_answer(request, &prepared.distro, server_ip, http_base.as_deref()).await?;
-    check_arch(request, &prepared.distro, &iso_path)?;
-    check_firmware(request, &prepared.tree, located.site, &iso_path)?;
+    check_arch(request, &prepared, &iso_path)?;
+    let firmwares = crate::lab::machine::firmwares_for(prepared.arch, &request.firmwares)?;
+    check_firmware(request, &firmwares, &prepared, located.site, &iso_path)?;
     let cdrom = cdrom(request, &prepared.distro, http_port, &iso_path)?;
     let accel = crate::lab::choose_accel(libvirt, located.libvirt_here, request.shape.accel).await;
     let proxy = match request.proxy_dhcp {
@@ -126,7 +131,7 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     let dnsmasq = LabDnsmasq {
         ipxe_script: http_base.as_ref().map(|base| format!("{base}/{}", boot::IPXE_SCRIPT)),
         fast: request.fast_dhcp,
-        uefi: prepared.tree.uefi().map(|l| UefiBoot { file: l.boot_file(), server: server_ip }),
+        uefi: prepared.tree.uefi_loaders().iter().map(|l| UefiBoot { arch: l.arch(), file: l.boot_file(), server: server_ip }).collect(),
     };
     Ok(Plan {
         site: located.site,
@@ -138,6 +143,8 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
         bootp: Bootp { file: "pxelinux.0".into(), server: Some(server_ip.to_string()) },
         proxy,
         cdrom,
+        arch: prepared.arch,
+        firmwares,
         dnsmasq,
         tree: Arc::new(prepared.tree),
         accel,
@@ -216,35 +223,42 @@ fn cdrom(request: &UpRequest, distro: &Distro, http_port: Option<u16>, iso_path:
     Ok(iso_path.file_name().map(|n| crate::iso::url_segment(&n.to_string_lossy())))
 }
 
-/// The lab's VMs are x86-64: an installer the ISO says is for another
-/// architecture is refused before anything changes, not handed to a
-/// firmware that cannot run it. Serving it (`--no-vm`) is still allowed.
-fn check_arch(request: &UpRequest, distro: &Distro, iso_path: &Path) -> Result<()> {
-    let Some(arch) = distro.arch.as_deref() else { return Ok(()) };
-    if request.vms == 0 || matches!(arch, "x86_64" | "amd64" | "i386" | "i686" | "x86") {
-        return Ok(());
+/// The lab's VMs run the installer's architecture: one pxelab makes no VMs
+/// for (ppc64el, s390x, …) is refused before anything changes, not handed
+/// to a firmware that cannot run it; serving it (`--no-vm`) is still
+/// allowed. `--arch` wins over the ISO (its name may be wrong), with a
+/// warning when they differ.
+fn check_arch(request: &UpRequest, prepared: &Prepared, iso_path: &Path) -> Result<()> {
+    let Some(named) = prepared.distro.arch.as_deref() else { return Ok(()) };
+    match (Arch::of_installer(named), request.shape.arch) {
+        (Ok(iso), Some(asked)) if iso != asked => {
+            tracing::warn!("{} holds an installer for {named}; making {asked} VMs as --arch asks", iso_path.display());
+            Ok(())
+        }
+        (Err(other), None) if request.vms > 0 => Err(Error::bad_input(format!(
+            "{} holds an installer for {other}, and pxelab makes x86_64 and aarch64 VMs only; use an ISO for one of those, or --no-vm to serve it to machines of that architecture",
+            iso_path.display()
+        ))),
+        _ => Ok(()),
     }
-    Err(Error::bad_input(format!(
-        "{} holds an installer for {arch}, and pxelab's VMs are x86-64 only (ARM64 guests are not built yet); use an x86-64 ISO, or --no-vm to serve it to machines of that architecture",
-        iso_path.display()
-    )))
 }
 
-/// Secure Boot needs the ISO's own signed chain; UEFI on this host needs OVMF.
-fn check_firmware(request: &UpRequest, tree: &BootTree, site: Site, iso_path: &Path) -> Result<()> {
+/// Secure Boot needs the ISO's own signed chain; UEFI on this host needs
+/// OVMF (or AAVMF), and ARM64 its emulator.
+fn check_firmware(request: &UpRequest, firmwares: &[Firmware], prepared: &Prepared, site: Site, iso_path: &Path) -> Result<()> {
     if request.vms == 0 {
         return Ok(());
     }
-    if request.firmwares.contains(&Firmware::SecureBoot) && !tree.uefi().is_some_and(|l| l.is_the_isos()) {
+    let arch = prepared.arch;
+    if firmwares.contains(&Firmware::SecureBoot) && !prepared.tree.uefi(arch).is_some_and(|l| l.is_the_isos()) {
+        let (shim, _) = arch.efi_names();
         return Err(Error::bad_input(format!(
-            "--secure-boot: {} has no signed shim and GRUB in EFI/BOOT, and only the vendor's own chain verifies its kernel under Secure Boot; drop --secure-boot",
+            "--secure-boot: {} has no signed shim and GRUB in EFI/BOOT ({shim}), and only the vendor's own chain verifies its kernel under Secure Boot; drop --secure-boot",
             iso_path.display()
         )));
     }
-    if request.firmwares.iter().any(|f| f.is_uefi()) && site == Site::Here {
-        if let Some(missing) = domxml::missing_ovmf() {
-            return Err(Error::environment(format!("UEFI VMs need OVMF: {missing} is missing; install the ovmf package, or use --firmware bios")));
-        }
+    if site == Site::Here {
+        crate::lab::machine::check_host(arch, firmwares)?;
     }
     Ok(())
 }
@@ -260,7 +274,7 @@ fn milestones(prepared: &Prepared, iso_path: &Path, expect: Expect) -> Milestone
         installer_files.push(format!("/{name}"));
     }
     let mut bootloaders = vec!["pxelinux.0".to_string(), boot::IPXE_SCRIPT.to_string()];
-    bootloaders.extend(prepared.tree.uefi().map(|l| l.boot_file()));
+    bootloaders.extend(prepared.tree.uefi_loaders().iter().map(|l| l.boot_file()));
     Milestones {
         bootloaders,
         kernel: format!("{}/{}", boot::ISO_DIR, distro.kernel),
@@ -296,7 +310,8 @@ fn lab_record(request: &UpRequest, iso_path: &Path, prepared: &Prepared, segment
         tftp: String::new(),
         ftp: String::new(),
         http: None,
-        uefi_file: prepared.tree.uefi().map(|l| l.boot_file()),
+        uefi_file: prepared.tree.uefi(prepared.arch).map(|l| l.boot_file()),
+        arch: prepared.arch,
         passive_ports: Some(format!("{}-{}", request.passive_ports.start(), request.passive_ports.end())),
         kernel_args: prepared.kernel_args.clone(),
         started_at: std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),

@@ -11,6 +11,7 @@ use super::plan::Plan;
 use super::site::Site;
 use super::{Lab, UP_FLAGS};
 use crate::answer::Vars;
+use crate::arch::Arch;
 use crate::blocking;
 use crate::boot::{BootTree, PerVm};
 use crate::error::{Error, Result};
@@ -115,7 +116,7 @@ impl Lab {
         }
     }
 
-    pub(super) async fn create_vm(&mut self, shape: VmShape, firmware: Firmware, choice: &AccelChoice, report: EventSink<'_>) -> Result<()> {
+    pub(super) async fn create_vm(&mut self, shape: VmShape, arch: Arch, firmware: Firmware, choice: &AccelChoice, report: EventSink<'_>) -> Result<()> {
         // Held until the domain is defined (see `labs::name_lock`).
         let _naming = crate::lab::labs::naming_lock().await?;
         let taken = self.libvirt.call(domain::names).await?;
@@ -127,6 +128,7 @@ impl Lab {
         self.tree.boot_at_once_with(mac, &self.per_vm(&name, mac));
         let spec = VmSpec {
             name: name.clone(),
+            arch,
             attach: self.attach.clone(),
             memory_mib: shape.memory_mib,
             vcpus: shape.vcpus,
@@ -157,7 +159,10 @@ impl Lab {
             ra.announce();
         }
         self.track(&info.name, &info.meta.serial_log).await?;
-        report(&LabEvent::Step { message: format!("created VM {} ({}, {}: {}){with_cdrom}", info.name, firmware.name(), info.accel.name(), choice.reason) });
+        let arch = if arch == Arch::X86_64 { String::new() } else { format!("{arch}, ") };
+        report(&LabEvent::Step {
+            message: format!("created VM {} ({arch}{}, {}: {}){with_cdrom}", info.name, firmware.name(), info.accel.name(), choice.reason),
+        });
         Ok(())
     }
 

@@ -6,6 +6,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::Reader;
 
 use super::{Firmware, Interface, NetworkBoot, VmMeta, NAMESPACE};
+use crate::arch::Arch;
 use crate::virt::accel::Accel;
 
 /// An attribute's value, unescaped as far as quick-xml does; `None` when absent.
@@ -94,6 +95,18 @@ pub fn firmware_of(xml: &str) -> Firmware {
         (true, false) => Firmware::Uefi,
         (true, true) => Firmware::SecureBoot,
     }
+}
+
+/// A domain's architecture, from `<os><type arch=…>`; x86-64 when it names
+/// none or one pxelab makes no VMs for (every domain before ARM64 guests).
+pub fn arch_of(xml: &str) -> Arch {
+    let mut arch = Arch::X86_64;
+    each_element(xml, |path, e| {
+        if path.last().map(String::as_str) == Some("os") && e.name().as_ref() == "type" {
+            arch = attr(e, "arch").and_then(|a| Arch::of_installer(&a).ok()).unwrap_or(Arch::X86_64);
+        }
+    });
+    arch
 }
 
 /// The accelerator a domain XML runs under: libvirt's `type='kvm'` is KVM,

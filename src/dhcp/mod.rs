@@ -8,6 +8,13 @@
 
 use std::net::Ipv4Addr;
 
+use crate::arch::Arch;
+
+mod lab;
+
+use lab::{efi_match, IPXE_BOOT, IPXE_USERCLASS};
+pub use lab::{LabDnsmasq, UefiBoot, IPXE_NO_PROXYDHCP};
+
 /// An IPv4 network such as `192.168.122.0/24`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Subnet {
@@ -159,96 +166,6 @@ impl DhcpParams {
     }
 }
 
-/// What a lab asks of libvirt's dnsmasq beside `<bootp>` (through the
-/// network's `<dnsmasq:options>`, journaled and restored with the patch).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct LabDnsmasq {
-    /// iPXE clients get this (`http://SERVER[:PORT]/boot.ipxe`) instead of
-    /// the `<bootp>` file.
-    pub ipxe_script: Option<String>,
-    /// Hand out leases without the waits measured in a first boot (see
-    /// [`LabDnsmasq::lines`]).
-    pub fast: bool,
-    /// UEFI clients that are not iPXE (client-arch 7 or 9) get this boot
-    /// file (the shim) from this TFTP server, instead of `pxelinux.0`.
-    pub uefi: Option<UefiBoot>,
-}
-
-/// The boot file for x86-64 UEFI clients and the server that has it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UefiBoot {
-    pub file: String,
-    pub server: std::net::IpAddr,
-}
-
-/// Tags x86-64 UEFI clients (option 93: 7 is x86-64 UEFI, 9 is the same
-/// as some firmware reports it; RFC 4578 and its errata).
-const EFI64_MATCH: [&str; 2] = ["dhcp-match=set:efi64,option:client-arch,7", "dhcp-match=set:efi64,option:client-arch,9"];
-/// What UEFI clients that are not iPXE boot, before `FILE,,SERVER`.
-/// `!ipxe`: an iPXE EFI client is tagged both ways and takes the script.
-const EFI64_BOOT: &str = "dhcp-boot=tag:efi64,tag:!ipxe,";
-
-/// iPXE's "ignore ProxyDHCP" setting (175.176, `no-pxedhcp`), for dnsmasq.
-pub const IPXE_NO_PROXYDHCP: &str = "dhcp-option=tag:ipxe,encap:175,176,1";
-/// Tags the clients that say they are iPXE (DHCP option 77, user class).
-const IPXE_USERCLASS: &str = "dhcp-userclass=set:ipxe,iPXE";
-/// What iPXE clients boot, before the script's URL.
-const IPXE_BOOT: &str = "dhcp-boot=tag:ipxe,";
-const NO_PING: &str = "no-ping";
-
-impl LabDnsmasq {
-    /// The dnsmasq lines, in order.
-    ///
-    /// `fast` removes two waits of a new client's first lease, measured on
-    /// a bridge with `bench/timeline.py`:
-    /// - `no-ping`: before offering an address it has not leased yet,
-    ///   dnsmasq pings it; the host's ARP for an address nobody holds takes
-    ///   3 s to fail, and the offer waits for it;
-    /// - iPXE's `no-pxedhcp`: after the first offer, iPXE waits until 2 s
-    ///   after its first DHCPDISCOVER for ProxyDHCP offers that a libvirt
-    ///   network never sends.
-    pub fn lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        if self.fast {
-            lines.push(NO_PING.to_string());
-        }
-        // The tag marks iPXE clients: for the script, and for no-pxedhcp,
-        // which also spares the ROM's wait on the pxelinux path.
-        if self.fast || self.ipxe_script.is_some() {
-            lines.push(IPXE_USERCLASS.to_string());
-        }
-        if let Some(script) = &self.ipxe_script {
-            lines.push(format!("{IPXE_BOOT}{script}"));
-        }
-        if self.fast {
-            lines.push(IPXE_NO_PROXYDHCP.to_string());
-        }
-        if let Some(uefi) = &self.uefi {
-            lines.extend(EFI64_MATCH.iter().map(|l| l.to_string()));
-            if !lines.iter().any(|l| l == IPXE_USERCLASS) {
-                lines.push(IPXE_USERCLASS.to_string());
-            }
-            lines.push(format!("{EFI64_BOOT}{},,{}", uefi.file, uefi.server));
-        }
-        lines
-    }
-
-    /// What [`lines`](Self::lines) said, read back from a network's dnsmasq
-    /// options (`doctor` checks a running lab's network with it). The
-    /// script counts only with the tag that selects iPXE clients.
-    pub fn of(options: &[String]) -> LabDnsmasq {
-        let has = |line: &str| options.iter().any(|o| o == line);
-        let ipxe_script = options.iter().find_map(|o| o.strip_prefix(IPXE_BOOT)).filter(|_| has(IPXE_USERCLASS)).map(str::to_string);
-        let uefi = options
-            .iter()
-            .find_map(|o| o.strip_prefix(EFI64_BOOT))
-            .filter(|_| EFI64_MATCH.iter().any(|m| has(m)))
-            .and_then(|rest| rest.split_once(",,"))
-            .and_then(|(file, server)| Some(UefiBoot { file: file.to_string(), server: server.parse().ok()? }));
-        LabDnsmasq { ipxe_script, fast: has(NO_PING) && has(IPXE_USERCLASS) && has(IPXE_NO_PROXYDHCP), uefi }
-    }
-}
-
 /// The half of the subnet's hosts that does not hold the server: the upper
 /// half by default (the lower is where static hosts and the gateway usually
 /// are), the lower when the server sits in the upper.
@@ -323,8 +240,8 @@ pub fn dnsmasq(p: &DhcpParams) -> String {
     };
     if let Some(uefi) = &p.uefi {
         boot.push_str("# x86-64 UEFI clients (client-arch 7 or 9) that are not iPXE: the shim\n");
-        for line in EFI64_MATCH {
-            boot.push_str(line);
+        for line in efi_match(Arch::X86_64) {
+            boot.push_str(&line);
             boot.push('\n');
         }
         let not_ipxe = if p.ipxe.is_some() { "tag:!ipxe," } else { "" };
@@ -400,7 +317,7 @@ pub fn libvirt(p: &DhcpParams) -> String {
             "<!-- iPXE clients over HTTP, and no waits for the first lease (what `pxelab up` adds): xmlns:dnsmasq='{ns}' on <network>, and as its last child: -->\n<dnsmasq:options>\n",
             ns = crate::virt::netxml::DNSMASQ_NS
         ));
-        let uefi = p.uefi.as_ref().map(|file| UefiBoot { file: file.clone(), server: p.server.into() });
+        let uefi = p.uefi.iter().map(|file| UefiBoot { arch: Arch::X86_64, file: file.clone(), server: p.server.into() }).collect();
         for line in (LabDnsmasq { ipxe_script: Some(ipxe.clone()), fast: true, uefi }).lines() {
             out.push_str(&format!("  <dnsmasq:option value='{line}'/>\n"));
         }
@@ -412,45 +329,6 @@ pub fn libvirt(p: &DhcpParams) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_labs_dnsmasq_lines() {
-        let script = Some("http://10.0.0.1/boot.ipxe".to_string());
-        assert_eq!(
-            LabDnsmasq { ipxe_script: script.clone(), fast: true, uefi: None }.lines(),
-            ["no-ping", "dhcp-userclass=set:ipxe,iPXE", "dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe", "dhcp-option=tag:ipxe,encap:175,176,1"]
-        );
-        assert_eq!(
-            LabDnsmasq { ipxe_script: script, fast: false, uefi: None }.lines(),
-            ["dhcp-userclass=set:ipxe,iPXE", "dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe"]
-        );
-        assert_eq!(
-            LabDnsmasq { ipxe_script: None, fast: true, uefi: None }.lines(),
-            ["no-ping", "dhcp-userclass=set:ipxe,iPXE", "dhcp-option=tag:ipxe,encap:175,176,1"]
-        );
-        let uefi = Some(UefiBoot { file: "iso/EFI/BOOT/BOOTX64.EFI".into(), server: "10.0.0.1".parse().unwrap() });
-        assert_eq!(
-            LabDnsmasq { ipxe_script: None, fast: false, uefi: uefi.clone() }.lines(),
-            [
-                "dhcp-match=set:efi64,option:client-arch,7",
-                "dhcp-match=set:efi64,option:client-arch,9",
-                "dhcp-userclass=set:ipxe,iPXE",
-                "dhcp-boot=tag:efi64,tag:!ipxe,iso/EFI/BOOT/BOOTX64.EFI,,10.0.0.1"
-            ]
-        );
-        assert!(LabDnsmasq::default().lines().is_empty());
-        for lab in [
-            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: true, uefi: None },
-            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: false, uefi: None },
-            LabDnsmasq { ipxe_script: None, fast: true, uefi: None },
-            LabDnsmasq { ipxe_script: Some("http://10.0.0.1/boot.ipxe".into()), fast: true, uefi: uefi.clone() },
-            LabDnsmasq::default(),
-        ] {
-            assert_eq!(LabDnsmasq::of(&lab.lines()), lab, "read back");
-        }
-        let untagged = ["dhcp-boot=tag:ipxe,http://10.0.0.1/boot.ipxe".to_string()];
-        assert_eq!(LabDnsmasq::of(&untagged).ipxe_script, None, "no script without the tag that selects iPXE clients");
-    }
 
     fn params() -> DhcpParams {
         DhcpParams::new("192.168.122.1", None, None, "pxelinux.0").unwrap()
