@@ -338,6 +338,9 @@ fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
     assert_eq!(ready["proxy_dhcp"], lan.bridge.as_str(), "{ready}");
     let (_, heard) = lan.udhcpc(&["-V", "PXEClient:Arch:00007:UNDI:003016", "-x", "93:0007"]);
     assert!(!heard.is_empty(), "no answer to a UEFI PXE client");
+    // An ARM64 UEFI client (client-arch 11): the arm64 shim.
+    let (_, heard) = lan.udhcpc(&["-V", "PXEClient:Arch:00011:UNDI:003016", "-x", "93:000b"]);
+    assert!(!heard.is_empty(), "no answer to an ARM64 UEFI PXE client");
     // A boot-server request on UDP 4011, as edk2 sends one once it has an
     // address: an ACK back, with the BIOS file and no address.
     let socket = std::net::UdpSocket::bind((bind.as_str(), 0)).unwrap();
@@ -364,6 +367,9 @@ fn serve_answers_pxe_clients_with_proxy_dhcp_on_the_binds_interface() {
     assert!(!answered.is_empty(), "no answered event");
     assert_eq!((&answered[0]["kind"], &answered[0]["port"]), (&"uefi".into(), &"dhcp".into()), "{answered:?}");
     assert!(answered[0]["file"].as_str().unwrap().ends_with(".EFI") || answered[0]["file"].as_str().unwrap().ends_with(".efi"), "{answered:?}");
+    // The x86-64 ISO has no arm64 shim: the host's Debian one (debian-installer-12-netboot-arm64).
+    let arm = answered.iter().find(|e| e["kind"] == "uefi_arm64").unwrap_or_else(|| panic!("no ARM64 answer: {answered:?}"));
+    assert_eq!(arm["file"], "efi/bootaa64.efi", "{arm}");
 }
 
 /// A BIOS PXE client's DHCPREQUEST to the boot server (UDP 4011).
@@ -455,18 +461,17 @@ fn bad_proxy_input_is_refused_in_one_line_before_anything_starts() {
     assert!(!labs.exists() || labs.read_dir().unwrap().all(|d| !d.unwrap().path().join("lab.json").exists()), "a lab was left");
 }
 
-/// An installer for another architecture (a Debian arm64 layout) is
-/// refused by `up` before anything changes, while ARM64 guests are not
-/// built: exit 3, one line, the network as it was.
+/// An installer for an architecture pxelab makes no VMs for (here a RHEL
+/// ppc64le layout) is refused before any change, with the proxy or without.
 #[test]
-fn an_arm64_installer_is_refused_before_any_change() {
+fn an_installer_for_another_architecture_is_refused_before_any_change() {
     let dir = tempfile::tempdir().unwrap();
     let tree = dir.path().join("tree");
-    std::fs::create_dir_all(tree.join("install.a64")).unwrap();
-    std::fs::write(tree.join("install.a64/vmlinuz"), b"arm64 kernel").unwrap();
-    std::fs::write(tree.join("install.a64/initrd.gz"), b"arm64 initrd").unwrap();
-    let iso = dir.path().join("debian-arm64.iso");
-    sh_ok(&["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "DEBIAN_ARM64", "-o", iso.to_str().unwrap(), tree.to_str().unwrap()]);
+    std::fs::create_dir_all(tree.join("images/pxeboot")).unwrap();
+    std::fs::write(tree.join("images/pxeboot/vmlinuz"), b"ppc64le kernel").unwrap();
+    std::fs::write(tree.join("images/pxeboot/initrd.img"), b"ppc64le initrd").unwrap();
+    let iso = dir.path().join("rhel-ppc64le.iso");
+    sh_ok(&["xorriso", "-as", "mkisofs", "-quiet", "-R", "-J", "-V", "RHEL-9-4-0-BaseOS-ppc64le", "-o", iso.to_str().unwrap(), tree.to_str().unwrap()]);
     let net = TestNet::with_dhcp();
     let inactive = net.inactive_xml();
     for proxy in [&[][..], &["--proxy-dhcp"][..]] {
@@ -475,7 +480,7 @@ fn an_arm64_installer_is_refused_before_any_change() {
         let out = net.pxelab(&args);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(3), "{stderr}");
-        assert!(stderr.contains("an installer for arm64") && stderr.contains("x86-64 only"), "{stderr}");
+        assert!(stderr.contains("an installer for ppc64le") && stderr.contains("x86_64 and aarch64 VMs only"), "{stderr}");
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
         net.assert_restored(&inactive, "after the refusal");
     }

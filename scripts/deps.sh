@@ -28,16 +28,18 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 
-# libvirt and QEMU, both from backports (qemu-utils here already is).
+# libvirt and QEMU, both from backports (qemu-utils here already is);
+# qemu-system-arm and AAVMF (qemu-efi-aarch64) for ARM64 guests, from the
+# same suite, so both emulators are one QEMU version.
 apt-get install -y -qq -t bookworm-backports --no-install-recommends \
     libvirt-dev libvirt-daemon-system libvirt-clients libvirt-daemon-driver-qemu \
-    qemu-system-x86 qemu-utils qemu-block-extra dnsmasq-base ipxe-qemu ovmf >/dev/null
+    qemu-system-x86 qemu-system-arm qemu-utils qemu-block-extra dnsmasq-base ipxe-qemu ovmf qemu-efi-aarch64 >/dev/null
 
 # Build, fixtures (ISO tooling, the kernel/initrd sources, syslinux) and test clients.
 apt-get install -y -qq --no-install-recommends \
     pkg-config gcc g++ make patch openssl xz-utils zstd python3 iptables \
     xorriso cpio busybox-static syslinux-common pxelinux isolinux syslinux mtools dosfstools fdisk \
-    debian-installer-12-netboot-amd64 grub-efi-amd64-signed shim-signed \
+    debian-installer-12-netboot-amd64 debian-installer-12-netboot-arm64 grub-efi-amd64-signed shim-signed \
     curl wget atftp lftp iproute2 procps psmisc python3-junitparser yamllint \
     zsh fish groff-base man-db tcpdump lintian dpkg-dev >/dev/null
 

@@ -1,0 +1,95 @@
+//! ARM64 guests: `pxelab up` with an arm64 ISO makes aarch64 VMs (the
+//! `virt` machine, AAVMF, TCG here) that boot through edk2's PXE, the
+//! ISO's arm64 shim and GRUB, to the installer; on isolated networks, the
+//! host restored after each.
+
+mod common;
+
+use common::net::TestNet;
+use common::{events, fixture};
+
+fn md5_of(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("md5sum").arg(path).output().unwrap();
+    String::from_utf8(out.stdout).unwrap().split_whitespace().next().unwrap().to_string()
+}
+
+fn up(net: &TestNet, iso: &str, extra: &[&str]) -> std::process::Output {
+    let iso = fixture(iso);
+    let mut args = vec!["--json", "up", "--iso", iso.to_str().unwrap(), "--network", &net.name, "--vcpus", "1", "--disk-size", "1"];
+    args.extend_from_slice(extra);
+    net.pxelab(&args)
+}
+
+fn console_tail(events: &[serde_json::Value]) -> Vec<String> {
+    let reached = events.iter().find(|e| e["event"] == "reached").expect("a reached event");
+    reached["vms"][0]["serial_tail"].as_array().unwrap().iter().map(|l| l.as_str().unwrap().to_string()).collect()
+}
+
+/// The busybox installer for arm64, from the RHEL layout's `.treeinfo`
+/// (arch aarch64): no --arch, no --firmware; every stage, the arm64 shim
+/// over TFTP, the stage2 over HTTP checked by the guest, which says it is
+/// an aarch64 machine booted by UEFI on the PL011 console (ttyAMA0).
+#[test]
+fn an_aarch64_vm_boots_the_busybox_installer_through_aavmf_pxe_and_grub() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out =
+        up(&net, "centos-busybox-arm64.iso", &["--memory", "512", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"]);
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let stages: Vec<&str> = events.iter().filter(|e| e["event"] == "stage").map(|e| e["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["dhcp", "bootloader", "kernel", "installer"], "{events:?}");
+    let created = events.iter().find(|e| e["event"] == "step" && e["message"].as_str().unwrap().starts_with("created VM")).expect("a created step");
+    assert!(created["message"].as_str().unwrap().contains("(aarch64, uefi,"), "{created}");
+    let complete =
+        |protocol: &str, path: &str| events.iter().any(|e| e["event"] == "transfer" && e["protocol"] == protocol && e["path"] == path && e["complete"] == true);
+    assert!(complete("tftp", "iso/EFI/BOOT/BOOTAA64.EFI"), "the ISO's arm64 shim was not served: {events:?}");
+    assert!(complete("tftp", "iso/EFI/BOOT/grubaa64.efi"), "the ISO's arm64 GRUB was not served: {events:?}");
+    assert!(complete("http", "/iso/images/install.img"), "{events:?}");
+    let tail = console_tail(&events);
+    let want = md5_of(&fixture("centos-busybox-arm64.files/images/install.img"));
+    for line in
+        ["PXELAB-STAGE: machine aarch64".to_string(), "PXELAB-STAGE: firmware uefi secureboot 0".to_string(), format!("PXELAB-STAGE: stage2 md5 {want}")]
+    {
+        assert!(tail.iter().any(|l| l.contains(&line)), "{line} not on the console: {tail:#?}");
+    }
+    net.assert_restored(&original, "after the lab");
+}
+
+/// Debian's real arm64 netboot installer in the Debian CD layout
+/// (`install.a64/`): d-i's first screen on the serial console, with the
+/// ISO as its CD-ROM on virtio-scsi (the `virt` machine has no IDE or SATA).
+#[test]
+fn debian_installer_for_arm64_reaches_its_first_screen() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out =
+        up(&net, "debian-arm64.iso", &["--memory", "1024", "--wait-for", "installer", "--expect", "Select a language|Choose the language", "--timeout", "600"]);
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let created = events.iter().find(|e| e["event"] == "step" && e["message"].as_str().unwrap().starts_with("created VM")).expect("a created step");
+    let message = created["message"].as_str().unwrap();
+    assert!(message.contains("(aarch64, uefi,") && message.contains("the ISO as its CD-ROM over HTTP"), "{created}");
+    assert!(events.iter().any(|e| e["event"] == "transfer" && e["path"] == "iso/EFI/boot/bootaa64.efi" && e["complete"] == true), "{events:?}");
+    net.assert_restored(&original, "after the lab");
+}
+
+/// What an aarch64 VM cannot be is refused before any change: BIOS (up and
+/// vm new), with one line and exit 3.
+#[test]
+fn an_aarch64_vm_with_bios_is_refused_before_any_change() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    for args in [&["--firmware", "bios"][..], &["--firmware", "both"], &["--arch", "aarch64", "--firmware", "bios"]] {
+        let out = up(&net, "centos-busybox-arm64.iso", args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains("aarch64 VMs boot UEFI only"), "{stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+        net.assert_restored(&original, "after the refusal");
+    }
+    let out = net.pxelab(&["vm", "new", "--network", &net.name, "--arch", "aarch64", "--firmware", "bios"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("aarch64 VMs boot UEFI only"), "{stderr}");
+}
