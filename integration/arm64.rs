@@ -1,6 +1,6 @@
 //! ARM64 guests: `pxelab up` with an arm64 ISO makes aarch64 VMs (the
 //! `virt` machine, AAVMF, TCG here) that boot through edk2's PXE, the
-//! ISO's arm64 shim and GRUB, to the installer; on isolated networks, the
+//! ISO's arm64 shim and GRUB (the kernel and initrd over HTTP), to the installer; on isolated networks, the
 //! host restored after each.
 
 mod common;
@@ -45,6 +45,10 @@ fn an_aarch64_vm_boots_the_busybox_installer_through_aavmf_pxe_and_grub() {
         |protocol: &str, path: &str| events.iter().any(|e| e["event"] == "transfer" && e["protocol"] == protocol && e["path"] == path && e["complete"] == true);
     assert!(complete("tftp", "iso/EFI/BOOT/BOOTAA64.EFI"), "the ISO's arm64 shim was not served: {events:?}");
     assert!(complete("tftp", "iso/EFI/BOOT/grubaa64.efi"), "the ISO's arm64 GRUB was not served: {events:?}");
+    // GRUB loads the kernel and initrd over HTTP with the http module pxelab
+    // serves beside its config (the ISO's GRUB is Debian's arm64 netboot one).
+    assert!(complete("tftp", "/debian-installer/arm64/grub/arm64-efi/http.mod"), "{events:?}");
+    assert!(complete("http", "/iso/images/pxeboot/vmlinuz") && complete("http", "/iso/images/pxeboot/initrd.img"), "{events:?}");
     assert!(complete("http", "/iso/images/install.img"), "{events:?}");
     let tail = console_tail(&events);
     let want = md5_of(&fixture("centos-busybox-arm64.files/images/install.img"));

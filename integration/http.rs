@@ -65,6 +65,18 @@ fn curl_and_wget_get_the_isos_bytes() {
     assert!(served.saw(|e| e["event"] == "transfer" && e["protocol"] == "http" && e["path"] == "/centos-busybox.iso" && e["complete"] == true));
 }
 
+/// GRUB 2.06's http module (ARM64 lab VMs load their kernel with it) reads
+/// `Content-Length` only in that case; in any other it knows no size and
+/// its `linux` fails with "out of memory". Exactly GRUB's request.
+#[test]
+fn the_length_header_is_title_case_as_grub_reads_it() {
+    let served = Served::start(&fixture("centos-busybox.iso"), "50481-50490", &[]);
+    let answer = raw(&served, b"GET /iso/images/pxeboot/initrd.img HTTP/1.1\r\nHost: 10.0.2.2:8766\r\nUser-Agent: GRUB 2.06\r\nConnection: close\r\n\r\n");
+    let size = std::fs::metadata(fixture("centos-busybox.files/images/pxeboot/initrd.img")).unwrap().len();
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{}", status_line(&answer));
+    assert!(answer.contains(&format!("\r\nContent-Length: {size}\r\n")), "{:?}", &answer[..answer.find("\r\n\r\n").unwrap()]);
+}
+
 #[test]
 fn ranges_heads_and_conditional_requests() {
     let iso = fixture("centos-busybox.iso");
