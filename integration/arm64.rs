@@ -50,6 +50,7 @@ fn an_aarch64_vm_boots_the_busybox_installer_through_aavmf_pxe_and_grub() {
     assert!(complete("tftp", "/debian-installer/arm64/grub/arm64-efi/http.mod"), "{events:?}");
     assert!(complete("http", "/iso/images/pxeboot/vmlinuz") && complete("http", "/iso/images/pxeboot/initrd.img"), "{events:?}");
     assert!(complete("http", "/iso/images/install.img"), "{events:?}");
+    assert!(!complete("tftp", "/iso/images/pxeboot/vmlinuz"), "{events:?}");
     let tail = console_tail(&events);
     let want = md5_of(&fixture("centos-busybox-arm64.files/images/install.img"));
     for line in
@@ -75,6 +76,31 @@ fn debian_installer_for_arm64_reaches_its_first_screen() {
     let message = created["message"].as_str().unwrap();
     assert!(message.contains("(aarch64, uefi,") && message.contains("the ISO as its CD-ROM over HTTP"), "{created}");
     assert!(events.iter().any(|e| e["event"] == "transfer" && e["path"] == "iso/EFI/boot/bootaa64.efi" && e["complete"] == true), "{events:?}");
+    net.assert_restored(&original, "after the lab");
+}
+
+/// Secure Boot on ARM64: AAVMF with Microsoft's keys enrolled (no SMM on
+/// the `virt` machine), the ISO's signed shim, GRUB and kernel; GRUB is
+/// locked down and loads no module, so the kernel comes over TFTP.
+#[test]
+fn an_aarch64_vm_boots_the_signed_chain_with_secure_boot_on() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let out = up(
+        &net,
+        "centos-busybox-arm64.iso",
+        &["--memory", "512", "--firmware", "uefi", "--secure-boot", "--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"],
+    );
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let created = events.iter().find(|e| e["event"] == "step" && e["message"].as_str().unwrap().starts_with("created VM")).expect("a created step");
+    assert!(created["message"].as_str().unwrap().contains("(aarch64, uefi-secure-boot,"), "{created}");
+    let complete =
+        |protocol: &str, path: &str| events.iter().any(|e| e["event"] == "transfer" && e["protocol"] == protocol && e["path"] == path && e["complete"] == true);
+    assert!(complete("tftp", "/iso/images/pxeboot/vmlinuz"), "{events:?}");
+    let tail = console_tail(&events);
+    assert!(tail.iter().any(|l| l.contains("PXELAB-STAGE: firmware uefi secureboot 1")), "{tail:#?}");
+    assert!(!tail.iter().any(|l| l.contains("prohibited by secure boot policy")), "GRUB tried a module: {tail:#?}");
     net.assert_restored(&original, "after the lab");
 }
 

@@ -117,3 +117,30 @@ fn the_default_range_leaves_the_server_out() {
     let text = config(&["--format", "isc", "--server", "10.0.0.1"]);
     assert!(text.contains("range 10.0.0.128 10.0.0.254;"), "{text}");
 }
+
+/// ARM64 UEFI clients (client-arch 11) get the arm64 shim in every format,
+/// and the servers take it: dhcpd's `elsif`, dnsmasq's own tag and its
+/// proxy's ARM64_EFI service, Windows' vendor class for `…:Arch:00011`.
+#[test]
+fn arm64_clients_get_the_arm64_shim_in_every_format() {
+    let arm = ["--server", "10.20.0.5", "--uefi-arm64-file", "iso/EFI/BOOT/BOOTAA64.EFI"];
+    let isc = config(&[&["--format", "isc"][..], &arm].concat());
+    assert!(isc.contains("} elsif option arch = 00:0b {\n        filename \"iso/EFI/BOOT/BOOTAA64.EFI\";"), "{isc}");
+    assert!(dhcpd_accepts(&isc), "dhcpd -t refused:\n{isc}");
+    let plain = config(&[&["--format", "isc", "--http-port", "none"][..], &arm].concat());
+    assert!(plain.contains("option arch = 00:0b") && dhcpd_accepts(&plain), "{plain}");
+    let dnsmasq = config(&[&["--format", "dnsmasq"][..], &arm].concat());
+    for line in ["dhcp-match=set:efiarm64,option:client-arch,11", "dhcp-boot=tag:efiarm64,tag:!ipxe,iso/EFI/BOOT/BOOTAA64.EFI,,10.20.0.5", "tag:!efiarm64,"] {
+        assert!(dnsmasq.contains(line), "{line} in:\n{dnsmasq}");
+    }
+    assert!(dnsmasq_accepts(&dnsmasq), "dnsmasq --test refused:\n{dnsmasq}");
+    let proxy = config(&[&["--format", "dnsmasq", "--proxy"][..], &arm].concat());
+    assert!(proxy.contains("pxe-service=ARM64_EFI,") && dnsmasq_accepts(&proxy), "{proxy}");
+    let windows = config(&[&["--format", "windows"][..], &arm].concat());
+    assert!(windows.contains("-Data \"PXEClient:Arch:00011\"") && windows.contains("-OptionId 67 -Value \"iso/EFI/BOOT/BOOTAA64.EFI\""), "{windows}");
+    let none = config(&["--format", "dnsmasq", "--server", "10.20.0.5", "--uefi-arm64-file", "none"]);
+    assert!(!none.contains("efiarm64"), "{none}");
+    // By default, the host's arm64 pair in the tree (make deps installs it).
+    let default = config(&["--format", "dnsmasq", "--server", "10.20.0.5"]);
+    assert!(default.contains("dhcp-boot=tag:efiarm64,tag:!ipxe,efi/bootaa64.efi,,10.20.0.5"), "{default}");
+}

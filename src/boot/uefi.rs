@@ -177,10 +177,12 @@ pub fn render(menu: &Menu) -> String {
 }
 
 /// A lab VM's own config: the installer at once. With `http` (GRUB's
-/// device for pxelab's HTTP server, `http,HOST[:PORT]`), the kernel and
-/// initrd come over HTTP when GRUB can load its `http` module (see
-/// [`http_module`]), else over TFTP as without it: under Secure Boot GRUB
-/// loads no module, and a GRUB pxelab has no module for finds none.
+/// device for pxelab's HTTP server, `http,HOST[:PORT]`; given only when
+/// the tree serves the module, see [`http_module`]), the kernel and initrd
+/// come over HTTP through GRUB's `http` module, except under Secure Boot:
+/// there GRUB is locked down (`$lockdown` is `y`) and loads no module, so
+/// they come over TFTP as without it. (`insmod`'s own status cannot tell:
+/// Debian's 2.06 refuses the module and still returns success.)
 pub fn render_at_once(menu: &Menu, http: Option<&str>) -> String {
     let mut out = String::from("# pxelab: a VM of this lab boots its installer at once; other machines get grub.cfg\nset timeout=0\nset default=install\n");
     for entry in menu.entries.iter().filter(|e| matches!(e.action, BootAction::Linux { .. })) {
@@ -204,10 +206,10 @@ fn entry_text(out: &mut String, label: &str, title: &str, action: &BootAction) {
 
 fn entry_over_http(out: &mut String, label: &str, title: &str, action: &BootAction, device: &str) {
     let BootAction::Linux { kernel, initrd, append } = action else { return entry_text(out, label, title, action) };
-    let _ = writeln!(out, "\nmenuentry {} --id {} {{\n  if insmod http; then", quote(title), quote(label));
-    linux_lines(out, "    ", &format!("({device})"), kernel, initrd, append);
-    out.push_str("  else\n");
+    let _ = writeln!(out, "\nmenuentry {} --id {} {{\n  if [ \"$lockdown\" = y ]; then", quote(title), quote(label));
     linux_lines(out, "    ", "", kernel, initrd, append);
+    out.push_str("  else\n    insmod http\n");
+    linux_lines(out, "    ", &format!("({device})"), kernel, initrd, append);
     out.push_str("  fi\n}\n");
 }
 
@@ -303,7 +305,7 @@ mod tests {
     }
 
     #[test]
-    fn with_http_a_vms_config_tries_grubs_http_module_and_falls_back_to_tftp() {
+    fn with_http_a_vms_config_loads_over_http_unless_grub_is_locked_down() {
         let device = grub_http_device("http://10.0.0.1:8080").unwrap();
         assert_eq!(device, "http,10.0.0.1:8080");
         assert_eq!(grub_http_device("http://10.0.0.1").as_deref(), Some("http,10.0.0.1"));
@@ -311,7 +313,7 @@ mod tests {
         let cfg = render_at_once(&menu(DefaultEntry::Local, "a=b"), Some(&device));
         assert!(
             cfg.contains(
-                "  if insmod http; then\n    linux (http,10.0.0.1:8080)/iso/images/pxeboot/vmlinuz a=b\n    initrd (http,10.0.0.1:8080)/iso/images/pxeboot/initrd.img\n  else\n    linux /iso/images/pxeboot/vmlinuz a=b\n    initrd /iso/images/pxeboot/initrd.img\n  fi\n}\n"
+                "  if [ \"$lockdown\" = y ]; then\n    linux /iso/images/pxeboot/vmlinuz a=b\n    initrd /iso/images/pxeboot/initrd.img\n  else\n    insmod http\n    linux (http,10.0.0.1:8080)/iso/images/pxeboot/vmlinuz a=b\n    initrd (http,10.0.0.1:8080)/iso/images/pxeboot/initrd.img\n  fi\n}\n"
             ),
             "{cfg}"
         );

@@ -43,6 +43,11 @@ pub struct DhcpConfigArgs {
     /// lab's, else efi/bootx64.efi, the host's shim); `none` sends them the --file too.
     #[arg(long, value_name = "FILE")]
     pub uefi_file: Option<String>,
+    /// What ARM64 UEFI clients (client-arch 11) boot: a shim in the boot tree (default: the
+    /// running lab's when it serves aarch64, else efi/bootaa64.efi when this host has Debian's
+    /// arm64 netboot installer); `none`: no lines for them.
+    #[arg(long, value_name = "FILE")]
+    pub uefi_arm64_file: Option<String>,
 }
 
 pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
@@ -62,6 +67,7 @@ pub fn run(args: DhcpConfigArgs, globals: &Globals) -> Result<Outcome> {
         file: args.file,
         http_port: args.http_port.map(|p| p.0),
         uefi_file: args.uefi_file,
+        uefi_arm64_file: args.uefi_arm64_file,
     };
     let text = lab::dhcp_config(&request)?;
     if globals.json {

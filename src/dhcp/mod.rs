@@ -12,7 +12,7 @@ use crate::arch::Arch;
 
 mod lab;
 
-use lab::{efi_match, IPXE_BOOT, IPXE_USERCLASS};
+use lab::{efi_match, efi_tag, IPXE_BOOT, IPXE_USERCLASS};
 pub use lab::{LabDnsmasq, UefiBoot, IPXE_NO_PROXYDHCP};
 
 /// An IPv4 network such as `192.168.122.0/24`.
@@ -108,6 +108,9 @@ pub struct DhcpParams {
     /// What x86-64 UEFI clients (option 93 = 7 or 9) that are not iPXE get
     /// instead of `file`: a shim. `None`: they get `file` too.
     pub uefi: Option<String>,
+    /// What ARM64 UEFI clients (option 93 = 11) get: the arm64 shim. `None`:
+    /// nothing for them (they cannot run `file`).
+    pub uefi_arm64: Option<String>,
 }
 
 impl DhcpParams {
@@ -148,7 +151,7 @@ impl DhcpParams {
             return Err(format!("the range {}-{} includes the server {server}; choose a range without it", range.0, range.1));
         }
         crate::boot::check_boot_file(file).map_err(|e| format!("--file {e}"))?;
-        Ok(DhcpParams { server, subnet, range, file: file.to_string(), ipxe: None, uefi: None })
+        Ok(DhcpParams { server, subnet, range, file: file.to_string(), ipxe: None, uefi: None, uefi_arm64: None })
     }
 
     /// Sends x86-64 UEFI clients (not iPXE) to `file` (a shim in the boot tree).
@@ -156,6 +159,18 @@ impl DhcpParams {
         crate::boot::check_boot_file(file).map_err(|e| format!("--uefi-file {e}"))?;
         self.uefi = Some(file.to_string());
         Ok(self)
+    }
+
+    /// Sends ARM64 UEFI clients to `file` (the arm64 shim in the boot tree).
+    pub fn with_uefi_arm64(mut self, file: &str) -> Result<DhcpParams, String> {
+        crate::boot::check_boot_file(file).map_err(|e| format!("--uefi-arm64-file {e}"))?;
+        self.uefi_arm64 = Some(file.to_string());
+        Ok(self)
+    }
+
+    /// The UEFI shims, each with its architecture.
+    fn shims(&self) -> impl Iterator<Item = (Arch, &str)> {
+        [(Arch::X86_64, &self.uefi), (Arch::Aarch64, &self.uefi_arm64)].into_iter().filter_map(|(a, f)| f.as_deref().map(|f| (a, f)))
     }
 
     /// Sends iPXE clients to the iPXE script on pxelab's HTTP server at `port`.
@@ -202,10 +217,17 @@ pub fn isc(p: &DhcpParams) -> String {
             ),
         ),
     };
-    if let Some(uefi) = &p.uefi {
-        // The client's architecture (RFC 4578): 7 and 9 are x86-64 UEFI.
+    if p.shims().next().is_some() {
+        // The client's architecture (RFC 4578): 7 and 9 are x86-64 UEFI, 11 ARM64 UEFI.
         space.push_str("# the PXE client's architecture (once per dhcpd.conf)\noption arch code 93 = unsigned integer 16;\n");
-        let uefi_branch = format!("if option arch = 00:07 or option arch = 00:09 {{\n        filename \"{uefi}\";   # x86-64 UEFI clients: the shim\n    }}");
+        let branches: Vec<String> = p
+            .shims()
+            .map(|(arch, file)| {
+                let test: Vec<String> = arch.uefi_client_arches().iter().map(|c| format!("option arch = 00:{c:02x}")).collect();
+                format!("if {} {{\n        filename \"{file}\";   # {} UEFI clients: the shim\n    }}", test.join(" or "), label(arch))
+            })
+            .collect();
+        let uefi_branch = branches.join(" els");
         filename = match &p.ipxe {
             None => format!("    {uefi_branch} else {{\n        filename \"{}\";   # the boot file (BIOS)\n    }}\n", p.file),
             Some(_) => filename.replacen("    } else {", &format!("    }} els{uefi_branch} else {{"), 1),
@@ -224,7 +246,7 @@ pub fn isc(p: &DhcpParams) -> String {
 
 /// dnsmasq as the network's DHCP server.
 pub fn dnsmasq(p: &DhcpParams) -> String {
-    let not_efi = if p.uefi.is_some() { "tag:!efi64," } else { "" };
+    let not_efi: String = p.shims().map(|(arch, _)| format!("tag:!{},", efi_tag(arch))).collect();
     let mut boot = match &p.ipxe {
         None => format!("dhcp-boot={not_efi}{},,{}\n", p.file, p.server),
         Some(ipxe) => format!(
@@ -238,14 +260,15 @@ pub fn dnsmasq(p: &DhcpParams) -> String {
             server = p.server
         ),
     };
-    if let Some(uefi) = &p.uefi {
-        boot.push_str("# x86-64 UEFI clients (client-arch 7 or 9) that are not iPXE: the shim\n");
-        for line in efi_match(Arch::X86_64) {
+    for (arch, file) in p.shims() {
+        let codes: Vec<String> = arch.uefi_client_arches().iter().map(u16::to_string).collect();
+        boot.push_str(&format!("# {} UEFI clients (client-arch {}) that are not iPXE: the shim\n", label(arch), codes.join(" or ")));
+        for line in efi_match(arch) {
             boot.push_str(&line);
             boot.push('\n');
         }
         let not_ipxe = if p.ipxe.is_some() { "tag:!ipxe," } else { "" };
-        boot.push_str(&format!("dhcp-boot=tag:efi64,{not_ipxe}{uefi},,{}\n", p.server));
+        boot.push_str(&format!("dhcp-boot=tag:{},{not_ipxe}{file},,{}\n", efi_tag(arch), p.server));
     }
     format!(
         "# dnsmasq: add to /etc/dnsmasq.conf (or a file in /etc/dnsmasq.d/), then restart dnsmasq\n\
@@ -268,7 +291,13 @@ pub fn dnsmasq_proxy(p: &DhcpParams) -> String {
         net = p.subnet.network,
         mask = p.subnet.netmask(),
         server = p.server,
-        uefi = p.uefi.as_ref().map(|f| format!("pxe-service=X86-64_EFI,\"Boot from pxelab (UEFI)\",{f},{}\n", p.server)).unwrap_or_default(),
+        uefi = p
+            .shims()
+            .map(|(arch, f)| match arch {
+                Arch::X86_64 => format!("pxe-service=X86-64_EFI,\"Boot from pxelab (UEFI)\",{f},{}\n", p.server),
+                Arch::Aarch64 => format!("pxe-service=ARM64_EFI,\"Boot from pxelab (ARM64 UEFI)\",{f},{}\n", p.server),
+            })
+            .collect::<String>(),
     )
 }
 
@@ -291,18 +320,31 @@ pub fn windows(p: &DhcpParams) -> String {
          Set-DhcpServerv4OptionValue -ScopeId {scope} -OptionId 67 -Value \"{file}\"\n{uefi}",
         server = p.server,
         file = p.file,
-        uefi = p.uefi.as_ref().map(|f| windows_uefi(scope, f)).unwrap_or_default(),
+        uefi = p.shims().map(|(arch, f)| windows_uefi(scope, arch, f)).collect::<String>(),
     )
 }
 
-/// x86-64 UEFI clients on Windows DHCP: a vendor class for what they send
-/// in option 60 (`PXEClient:Arch:00007`) and a policy giving them 067.
-fn windows_uefi(scope: Ipv4Addr, file: &str) -> String {
+/// An architecture as the comments in the settings name it.
+fn label(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "x86-64",
+        Arch::Aarch64 => "ARM64",
+    }
+}
+
+/// UEFI clients on Windows DHCP: a vendor class for what they send in
+/// option 60 (`PXEClient:Arch:00007`, `…:00011` for ARM64) and a policy
+/// giving them 067.
+fn windows_uefi(scope: Ipv4Addr, arch: Arch, file: &str) -> String {
+    let (who, name, code) = match arch {
+        Arch::X86_64 => ("x86-64 UEFI clients get the shim instead", "x64", 7),
+        Arch::Aarch64 => ("ARM64 UEFI clients get the arm64 shim", "ARM64", 11),
+    };
     format!(
-        "# x86-64 UEFI clients get the shim instead: a vendor class and a policy (PowerShell, {scope} scope)\n\
-         Add-DhcpServerv4Class -Name \"PXEClient UEFI x64\" -Type Vendor -Data \"PXEClient:Arch:00007\"\n\
-         Add-DhcpServerv4Policy -Name \"pxelab UEFI x64\" -ScopeId {scope} -Condition OR -VendorClass EQ,\"PXEClient UEFI x64*\"\n\
-         Set-DhcpServerv4OptionValue -ScopeId {scope} -PolicyName \"pxelab UEFI x64\" -OptionId 67 -Value \"{file}\"\n"
+        "# {who}: a vendor class and a policy (PowerShell, {scope} scope)\n\
+         Add-DhcpServerv4Class -Name \"PXEClient UEFI {name}\" -Type Vendor -Data \"PXEClient:Arch:{code:05}\"\n\
+         Add-DhcpServerv4Policy -Name \"pxelab UEFI {name}\" -ScopeId {scope} -Condition OR -VendorClass EQ,\"PXEClient UEFI {name}*\"\n\
+         Set-DhcpServerv4OptionValue -ScopeId {scope} -PolicyName \"pxelab UEFI {name}\" -OptionId 67 -Value \"{file}\"\n"
     )
 }
 
@@ -317,7 +359,7 @@ pub fn libvirt(p: &DhcpParams) -> String {
             "<!-- iPXE clients over HTTP, and no waits for the first lease (what `pxelab up` adds): xmlns:dnsmasq='{ns}' on <network>, and as its last child: -->\n<dnsmasq:options>\n",
             ns = crate::virt::netxml::DNSMASQ_NS
         ));
-        let uefi = p.uefi.iter().map(|file| UefiBoot { arch: Arch::X86_64, file: file.clone(), server: p.server.into() }).collect();
+        let uefi = p.shims().map(|(arch, file)| UefiBoot { arch, file: file.to_string(), server: p.server.into() }).collect();
         for line in (LabDnsmasq { ipxe_script: Some(ipxe.clone()), fast: true, uefi }).lines() {
             out.push_str(&format!("  <dnsmasq:option value='{line}'/>\n"));
         }

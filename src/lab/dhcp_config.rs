@@ -2,6 +2,8 @@
 //! lab's server address and subnet as defaults.
 
 use super::{record, state_dir};
+use crate::arch::Arch;
+use crate::boot::uefi;
 use crate::dhcp::{self, DhcpParams};
 use crate::error::{Error, Result};
 
@@ -40,6 +42,8 @@ pub struct DhcpRequest {
     /// The UEFI shim's path: `None` for the running lab's (else the host's
     /// `efi/bootx64.efi`), `Some("none")` for no UEFI lines.
     pub uefi_file: Option<String>,
+    /// `--uefi-arm64-file`: what ARM64 UEFI clients boot (`none`: nothing).
+    pub uefi_arm64_file: Option<String>,
 }
 
 /// The configuration text for `request.format`.
@@ -76,15 +80,23 @@ pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
     if let Some(port) = http_port {
         params = params.with_ipxe(port);
     }
-    let uefi = match &request.uefi_file {
+    // Each architecture's shim: the one asked for, the running lab's when
+    // it serves that architecture, else the host's pair's place in the tree
+    // (x86-64's even when this host lacks shim-signed; arm64's only when it
+    // has Debian's arm64 netboot installer: arm64 clients are rarer).
+    let shim = |asked: &Option<String>, arch: Arch| match asked {
         Some(file) if file == "none" => None,
         Some(file) => Some(file.clone()),
-        None => {
-            Some(lab.as_ref().and_then(|l| l.uefi_file.clone()).unwrap_or_else(|| crate::boot::uefi::host_shim_path(crate::arch::Arch::X86_64).to_string()))
-        }
+        None => lab.as_ref().filter(|l| l.arch == arch).and_then(|l| l.uefi_file.clone()).or_else(|| {
+            let host = arch == Arch::X86_64 || std::path::Path::new(&uefi::host_files(arch).0).exists();
+            host.then(|| uefi::host_shim_path(arch).to_string())
+        }),
     };
-    if let Some(file) = uefi {
+    if let Some(file) = shim(&request.uefi_file, Arch::X86_64) {
         params = params.with_uefi(&file).map_err(Error::bad_input)?;
+    }
+    if let Some(file) = shim(&request.uefi_arm64_file, Arch::Aarch64) {
+        params = params.with_uefi_arm64(&file).map_err(Error::bad_input)?;
     }
     let text = match request.format {
         DhcpFormat::Isc => dhcp::isc(&params),

@@ -3,14 +3,18 @@
 //! how far it got (the lab's stages, else its DHCP lease).
 
 use super::Findings;
+use crate::arch::Arch;
 use crate::error::Error;
 use crate::lab::record::LabRecord;
 use crate::virt::domxml::{self, Firmware, NetworkBoot};
 use crate::virt::VirtError;
 
 /// A VM's firmware against what the lab serves its kind of client.
-fn firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: Option<&LabRecord>) {
+fn firmware_check(f: &mut Findings, name: &str, arch: Arch, firmware: Firmware, lab: Option<&LabRecord>) {
     let served = lab.and_then(|l| l.uefi_file.clone());
+    if arch == Arch::Aarch64 {
+        return arm64_firmware_check(f, name, firmware, lab, served);
+    }
     match (firmware, lab, served) {
         (Firmware::Bios, _, _) => f.ok(
             "vm.firmware",
@@ -34,6 +38,28 @@ fn firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: Option<
             format!("{name} boots with Secure Boot, but the lab serves the host's Debian shim ({other}), which verifies only kernels Debian signed"),
             format!("turn Secure Boot off for it (`pxelab vm rm {name}` and `vm new --firmware uefi`), or serve an ISO with a signed EFI/BOOT shim and GRUB"),
         ),
+    }
+}
+
+/// An ARM64 VM: AAVMF's own PXE (QEMU's iPXE ROMs are x86 code), then
+/// the arm64 shim and GRUB the lab serves to client architecture 11.
+fn arm64_firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: Option<&LabRecord>, served: Option<String>) {
+    let secure = if firmware == Firmware::SecureBoot { " with Secure Boot" } else { "" };
+    match (lab, served) {
+        (Some(l), Some(file)) if l.arch == Arch::Aarch64 => {
+            f.ok("vm.firmware", format!("{name} is an aarch64 VM booting by AAVMF{secure} (edk2's own PXE): the lab serves it {file}, then GRUB"))
+        }
+        (Some(l), None) if l.arch == Arch::Aarch64 => f.fail(
+            "vm.firmware",
+            format!("{name} is an aarch64 VM, but the lab serves no arm64 shim to UEFI clients"),
+            "install debian-installer-12-netboot-arm64, or serve an ISO with EFI/BOOT/BOOTAA64.EFI and its GRUB",
+        ),
+        (Some(l), _) => f.fail(
+            "vm.firmware",
+            format!("{name} is an aarch64 VM, but the lab serves {} VMs: nothing it serves boots on it", l.arch),
+            format!("`pxelab vm rm {name}`; for aarch64 VMs start a lab with an arm64 ISO (or --arch aarch64)"),
+        ),
+        (None, _) => f.ok("vm.firmware", format!("{name} is an aarch64 VM booting by AAVMF{secure} (edk2's own PXE, then an arm64 shim and GRUB)")),
     }
 }
 
@@ -75,7 +101,7 @@ pub(super) fn vm_checks(
         f.ok("vm.network", format!("{name}'s NIC is on network {network}"));
     }
 
-    firmware_check(f, name, domxml::firmware_of(&xml), lab);
+    firmware_check(f, name, domxml::arch_of(&xml), domxml::firmware_of(&xml), lab);
 
     match domxml::network_boot(&xml) {
         NetworkBoot::First => f.ok("vm.boot", format!("{name} boots from the network first")),
