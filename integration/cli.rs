@@ -45,6 +45,38 @@ fn inspect_json_has_the_documented_fields() {
     assert!(v.get("stage2").is_some_and(|s| s.is_null()), "{}", r.stdout);
 }
 
+/// The installer's architecture, from each distribution's own record of
+/// it, and the shim for it: RHEL's `.treeinfo`, Debian's `install.a64/`,
+/// Ubuntu's `.disk/info` (an arm64 live-server layout made here).
+#[test]
+fn inspect_reports_an_arm64_installer_and_its_shim() {
+    let inspect = |iso: &std::path::Path| -> serde_json::Value {
+        let r = run(&["iso", "inspect", iso.to_str().unwrap(), "--json"]);
+        assert_eq!(r.code, 0, "{}", r.stderr);
+        serde_json::from_str(&r.stdout).unwrap()
+    };
+    let rhel = inspect(&fixture("centos-busybox-arm64.iso"));
+    assert_eq!((&rhel["family"], &rhel["arch"], &rhel["efi_loader"]), (&"rhel".into(), &"aarch64".into(), &"EFI/BOOT/BOOTAA64.EFI".into()), "{rhel}");
+    let debian = inspect(&fixture("debian-arm64.iso"));
+    assert_eq!((&debian["family"], &debian["arch"], &debian["kernel"]), (&"debian".into(), &"arm64".into(), &"install.a64/vmlinuz".into()), "{debian}");
+    assert_eq!(debian["efi_loader"], "EFI/boot/bootaa64.efi", "{debian}");
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("casper")).unwrap();
+    std::fs::create_dir_all(tree.join(".disk")).unwrap();
+    std::fs::write(tree.join("casper/vmlinuz"), b"arm64 kernel").unwrap();
+    std::fs::write(tree.join("casper/initrd"), b"arm64 initrd").unwrap();
+    std::fs::write(tree.join(".disk/info"), "Ubuntu-Server 24.04.1 LTS \"Noble Numbat\" - Release arm64 (20240827)\n").unwrap();
+    let iso = dir.path().join("ubuntu-arm64.iso");
+    let made = std::process::Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-R", "-J", "-V", "Ubuntu-Server 24.04.1 LTS arm64", "-o", iso.to_str().unwrap(), tree.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let ubuntu = inspect(&iso);
+    assert_eq!((&ubuntu["family"], &ubuntu["arch"]), (&"ubuntu".into(), &"arm64".into()), "{ubuntu}");
+}
+
 #[test]
 fn inspect_menu_shows_what_would_be_served() {
     let iso = fixture("centos-di.iso");

@@ -65,7 +65,7 @@ fn curl_and_wget_get_the_isos_bytes() {
     assert!(served.saw(|e| e["event"] == "transfer" && e["protocol"] == "http" && e["path"] == "/centos-busybox.iso" && e["complete"] == true));
 }
 
-/// GRUB 2.06's http module (ARM64 lab VMs load their kernel with it) reads
+/// GRUB 2.06's http module (a GRUB config's `linux (http,SERVER)/…`) reads
 /// `Content-Length` only in that case; in any other it knows no size and
 /// its `linux` fails with "out of memory". Exactly GRUB's request.
 #[test]

@@ -164,9 +164,6 @@ struct AtOnce {
     /// What the iPXE script is made of, to render it again for a VM with
     /// arguments of its own: base URL, kernel and initrd (ISO paths), args.
     ipxe_parts: Option<(String, String, String, String)>,
-    /// GRUB's device for pxelab's HTTP server (`http,HOST[:PORT]`) when the
-    /// lab's GRUB can load the kernel and initrd over HTTP.
-    grub_http: Option<String>,
 }
 
 /// What one lab VM gets beyond the installer at once: kernel arguments of
@@ -195,10 +192,9 @@ impl BootTree {
         }
         let at_once = AtOnce {
             pxelinux: Arc::from(menu.render_at_once().into_bytes()),
-            grub: Arc::from(uefi::render_at_once(&menu, None).into_bytes()),
+            grub: Arc::from(uefi::render_at_once(&menu).into_bytes()),
             ipxe: None,
             ipxe_parts: None,
-            grub_http: None,
         };
         BootTree { iso, memory, menu, at_once, per_vm: RwLock::new(BTreeMap::new()), uefi: Vec::new() }
     }
@@ -212,23 +208,6 @@ impl BootTree {
         }
         self.uefi.retain(|l| l.arch() != loader.arch());
         self.uefi.push(loader);
-        self
-    }
-
-    /// Lets the lab's ARM64 VMs load the kernel and initrd from `http_base`
-    /// through GRUB's `http` module, which the tree then serves under each
-    /// GRUB prefix: when its arm64 GRUB is a build pxelab has the module of
-    /// (see `uefi::http_module`). Otherwise, and for every other client,
-    /// GRUB reads them over TFTP as before.
-    pub fn with_grub_http(mut self, http_base: &str) -> BootTree {
-        let Some(loader) = self.uefi(Arch::Aarch64) else { return self };
-        let (Some(module), Some(device)) = (uefi::http_module(loader, &self.iso), uefi::grub_http_device(http_base)) else { return self };
-        let module: Arc<[u8]> = Arc::from(module);
-        for path in uefi::http_module_paths(Arch::Aarch64) {
-            self.memory.insert(path, module.clone());
-        }
-        self.at_once.grub = Arc::from(uefi::render_at_once(&self.menu, Some(&device)).into_bytes());
-        self.at_once.grub_http = Some(device);
         self
     }
 
@@ -289,7 +268,7 @@ impl BootTree {
                 .ipxe_parts
                 .as_ref()
                 .map(|(base, kernel, initrd, args)| Arc::from(ipxe::script(base, kernel, initrd, &format!("{args} {}", extra.args)).into_bytes()));
-            (Arc::from(menu.render_at_once().into_bytes()), Arc::from(uefi::render_at_once(&menu, self.at_once.grub_http.as_deref()).into_bytes()), script)
+            (Arc::from(menu.render_at_once().into_bytes()), Arc::from(uefi::render_at_once(&menu).into_bytes()), script)
         };
         let mut per_vm = self.per_vm.write().unwrap_or_else(|e| e.into_inner());
         per_vm.insert(mac.pxelinux_config(), pxelinux);

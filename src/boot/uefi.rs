@@ -176,20 +176,11 @@ pub fn render(menu: &Menu) -> String {
     out
 }
 
-/// A lab VM's own config: the installer at once. With `http` (GRUB's
-/// device for pxelab's HTTP server, `http,HOST[:PORT]`; given only when
-/// the tree serves the module, see [`http_module`]), the kernel and initrd
-/// come over HTTP through GRUB's `http` module, except under Secure Boot:
-/// there GRUB is locked down (`$lockdown` is `y`) and loads no module, so
-/// they come over TFTP as without it. (`insmod`'s own status cannot tell:
-/// Debian's 2.06 refuses the module and still returns success.)
-pub fn render_at_once(menu: &Menu, http: Option<&str>) -> String {
+/// A lab VM's own config: the installer at once.
+pub fn render_at_once(menu: &Menu) -> String {
     let mut out = String::from("# pxelab: a VM of this lab boots its installer at once; other machines get grub.cfg\nset timeout=0\nset default=install\n");
     for entry in menu.entries.iter().filter(|e| matches!(e.action, BootAction::Linux { .. })) {
-        match http {
-            Some(device) => entry_over_http(&mut out, &entry.label, &entry.title, &entry.action, device),
-            None => entry_text(&mut out, &entry.label, &entry.title, &entry.action),
-        }
+        entry_text(&mut out, &entry.label, &entry.title, &entry.action);
     }
     out
 }
@@ -199,65 +190,13 @@ fn entry_text(out: &mut String, label: &str, title: &str, action: &BootAction) {
     match action {
         // Back to the firmware, which boots the next entry of its boot order: the disk.
         BootAction::LocalBoot => out.push_str("  exit\n"),
-        BootAction::Linux { kernel, initrd, append } => linux_lines(out, "  ", "", kernel, initrd, append),
+        BootAction::Linux { kernel, initrd, append } => {
+            let args: Vec<String> = append.split_whitespace().map(quote).collect();
+            let _ = writeln!(out, "  linux /{kernel} {}", args.join(" "));
+            let _ = writeln!(out, "  initrd /{initrd}");
+        }
     }
     out.push_str("}\n");
-}
-
-fn entry_over_http(out: &mut String, label: &str, title: &str, action: &BootAction, device: &str) {
-    let BootAction::Linux { kernel, initrd, append } = action else { return entry_text(out, label, title, action) };
-    let _ = writeln!(out, "\nmenuentry {} --id {} {{\n  if [ \"$lockdown\" = y ]; then", quote(title), quote(label));
-    linux_lines(out, "    ", "", kernel, initrd, append);
-    out.push_str("  else\n    insmod http\n");
-    linux_lines(out, "    ", &format!("({device})"), kernel, initrd, append);
-    out.push_str("  fi\n}\n");
-}
-
-fn linux_lines(out: &mut String, indent: &str, device: &str, kernel: &str, initrd: &str, append: &str) {
-    let args: Vec<String> = append.split_whitespace().map(quote).collect();
-    let _ = writeln!(out, "{indent}linux {device}/{kernel} {}", args.join(" "));
-    let _ = writeln!(out, "{indent}initrd {device}/{initrd}");
-}
-
-/// GRUB's device for the HTTP server at `http_base` (`http://HOST[:PORT]`):
-/// `http,HOST[:PORT]` (Debian's GRUB 2.06 takes the port there).
-pub fn grub_http_device(http_base: &str) -> Option<String> {
-    let authority = http_base.strip_prefix("http://")?.trim_end_matches('/');
-    (!authority.is_empty() && !authority.contains('/')).then(|| format!("http,{authority}"))
-}
-
-/// GRUB's platform directory under its prefix, where it looks for modules.
-fn grub_platform(arch: Arch) -> &'static str {
-    match arch {
-        Arch::X86_64 => "x86_64-efi",
-        Arch::Aarch64 => "arm64-efi",
-    }
-}
-
-/// Where `arch`'s GRUB looks for its `http` module: under each prefix.
-pub fn http_module_paths(arch: Arch) -> impl Iterator<Item = String> {
-    GRUB_PREFIXES.into_iter().map(move |prefix| format!("{prefix}/{}/http.mod", grub_platform(arch)))
-}
-
-/// GRUB's `http` module for the GRUB `loader` serves, when pxelab has the
-/// very build it belongs to (a module from another build can crash GRUB):
-/// ARM64 only, from Debian's arm64 netboot installer, whose signed GRUB
-/// lacks HTTP but loads the module from its prefix. The ISO's GRUB counts
-/// when it is byte for byte that one (Debian's arm64 media carry it).
-/// x86-64 lab VMs load no module: they are iPXE clients, or Secure Boot ones.
-pub fn http_module(loader: &UefiLoader, iso: &IsoIndex) -> Option<Vec<u8>> {
-    if loader.arch() != Arch::Aarch64 {
-        return None;
-    }
-    let host_grub = std::fs::read(host_pair(Arch::Aarch64).grub).ok()?;
-    let same = match loader {
-        UefiLoader::Host { grub, .. } => *grub == host_grub,
-        UefiLoader::Iso { shim, .. } => {
-            let dir = shim.rsplit_once('/').map_or("", |(d, _)| d);
-            iso.read_small(&format!("{dir}/{}", Arch::Aarch64.efi_names().1), 64 << 20).is_some_and(|g| g == host_grub)
-        }
-    };
-    same.then(|| std::fs::read(format!("{HOST_ARM64_DIR}/grub/{}/http.mod", grub_platform(Arch::Aarch64))).ok()).flatten()
 }
 
 /// A word as GRUB's shell reads it back unchanged: bare when it holds only
@@ -294,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_vms_own_config_boots_the_installer_at_once() {
-        let cfg = render_at_once(&menu(DefaultEntry::Local, "a=b"), None);
+        let cfg = render_at_once(&menu(DefaultEntry::Local, "a=b"));
         assert!(cfg.contains("set timeout=0\nset default=install\n") && !cfg.contains("exit"), "{cfg}");
         assert_eq!("52:54:00:AA:bb:0c".parse::<crate::mac::MacAddr>().unwrap().grub_config(), "grub.cfg-01-52:54:00:aa:bb:0c");
         let cfg = render(&menu(DefaultEntry::Local, "a=b"));
@@ -302,23 +241,6 @@ mod tests {
             cfg.contains("if [ -s \"${prefix}/grub.cfg-01-${net_default_mac}\" ]; then\n  configfile \"${prefix}/grub.cfg-01-${net_default_mac}\"\nfi\n"),
             "{cfg}"
         );
-    }
-
-    #[test]
-    fn with_http_a_vms_config_loads_over_http_unless_grub_is_locked_down() {
-        let device = grub_http_device("http://10.0.0.1:8080").unwrap();
-        assert_eq!(device, "http,10.0.0.1:8080");
-        assert_eq!(grub_http_device("http://10.0.0.1").as_deref(), Some("http,10.0.0.1"));
-        assert_eq!(grub_http_device("ftp://10.0.0.1"), None);
-        let cfg = render_at_once(&menu(DefaultEntry::Local, "a=b"), Some(&device));
-        assert!(
-            cfg.contains(
-                "  if [ \"$lockdown\" = y ]; then\n    linux /iso/images/pxeboot/vmlinuz a=b\n    initrd /iso/images/pxeboot/initrd.img\n  else\n    insmod http\n    linux (http,10.0.0.1:8080)/iso/images/pxeboot/vmlinuz a=b\n    initrd (http,10.0.0.1:8080)/iso/images/pxeboot/initrd.img\n  fi\n}\n"
-            ),
-            "{cfg}"
-        );
-        let paths: Vec<String> = http_module_paths(Arch::Aarch64).collect();
-        assert!(paths.contains(&"debian-installer/arm64/grub/arm64-efi/http.mod".to_string()), "{paths:?}");
     }
 
     #[test]

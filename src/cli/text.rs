@@ -117,9 +117,11 @@ pub fn serve_ready_text(ready: &lab::Ready) -> String {
 /// `pxelab vm new` as text.
 pub fn vm_new_text(report: &lab::VmNewReport) -> String {
     format!(
-        "created {} on network {} ({}: {}); console record {}\nfollow its console with: pxelab vm console -f {}\n",
+        "created {} on network {} ({}, {}, {}: {}); console record {}\nfollow its console with: pxelab vm console -f {}\n",
         report.vm.name,
         report.vm.networks.join(", "),
+        report.vm.arch,
+        report.vm.firmware.name(),
         report.vm.accel.name(),
         report.accel_reason,
         report.vm.meta.serial_log,
@@ -132,9 +134,17 @@ pub fn vm_list_text(vms: &[crate::virt::domain::VmInfo]) -> String {
     if vms.is_empty() {
         return "no pxelab VMs\n".into();
     }
-    let mut out = format!("{:<24} {:<10} {:<5} {:<16} serial log\n", "NAME", "STATE", "ACCEL", "NETWORK");
+    let mut out = format!("{:<24} {:<10} {:<5} {:<8} {:<16} serial log\n", "NAME", "STATE", "ACCEL", "ARCH", "NETWORK");
     for vm in vms {
-        out.push_str(&format!("{:<24} {:<10} {:<5} {:<16} {}\n", vm.name, vm.state.name(), vm.accel.name(), vm.networks.join(","), vm.meta.serial_log));
+        out.push_str(&format!(
+            "{:<24} {:<10} {:<5} {:<8} {:<16} {}\n",
+            vm.name,
+            vm.state.name(),
+            vm.accel.name(),
+            vm.arch.name(),
+            vm.networks.join(","),
+            vm.meta.serial_log
+        ));
     }
     out
 }

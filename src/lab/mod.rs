@@ -193,10 +193,6 @@ pub(crate) fn prepare(iso_path: &Path, plan: &BootPlan<'_>) -> Result<Prepared> 
             tree = tree.with_uefi(own);
         }
     }
-    // A lab's ARM64 VMs: the kernel and initrd over HTTP through GRUB.
-    if let (Some(base), Some(_)) = (&plan.http_base, plan.lab_tftp) {
-        tree = tree.with_grub_http(base);
-    }
     Ok(Prepared { iso, distro, tree, kernel_args, arch })
 }
 

@@ -73,6 +73,7 @@ pub struct VmInfo {
     pub state: VmState,
     pub networks: Vec<String>,
     pub accel: Accel,
+    pub arch: crate::arch::Arch,
     pub firmware: Firmware,
     #[serde(flatten)]
     pub meta: VmMeta,
@@ -200,6 +201,7 @@ fn describe(dom: &Domain, xml: &str, meta: VmMeta) -> VmInfo {
         state,
         networks: domxml::interfaces(xml).into_iter().filter_map(|i| i.network).collect(),
         accel: domxml::accel_of(xml).unwrap_or(Accel::Tcg),
+        arch: domxml::arch_of(xml),
         firmware: domxml::firmware_of(xml),
         meta,
     }
