@@ -93,13 +93,13 @@ fn ranges_heads_and_conditional_requests() {
     // Past the end: 416 with the size.
     let answer = raw(&served, format!("GET /centos-busybox.iso HTTP/1.1\r\nHost: x\r\nRange: bytes={size}-\r\nConnection: close\r\n\r\n").as_bytes());
     assert!(status_line(&answer).contains("416"), "{answer}");
-    assert!(answer.contains(&format!("content-range: bytes */{size}")), "{answer}");
+    assert!(answer.contains(&format!("Content-Range: bytes */{size}")), "{answer}");
     // HEAD: the length, no body.
     let answer = raw(&served, b"HEAD /centos-busybox.iso HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    assert!(status_line(&answer).contains("200") && answer.contains(&format!("content-length: {size}")), "{answer}");
+    assert!(status_line(&answer).contains("200") && answer.contains(&format!("Content-Length: {size}")), "{answer}");
     assert!(answer.ends_with("\r\n\r\n"), "HEAD sent a body: {answer:?}");
     // Last-Modified, then If-Modified-Since: 304.
-    let last_modified = answer.lines().find_map(|l| l.strip_prefix("last-modified: ")).expect("Last-Modified").to_string();
+    let last_modified = answer.lines().find_map(|l| l.strip_prefix("Last-Modified: ")).expect("Last-Modified").to_string();
     let answer = raw(&served, format!("GET /pxelinux.0 HTTP/1.1\r\nHost: x\r\nIf-Modified-Since: {last_modified}\r\nConnection: close\r\n\r\n").as_bytes());
     assert!(status_line(&answer).contains("304"), "{answer}");
     // Keep-alive: two requests on one connection.
@@ -125,7 +125,7 @@ fn ranges_past_4_gib_read_the_right_bytes() {
         assert!(out.stdout == want, "bytes {from}-{to} differ");
     }
     let head = raw(&served, b"HEAD /iso/huge.img HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
-    assert!(head.contains(&format!("content-length: {size}")), "{head}");
+    assert!(head.contains(&format!("Content-Length: {size}")), "{head}");
 }
 
 /// Every spelling of a way out of the tree, absurd requests, and writes.
