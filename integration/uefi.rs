@@ -178,7 +178,11 @@ fn iso_inspect_shows_the_isos_efi_loader() {
     assert_eq!(inspect("centos-busybox.iso")["efi_loader"], "EFI/BOOT/BOOTX64.EFI");
     assert!(inspect("ubuntu-busybox.iso")["efi_loader"].is_null());
     let text = common::pxelab().args(["iso", "inspect"]).arg(fixture("centos-busybox.iso")).output().unwrap();
-    assert!(String::from_utf8_lossy(&text.stdout).contains("EFI        EFI/BOOT/BOOTX64.EFI and its grubx64.efi"), "{}", String::from_utf8_lossy(&text.stdout));
+    assert!(
+        String::from_utf8_lossy(&text.stdout).contains("EFI        EFI/BOOT/BOOTX64.EFI and the GRUB beside it"),
+        "{}",
+        String::from_utf8_lossy(&text.stdout)
+    );
 }
 
 /// A UEFI machine pxelab did not make, with its NIC's iPXE ROM off so the

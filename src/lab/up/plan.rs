@@ -120,7 +120,8 @@ pub(super) async fn plan(request: &UpRequest, expect: Expect, libvirt: &Libvirt)
     tracing::debug!("{} detected: kernel {}, initrd {}", prepared.distro.name, prepared.distro.kernel, prepared.distro.initrd);
     let answer = load_answer(request, &prepared.distro, server_ip, http_base.as_deref()).await?;
     check_arch(request, &prepared, &iso_path)?;
-    let firmwares = crate::lab::machine::firmwares_for(prepared.arch, &request.firmwares)?;
+    // No VM, no firmware to refuse (`--no-vm` serves the ISO to machines of any kind).
+    let firmwares = if request.vms == 0 { Vec::new() } else { crate::lab::machine::firmwares_for(prepared.arch, &request.firmwares)? };
     check_firmware(request, &firmwares, &prepared, located.site, &iso_path)?;
     let cdrom = cdrom(request, &prepared.distro, http_port, &iso_path)?;
     let accel = crate::lab::choose_accel(libvirt, located.libvirt_here, request.shape.accel).await;
