@@ -147,11 +147,7 @@ async fn connection(stream: tokio::net::TcpStream, client: SocketAddr, site: Arc
         async move { Ok::<_, Infallible>(site.answer(client, request).map(|body| holding(body, in_progress))) }
     });
     let mut http = hyper::server::conn::http1::Builder::new();
-    // Title-case header names (`Content-Length`): GRUB 2.06's http module
-    // matches that header case-sensitively, and without it knows no size
-    // and fails `linux (http,…)/…` with "out of memory". Names are
-    // case-insensitive to every other client.
-    http.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD).keep_alive(true).title_case_headers(true);
+    http.timer(TokioTimer::new()).header_read_timeout(header_timeout).max_buf_size(MAX_HEAD).keep_alive(true);
     let connection = http.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     let ended = tokio::select! {
