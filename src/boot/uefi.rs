@@ -23,7 +23,6 @@
 //! with no menu.
 
 use std::fmt::Write as _;
-use std::path::Path;
 
 use super::menu::{BootAction, Menu};
 use crate::arch::Arch;
@@ -78,7 +77,7 @@ pub fn host_shim_path(arch: Arch) -> &'static str {
 }
 
 /// The host's shim and GRUB files for `arch`, for people (`doctor`).
-pub fn host_files(arch: Arch) -> (String, String) {
+pub fn host_file_paths(arch: Arch) -> (String, String) {
     let pair = host_pair(arch);
     (pair.shim, pair.grub)
 }
@@ -112,11 +111,6 @@ impl UefiLoader {
         let pair = host_pair(arch);
         let read = |p: &str, package: &str| std::fs::read(p).map_err(|e| format!("{p}: {e} (install {package})"));
         Ok(UefiLoader::Host { arch, shim: read(&pair.shim, pair.shim_package)?, grub: read(&pair.grub, pair.grub_package)? })
-    }
-
-    pub fn from_files(arch: Arch, shim: &Path, grub: &Path) -> Result<UefiLoader, String> {
-        let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-        Ok(UefiLoader::Host { arch, shim: read(shim)?, grub: read(grub)? })
     }
 
     pub fn arch(&self) -> Arch {

@@ -73,6 +73,11 @@ pub struct Distro {
 }
 
 impl Distro {
+    /// The VM architecture the installer runs on, when the ISO names one pxelab makes VMs for.
+    pub fn installer_arch(&self) -> Option<crate::arch::Arch> {
+        self.arch.as_deref().and_then(|a| crate::arch::Arch::of_installer(a).ok())
+    }
+
     /// What a layout found, before `detect` fills in the image-wide facts
     /// (volume ID, size) and the kernel arguments: the one place a
     /// `Distro` is built.

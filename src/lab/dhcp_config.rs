@@ -88,7 +88,7 @@ pub fn dhcp_config(request: &DhcpRequest) -> Result<String> {
         Some(file) if file == "none" => None,
         Some(file) => Some(file.clone()),
         None => lab.as_ref().filter(|l| l.arch == arch).and_then(|l| l.uefi_file.clone()).or_else(|| {
-            let host = arch == Arch::X86_64 || std::path::Path::new(&uefi::host_files(arch).0).exists();
+            let host = arch == Arch::X86_64 || std::path::Path::new(&uefi::host_file_paths(arch).0).exists();
             host.then(|| uefi::host_shim_path(arch).to_string())
         }),
     };

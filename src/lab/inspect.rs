@@ -96,7 +96,7 @@ pub fn inspect(request: &InspectRequest) -> Result<Inspection> {
         None
     };
     // The shim for the installer's own architecture, else any the ISO has.
-    let own = distro.arch.as_deref().and_then(|a| Arch::of_installer(a).ok()).unwrap_or_default();
+    let own = distro.installer_arch().unwrap_or_default();
     let efi_loader = std::iter::once(own).chain(Arch::ALL).find_map(|arch| match UefiLoader::in_iso(&iso, arch) {
         Some(UefiLoader::Iso { shim, .. }) => Some(shim),
         _ => None,

@@ -164,7 +164,7 @@ pub(crate) struct BootPlan<'a> {
 pub(crate) fn prepare(iso_path: &Path, plan: &BootPlan<'_>) -> Result<Prepared> {
     let iso = Arc::new(IsoIndex::open(iso_path)?);
     let distro = iso::detect(&iso, plan.overrides)?;
-    let arch = plan.arch.unwrap_or_else(|| distro.arch.as_deref().and_then(|a| Arch::of_installer(a).ok()).unwrap_or_default());
+    let arch = plan.arch.or_else(|| distro.installer_arch()).unwrap_or_default();
     let mut kernel_args = distro.kernel_args_for(plan.authority);
     if plan.serial_console && !kernel_args.split_whitespace().any(|w| w.starts_with("console=")) {
         // tty0 first, the serial port last: the kernel's /dev/console is the last one.

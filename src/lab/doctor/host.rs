@@ -26,7 +26,7 @@ pub(super) fn host_checks(f: &mut Findings) {
     }
     match crate::boot::UefiLoader::from_host(Arch::X86_64) {
         Ok(_) => {
-            let (shim, grub) = uefi::host_files(Arch::X86_64);
+            let (shim, grub) = uefi::host_file_paths(Arch::X86_64);
             f.ok("uefi.loaders", format!("{shim} and {grub} found: UEFI PXE clients boot even from ISOs without their own"))
         }
         Err(missing) => f.warn(
