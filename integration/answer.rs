@@ -11,7 +11,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::net::TestNet;
-use common::{events, fixture};
+use common::{events, fixture, junit_cases};
 use serde_json::Value;
 
 /// The VM shape of every lab here: small, one vCPU (TCG).
@@ -177,17 +177,6 @@ fn a_kickstart_that_ends_in_poweroff_is_installed_when_the_vm_powers_off() {
     assert_eq!(jsonl.lines().count(), events.len(), "every event kept");
     let served = std::fs::read_to_string(artifacts.join("served.tsv")).unwrap();
     assert!(served.lines().any(|l| l.contains("/iso/images/pxelab-disk.img.gz")), "{served}");
-}
-
-/// What python3-junitparser reads from a JUnit file: each suite, then each case and its result.
-fn junit_cases(file: &std::path::Path) -> String {
-    let script = "import sys\nfrom junitparser import JUnitXml, Failure\nxml = JUnitXml.fromfile(sys.argv[1])\n\
-        for suite in xml:\n    print(f'suite {suite.name} tests={suite.tests} failures={suite.failures}')\n\
-        \x20   for case in suite:\n        failed = [r for r in case.result if isinstance(r, Failure)]\n\
-        \x20       print(f'case {case.name} ' + ('failed: ' + failed[0].message if failed else 'passed'))\n";
-    let out = Command::new("/usr/bin/python3").args(["-c", script]).arg(file).output().expect("python3 with junitparser");
-    assert!(out.status.success(), "junitparser: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]

@@ -118,3 +118,52 @@ fn an_aarch64_vm_with_bios_is_refused_before_any_change() {
     assert_eq!(out.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("aarch64 VMs boot UEFI only"), "{stderr}");
 }
+
+/// `installed` on ARM64: a kickstart install writes the installed system
+/// (GPT, an ESP with Debian's arm64 GRUB) to the VM's disk and reboots.
+/// AAVMF tries the disk first (empty, it fell through to PXE on the first
+/// boot) and now boots it: the installed system's login prompt, with no
+/// second network boot, JUnit passed and the artifacts kept.
+#[test]
+fn an_aarch64_kickstart_install_boots_the_installed_system_from_its_disk() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let dir = tempfile::tempdir().unwrap();
+    let (ks, junit, artifacts) = (dir.path().join("ks.cfg"), dir.path().join("report.xml"), dir.path().join("artifacts"));
+    std::fs::write(&ks, "url --url={http}/iso/\nrootpw --plaintext pxelab\nreboot\n").unwrap();
+    let path = |p: &std::path::Path| p.to_str().unwrap().to_string();
+    let (ks, junit_arg, artifacts_arg) = (path(&ks), path(&junit), path(&artifacts));
+    let extra = [
+        "--memory",
+        "512",
+        "--kickstart",
+        &ks,
+        "--wait-for",
+        "installed",
+        "--expect-installed",
+        "pxelab-installed login:",
+        "--timeout",
+        "400",
+        "--junit",
+        &junit_arg,
+        "--artifacts",
+        &artifacts_arg,
+    ];
+    let out = up(&net, "centos-busybox-arm64.iso", &extra);
+    let events = events(&out);
+    assert!(out.status.success(), "up failed ({:?}): {}\n{:?}", out.status.code(), String::from_utf8_lossy(&out.stderr), events.last());
+    let stages: Vec<&str> = events.iter().filter(|e| e["event"] == "stage").map(|e| e["stage"].as_str().unwrap()).collect();
+    assert_eq!(stages, ["dhcp", "bootloader", "kernel", "installer", "installed"], "{events:?}");
+    let vm = events.iter().find(|e| e["event"] == "summary").unwrap()["vms"][0]["name"].as_str().unwrap().to_string();
+
+    let console = std::fs::read_to_string(artifacts.join(format!("{vm}.serial.log"))).unwrap();
+    let from_disk = console.find("BdsDxe: starting Boot0001 \"UEFI Misc Device\"").unwrap_or_else(|| panic!("AAVMF did not boot the disk:\n{console}"));
+    assert!(console.contains("PXELAB-STAGE: disk written"), "{console}");
+    assert!(console[from_disk..].contains("PXELAB-INSTALLED: booted from its disk") && console[from_disk..].contains("pxelab-installed login:"), "{console}");
+    // One network boot: the installed VM went to its disk, not to the lab.
+    let shims = events.iter().filter(|e| e["event"] == "transfer" && e["path"] == "iso/EFI/BOOT/BOOTAA64.EFI" && e["complete"] == true).count();
+    assert_eq!(shims, 1, "{events:?}");
+    let read = common::junit_cases(&junit);
+    assert_eq!(read, format!("suite centos-busybox-arm64.iso tests=1 failures=0\ncase {vm} passed\n"), "{}", std::fs::read_to_string(&junit).unwrap());
+    net.assert_restored(&original, "after an ARM64 install");
+}

@@ -77,3 +77,14 @@ pub fn journal_entries(state: &Path) -> usize {
     let labs: Vec<PathBuf> = std::fs::read_dir(state.join("labs")).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
     count(state.to_path_buf()) + labs.into_iter().map(count).sum::<usize>()
 }
+
+/// What python3-junitparser reads from a JUnit file: each suite, then each case and its result.
+pub fn junit_cases(file: &Path) -> String {
+    let script = "import sys\nfrom junitparser import JUnitXml, Failure\nxml = JUnitXml.fromfile(sys.argv[1])\n\
+        for suite in xml:\n    print(f'suite {suite.name} tests={suite.tests} failures={suite.failures}')\n\
+        \x20   for case in suite:\n        failed = [r for r in case.result if isinstance(r, Failure)]\n\
+        \x20       print(f'case {case.name} ' + ('failed: ' + failed[0].message if failed else 'passed'))\n";
+    let out = std::process::Command::new("/usr/bin/python3").args(["-c", script]).arg(file).output().expect("python3 with junitparser");
+    assert!(out.status.success(), "junitparser: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

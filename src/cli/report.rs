@@ -85,7 +85,7 @@ impl Collected {
             }
             let _ = writeln!(cases, "        <property name=\"mac\" value=\"{}\"/>", e(&vm.mac));
             cases.push_str("      </properties>\n");
-            let tail = self.tails.iter().find(|(n, _)| n == &vm.name).map(|(_, t)| t.join("\n")).unwrap_or_default();
+            let tail = self.tails.iter().find(|(n, _)| n == &vm.name).map(|(_, t)| printable(&t.join("\n"))).unwrap_or_default();
             if vm.stage < target {
                 failures += 1;
                 let why = match error {
@@ -104,6 +104,30 @@ impl Collected {
             self.summary.len()
         )
     }
+}
+
+/// A console's text as XML 1.0 can hold it: a firmware's or installer's
+/// terminal sequences (ESC `[` … a letter, which AAVMF and d-i draw with)
+/// dropped, and any other control character but tab and newline, which no
+/// XML parser accepts even escaped.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                if chars.next_if_eq(&'[').is_some() {
+                    // Parameters and intermediates, up to the final byte.
+                    while chars.next_if(|c| ('\x20'..='\x3f').contains(c)).is_some() {}
+                }
+                chars.next_if(|c| ('\x40'..='\x7e').contains(c));
+            }
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {}
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Writes a report file, saying where it failed.
@@ -135,5 +159,11 @@ mod tests {
         assert!(xml.contains("<testcase name=\"pxelab-oak-1\" classname=\"pxelab.centos.iso\" time=\"21.500\">"), "{xml}");
         assert!(xml.contains("<property name=\"installed\" value=\"21.500\"/>"), "{xml}");
         assert!(xml.contains("<failure message=\"reached kernel, not installed: timed out\" type=\"installed\">Kernel panic &lt;&amp;&gt;</failure>"), "{xml}");
+    }
+
+    #[test]
+    fn terminal_sequences_and_control_characters_stay_out_of_the_xml() {
+        let console = "\x1b[2J\x1b[01;01H\x1b[=3hBdsDxe: starting\x1b[0m\x1b[30m\x1b[47m\tGRUB\x07\x00\rok\x1bc\nlogin: \u{fffe}é";
+        assert_eq!(printable(console), "BdsDxe: starting\tGRUBok\nlogin: é");
     }
 }

@@ -331,6 +331,12 @@ impl Progress {
             if (matched || vm.stage >= Stage::Installer) && self.milestones.expect_installed.as_ref().is_some_and(|re| re.is_match(clean)) {
                 installed = true;
             }
+            // Without --expect-installed: edk2 (a UEFI VM's firmware, which
+            // tries its disk first) starting a boot option from the disk,
+            // after the installer, is the installed system's boot.
+            if vm.stage >= Stage::Installer && self.milestones.expect_installed.is_none() && edk2_boots_disk(clean) {
+                installed = true;
+            }
             vm.serial_tail.push_back(clean.to_string());
             if vm.serial_tail.len() > SERIAL_TAIL {
                 vm.serial_tail.pop_front();
@@ -352,6 +358,18 @@ impl Progress {
             (false, false) => Vec::new(),
         }
     }
+}
+
+/// Whether a console line is edk2 (OVMF, AAVMF) starting a boot option
+/// that is not the network's: `BdsDxe: starting Boot0001 "UEFI Misc
+/// Device" from PciRoot(0x0)/Pci(0x2,0x0)`, or an installer's entry
+/// `from HD(1,GPT,…)/\EFI\debian\shimx64.efi`. The network's options
+/// name a `MAC(…)`; edk2's own applications (its menu, the shell) an `Fv(…)`.
+fn edk2_boots_disk(line: &str) -> bool {
+    let Some(at) = line.find("BdsDxe: starting Boot") else { return false };
+    let Some(from) = line[at..].find("\" from ") else { return false };
+    let path = &line[at + from + 7..];
+    !path.contains("MAC(") && !path.starts_with("Fv(") && !path.contains("Uri(")
 }
 
 /// Moves `vm` to `stage` (and every stage before it not yet seen).
@@ -461,6 +479,28 @@ mod tests {
         assert_eq!(p.on_serial("vm1", "Debian GNU/Linux 12 host ttyS0\r\n\r\nhost login: ", 1.0).last().unwrap().stage, Stage::Installer);
         let tail: Vec<&str> = p.vms()[0].serial_tail().collect();
         assert_eq!(tail, ["Debian GNU/Linux 12 host ttyS0", "", "host login: "]);
+    }
+
+    #[test]
+    fn a_uefi_vm_starting_its_disk_after_the_installer_is_installed() {
+        const EMPTY_DISK: &str = "BdsDxe: failed to load Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0): Not Found\r\n";
+        const PXE: &str =
+            "\x1b[0mBdsDxe: starting Boot0002 \"UEFI PXEv4 (MAC:525400B8E789)\" from PciRoot(0x0)/Pci(0x1,0x0)/MAC(525400B8E789,0x1)/IPv4(0.0.0.0)\r\n";
+        const DISK: &str = "\x1b[2J\x1b[01;01HBdsDxe: starting Boot0001 \"UEFI Misc Device\" from PciRoot(0x0)/Pci(0x2,0x0)\r\n";
+        const ENTRY: &str = "BdsDxe: starting Boot0004 \"debian\" from HD(1,GPT,3F2D,0x800,0x1F000)/\\EFI\\debian\\shimaa64.efi\r\n";
+        const MENU: &str = "BdsDxe: starting Boot0000 \"UiApp\" from Fv(64074AFE-340A-4BE6-94BA-91B5B4D0F71E)/FvFile(462CAA21)\r\n";
+        for disk in [DISK, ENTRY] {
+            let mut p = Progress::new(milestones(Some("installer ready")));
+            p.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+            assert!(p.on_serial("vm1", &format!("{EMPTY_DISK}{PXE}{disk}"), 1.0).is_empty(), "before the installer, a disk boot is nothing");
+            p.on_serial("vm1", "PXELAB-STAGE: installer ready\n", 2.0);
+            assert!(p.on_serial("vm1", &format!("{EMPTY_DISK}{PXE}{MENU}"), 3.0).is_empty(), "the network and the firmware's menu are not the disk");
+            assert_eq!(p.on_serial("vm1", disk, 4.0).last().map(|e| e.stage), Some(Stage::Installed), "{disk}");
+        }
+        let mut with = Progress::new(Milestones { expect_installed: Some(regex::Regex::new("login:").unwrap()), ..milestones(Some("ready")) });
+        with.add_vm(VmProgress::new("vm1", "52:54:00:aa:bb:cc", "/log", 0.0));
+        with.on_serial("vm1", "ready\n", 1.0);
+        assert!(with.on_serial("vm1", DISK, 2.0).is_empty(), "with --expect-installed its console decides");
     }
 
     #[test]

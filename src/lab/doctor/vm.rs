@@ -103,8 +103,12 @@ pub(super) fn vm_checks(
 
     firmware_check(f, name, domxml::arch_of(&xml), domxml::firmware_of(&xml), lab);
 
+    let uefi = domxml::firmware_of(&xml) != Firmware::Bios;
     match domxml::network_boot(&xml) {
         NetworkBoot::First => f.ok("vm.boot", format!("{name} boots from the network first")),
+        // How pxelab makes UEFI VMs: edk2 stops at its boot menu when a
+        // network boot hands back, so the disk goes first.
+        NetworkBoot::Later if uefi => f.ok("vm.boot", format!("{name} boots its disk first (UEFI), and from the network while the disk holds no system")),
         NetworkBoot::Later => f.warn(
             "vm.boot",
             format!("{name} tries the network only after another device: a disk that boots skips PXE"),

@@ -88,7 +88,12 @@ pub struct VmSpec {
     /// one. The console stream loses what a guest printed in its last
     /// instant before it powered off; this file does not.
     pub qemu_log: Option<PathBuf>,
-    /// Boot from the network first (then from the disk).
+    /// Boot from the network. Under BIOS the network comes first, then the
+    /// disk (a lab's local-boot config sends SeaBIOS on to it). Under UEFI
+    /// the disk comes first and the network when the disk has no system:
+    /// a boot option that returns success (GRUB's and iPXE's `exit`) makes
+    /// edk2 stop at its boot menu instead of going on to the disk, so an
+    /// installed VM could not reach its disk through the network.
     pub pxe: bool,
     /// The NIC's address; `None` lets libvirt pick one.
     pub mac: Option<MacAddr>,
@@ -252,7 +257,7 @@ fn cpu_xml(arch: Arch, accel: Accel) -> &'static str {
 pub fn domain_xml(spec: &VmSpec, pool: &str, volume: &str) -> String {
     let e = |s: &str| escape(s).into_owned();
     let log = spec.serial_log.to_string_lossy();
-    let (net_boot, disk_boot) = if spec.pxe { (1, 2) } else { (2, 1) };
+    let (net_boot, disk_boot) = if spec.pxe && spec.firmware == Firmware::Bios { (1, 2) } else { (2, 1) };
     let mac = spec.mac.map(|m| format!("\n      <mac address='{m}'/>")).unwrap_or_default();
     let MachineXml { os, features, rom, display } = machine_xml(spec.arch, spec.firmware);
     format!(
@@ -427,6 +432,17 @@ mod tests {
         let kvm = domain_xml(&VmSpec { accel: Accel::Kvm, ..spec(true) }, "p", "v");
         assert!(kvm.starts_with("<domain type='kvm'>") && kvm.contains("host-passthrough"));
         assert!(!xml.contains("<mac "), "libvirt picks the MAC unless pxelab did");
+    }
+
+    #[test]
+    fn a_uefi_vm_tries_its_disk_before_the_network() {
+        for (arch, firmware) in [(Arch::X86_64, Firmware::Uefi), (Arch::X86_64, Firmware::SecureBoot), (Arch::Aarch64, Firmware::Uefi)] {
+            let xml = domain_xml(&VmSpec { arch, firmware, ..spec(true) }, "p", "v");
+            let disk = xml.find("<disk type='volume'").unwrap();
+            assert!(xml[disk..].find("<boot order='1'/>").unwrap() < xml[disk..].find("</disk>").unwrap(), "{xml}");
+            assert_eq!(read::network_boot(&xml), NetworkBoot::Later, "{xml}");
+        }
+        assert_eq!(read::network_boot(&domain_xml(&spec(true), "p", "v")), NetworkBoot::First);
     }
 
     #[test]
