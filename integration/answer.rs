@@ -152,6 +152,35 @@ fn a_kickstart_install_reboots_into_the_installed_system() {
     net.assert_restored(&original, "after an install");
 }
 
+/// The same install on a UEFI VM (OVMF, iPXE EFI): the VM tries its disk
+/// first, empty on the first boot (it falls through to the network), and
+/// after the install OVMF boots it; without `--expect-installed`, OVMF
+/// starting the disk's boot option after the installer is `installed`.
+#[test]
+fn a_uefi_kickstart_install_is_installed_when_the_firmware_starts_its_disk() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let reports = tempfile::tempdir().unwrap();
+    let artifacts = reports.path().join("artifacts");
+    let events = install(
+        &net,
+        "url --url={http}/iso/\nrootpw --plaintext pxelab\nreboot\n",
+        &["--firmware", "uefi", "--wait-for", "installed", "--artifacts", artifacts.to_str().unwrap()],
+    );
+    assert_order(&events);
+    let vm = events.iter().find(|e| e["event"] == "summary").unwrap()["vms"][0]["name"].as_str().unwrap().to_string();
+    let console = std::fs::read_to_string(artifacts.join(format!("{vm}.serial.log"))).unwrap();
+    let empty = console.find("BdsDxe: failed to load Boot0001 \"UEFI Misc Device\"").unwrap_or_else(|| panic!("the empty disk first:\n{console}"));
+    let written = console.find("PXELAB-STAGE: disk written").unwrap_or_else(|| panic!("{console}"));
+    let booted = console.rfind("BdsDxe: starting Boot0001 \"UEFI Misc Device\"").unwrap_or_else(|| panic!("OVMF did not boot the disk:\n{console}"));
+    assert!(empty < written && written < booted, "{console}");
+    // After the installer, nothing from the lab: the firmware went to its disk.
+    let at = events.iter().position(|e| e["event"] == "stage" && e["stage"] == "installer").unwrap();
+    let after: Vec<&str> = events[at..].iter().filter(|e| e["event"] == "transfer").filter_map(|e| e["path"].as_str()).collect();
+    assert!(after.iter().all(|p| p.starts_with("/iso/images/") || p.starts_with("/auto/")), "{after:?}");
+    net.assert_restored(&original, "after a UEFI install");
+}
+
 #[test]
 fn a_kickstart_that_ends_in_poweroff_is_installed_when_the_vm_powers_off() {
     let net = TestNet::with_dhcp();
