@@ -241,7 +241,7 @@ impl LabDisplay {
                 for vm in vms {
                     self.line(format!("pxelab: {} reached {}; last serial console lines:", vm.name, vm.stage.name()));
                     for l in &vm.serial_tail {
-                        self.line(format!("    | {l}"));
+                        self.line(format!("    | {}", super::text::printable(l)));
                     }
                 }
             }

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 
 use quick_xml::escape::escape;
 
+use super::text::printable;
+
 use crate::lab::progress::{Stage, VmProgress};
 use crate::lab::LabEvent;
 
@@ -106,30 +108,6 @@ impl Collected {
     }
 }
 
-/// A console's text as XML 1.0 can hold it: a firmware's or installer's
-/// terminal sequences (ESC `[` … a letter, which AAVMF and d-i draw with)
-/// dropped, and any other control character but tab and newline, which no
-/// XML parser accepts even escaped.
-fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '\x1b' => {
-                if chars.next_if_eq(&'[').is_some() {
-                    // Parameters and intermediates, up to the final byte.
-                    while chars.next_if(|c| ('\x20'..='\x3f').contains(c)).is_some() {}
-                }
-                chars.next_if(|c| ('\x40'..='\x7e').contains(c));
-            }
-            '\t' | '\n' => out.push(c),
-            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Writes a report file, saying where it failed.
 pub fn write(path: &PathBuf, text: &str) -> crate::error::Result<()> {
     std::fs::write(path, text).map_err(|e| crate::error::Error::environment(format!("cannot write {}: {e}", path.display())))
@@ -159,11 +137,5 @@ mod tests {
         assert!(xml.contains("<testcase name=\"pxelab-oak-1\" classname=\"pxelab.centos.iso\" time=\"21.500\">"), "{xml}");
         assert!(xml.contains("<property name=\"installed\" value=\"21.500\"/>"), "{xml}");
         assert!(xml.contains("<failure message=\"reached kernel, not installed: timed out\" type=\"installed\">Kernel panic &lt;&amp;&gt;</failure>"), "{xml}");
-    }
-
-    #[test]
-    fn terminal_sequences_and_control_characters_stay_out_of_the_xml() {
-        let console = "\x1b[2J\x1b[01;01H\x1b[=3hBdsDxe: starting\x1b[0m\x1b[30m\x1b[47m\tGRUB\x07\x00\rok\x1bc\nlogin: \u{fffe}é";
-        assert_eq!(printable(console), "BdsDxe: starting\tGRUBok\nlogin: é");
     }
 }

@@ -184,9 +184,40 @@ pub fn detached_text(detached: &lab::Detached) -> String {
     format!("lab running in the background (pid {}, log {}); `pxelab status` to follow, `pxelab down` to stop\n", detached.pid, detached.log.display())
 }
 
+/// A guest console's text as a report can hold it: a firmware's or
+/// installer's terminal sequences (ESC `[` … a letter, which AAVMF and d-i
+/// draw with) dropped, so they neither clear the user's terminal nor break
+/// JUnit's XML, and any other control character but tab and newline, which
+/// no XML parser accepts even escaped.
+pub fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\x1b' => {
+                if chars.next_if_eq(&'[').is_some() {
+                    // Parameters and intermediates, up to the final byte.
+                    while chars.next_if(|c| ('\x20'..='\x3f').contains(c)).is_some() {}
+                }
+                chars.next_if(|c| ('\x40'..='\x7e').contains(c));
+            }
+            '\t' | '\n' => out.push(c),
+            c if c.is_control() || c == '\u{fffe}' || c == '\u{ffff}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn terminal_sequences_and_control_characters_are_dropped() {
+        let console = "\x1b[2J\x1b[01;01H\x1b[=3hBdsDxe: starting\x1b[0m\x1b[30m\x1b[47m\tGRUB\x07\x00\rok\x1bc\nlogin: \u{fffe}é";
+        assert_eq!(printable(console), "BdsDxe: starting\tGRUBok\nlogin: é");
+    }
 
     #[test]
     fn serve_says_where_it_answers_proxy_dhcp() {
