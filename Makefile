@@ -125,6 +125,7 @@ bench: build fixtures
 	BENCH_STP=off bash scripts/with-libvirtd.sh python3 bench/proxy.py 3
 	bash scripts/with-libvirtd.sh bash bench/firmware.sh
 	python3 bench/boot_order.py 3
+	python3 bench/ovmf_phases.py 3
 	bash scripts/with-libvirtd.sh bash bench/installed.sh
 	bash scripts/with-libvirtd.sh python3 bench/labs.py 3
 	bash scripts/with-libvirtd.sh python3 bench/fai_install.py 3
