@@ -272,5 +272,8 @@ fn doctor_checks_ovmf_the_loaders_and_a_vms_firmware() {
     let firmware = check("vm.firmware");
     assert_eq!(firmware["status"], "warn", "{firmware}");
     assert!(firmware["detail"].as_str().unwrap().contains("Debian shim"), "{firmware}");
+    // pxelab's UEFI VMs try their disk first: edk2 would stop at its menu after an install otherwise.
+    let boot = check("vm.boot");
+    assert!(boot["status"] == "ok" && boot["detail"].as_str().unwrap().contains("boots its disk first (UEFI)"), "{boot}");
     assert!(net.pxelab(&["down"]).status.success());
 }

@@ -63,6 +63,36 @@ fn arm64_firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: O
     }
 }
 
+/// The VM's boot order. A BIOS VM should try the network first (the lab's
+/// local-boot config sends SeaBIOS on to the disk after an install). A UEFI
+/// VM the other way round: edk2 answers a network boot that returns
+/// (GRUB's or iPXE's `exit`) with its boot menu, not the next device, so an
+/// installed UEFI VM that tries the network first never reaches its disk.
+fn boot_check(f: &mut Findings, name: &str, xml: &str) {
+    let uefi = domxml::firmware_of(xml) != Firmware::Bios;
+    match domxml::network_boot(xml) {
+        NetworkBoot::First if uefi => f.warn(
+            "vm.boot",
+            format!("{name} (UEFI) boots from the network first: after an install its firmware would stop at its boot menu, not boot the disk"),
+            format!(
+                "give its <disk> <boot order='1'/> and its <interface> <boot order='2'/> (`virsh edit {name}`): an empty disk falls through to the network"
+            ),
+        ),
+        NetworkBoot::First => f.ok("vm.boot", format!("{name} boots from the network first")),
+        NetworkBoot::Later if uefi => f.ok("vm.boot", format!("{name} boots its disk first (UEFI), and from the network while the disk holds no system")),
+        NetworkBoot::Later => f.warn(
+            "vm.boot",
+            format!("{name} tries the network only after another device: a disk that boots skips PXE"),
+            format!("give its <interface> <boot order='1'/> (`virsh edit {name}`)"),
+        ),
+        NetworkBoot::Never => f.fail(
+            "vm.boot",
+            format!("{name}'s boot order has no network device"),
+            format!("add <boot order='1'/> to its <interface> (`virsh edit {name}`), or create one with `pxelab vm new --pxe`"),
+        ),
+    }
+}
+
 pub(super) fn vm_checks(
     f: &mut Findings,
     name: &str,
@@ -103,23 +133,7 @@ pub(super) fn vm_checks(
 
     firmware_check(f, name, domxml::arch_of(&xml), domxml::firmware_of(&xml), lab);
 
-    let uefi = domxml::firmware_of(&xml) != Firmware::Bios;
-    match domxml::network_boot(&xml) {
-        NetworkBoot::First => f.ok("vm.boot", format!("{name} boots from the network first")),
-        // How pxelab makes UEFI VMs: edk2 stops at its boot menu when a
-        // network boot hands back, so the disk goes first.
-        NetworkBoot::Later if uefi => f.ok("vm.boot", format!("{name} boots its disk first (UEFI), and from the network while the disk holds no system")),
-        NetworkBoot::Later => f.warn(
-            "vm.boot",
-            format!("{name} tries the network only after another device: a disk that boots skips PXE"),
-            format!("give its <interface> <boot order='1'/> (`virsh edit {name}`)"),
-        ),
-        NetworkBoot::Never => f.fail(
-            "vm.boot",
-            format!("{name}'s boot order has no network device"),
-            format!("add <boot order='1'/> to its <interface> (`virsh edit {name}`), or create one with `pxelab vm new --pxe`"),
-        ),
-    }
+    boot_check(f, name, &xml);
 
     let progress = lab.and_then(|l| l.vms.iter().find(|v| v.name == name));
     let mac = on_network.first().and_then(|i| i.mac.clone()).map(|m| m.to_ascii_lowercase());
@@ -137,5 +151,29 @@ pub(super) fn vm_checks(
             format!("{name} runs but has no DHCP lease on network {network} yet"),
             format!("watch its console (`pxelab vm console {name}` or `virsh console {name}`) for the PXE ROM's messages"),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lab::doctor::Status;
+
+    #[test]
+    fn a_uefi_vm_should_try_its_disk_first_and_a_bios_vm_the_network() {
+        const BIOS: &str = "<domain><os><type arch='x86_64' machine='pc'>hvm</type></os>";
+        const UEFI: &str = "<domain><os firmware='efi'><type arch='x86_64' machine='q35'>hvm</type></os>";
+        let net_first = "<devices><disk><boot order='2'/></disk><interface><boot order='1'/></interface></devices></domain>";
+        let disk_first = "<devices><disk><boot order='1'/></disk><interface><boot order='2'/></interface></devices></domain>";
+        for (xml, want) in [
+            (format!("{BIOS}{net_first}"), Status::Ok),
+            (format!("{BIOS}{disk_first}"), Status::Warn),
+            (format!("{UEFI}{net_first}"), Status::Warn),
+            (format!("{UEFI}{disk_first}"), Status::Ok),
+        ] {
+            let mut f = Findings::default();
+            boot_check(&mut f, "vm", &xml);
+            assert_eq!(f.0[0].status, want, "{xml}: {:?}", f.0[0].detail);
+        }
     }
 }
