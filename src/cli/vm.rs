@@ -34,7 +34,9 @@ pub enum VmCommand {
 
 #[derive(Debug, Args)]
 pub struct VmNewArgs {
-    /// Boot from the network first (then from the disk).
+    /// Boot from the network: first, then the disk (BIOS); after the disk
+    /// while it holds no system (UEFI, whose firmware would stop at its menu
+    /// after an install otherwise).
     #[arg(long)]
     pub pxe: bool,
     /// The VM's name (default: pxelab-<word>-<n>, the first one free).
