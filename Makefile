@@ -69,7 +69,7 @@ deb: man completions
 FIXTURE_CACHE ?= /var/cache/pxelab-fixtures
 fixtures: $(FIXTURES)/.stamp $(FIXTURES)/.real.stamp
 
-$(FIXTURES)/.stamp: fixtures/build.sh fixtures/arm64.sh fixtures/init.sh fixtures/installed.sh fixtures/udhcpc.sh
+$(FIXTURES)/.stamp: fixtures/lib.sh fixtures/build.sh fixtures/arm64.sh fixtures/init.sh fixtures/installed.sh fixtures/udhcpc.sh
 	bash fixtures/build.sh $(FIXTURES)
 	bash fixtures/arm64.sh $(FIXTURES)
 	touch $@
