@@ -367,8 +367,7 @@ impl Progress {
 /// name a `MAC(…)`; edk2's own applications (its menu, the shell) an `Fv(…)`.
 fn edk2_boots_disk(line: &str) -> bool {
     let Some(at) = line.find("BdsDxe: starting Boot") else { return false };
-    let Some(from) = line[at..].find("\" from ") else { return false };
-    let path = &line[at + from + 7..];
+    let Some((_, path)) = line[at..].split_once("\" from ") else { return false };
     !path.contains("MAC(") && !path.starts_with("Fv(") && !path.contains("Uri(")
 }
 

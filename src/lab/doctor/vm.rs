@@ -68,8 +68,8 @@ fn arm64_firmware_check(f: &mut Findings, name: &str, firmware: Firmware, lab: O
 /// VM the other way round: edk2 answers a network boot that returns
 /// (GRUB's or iPXE's `exit`) with its boot menu, not the next device, so an
 /// installed UEFI VM that tries the network first never reaches its disk.
-fn boot_check(f: &mut Findings, name: &str, xml: &str) {
-    let uefi = domxml::firmware_of(xml) != Firmware::Bios;
+fn boot_check(f: &mut Findings, name: &str, firmware: Firmware, xml: &str) {
+    let uefi = firmware != Firmware::Bios;
     match domxml::network_boot(xml) {
         NetworkBoot::First if uefi => f.warn(
             "vm.boot",
@@ -131,9 +131,9 @@ pub(super) fn vm_checks(
         f.ok("vm.network", format!("{name}'s NIC is on network {network}"));
     }
 
-    firmware_check(f, name, domxml::arch_of(&xml), domxml::firmware_of(&xml), lab);
-
-    boot_check(f, name, &xml);
+    let firmware = domxml::firmware_of(&xml);
+    firmware_check(f, name, domxml::arch_of(&xml), firmware, lab);
+    boot_check(f, name, firmware, &xml);
 
     let progress = lab.and_then(|l| l.vms.iter().find(|v| v.name == name));
     let mac = on_network.first().and_then(|i| i.mac.clone()).map(|m| m.to_ascii_lowercase());
@@ -172,7 +172,7 @@ mod tests {
             (format!("{UEFI}{disk_first}"), Status::Ok),
         ] {
             let mut f = Findings::default();
-            boot_check(&mut f, "vm", &xml);
+            boot_check(&mut f, "vm", domxml::firmware_of(&xml), &xml);
             assert_eq!(f.0[0].status, want, "{xml}: {:?}", f.0[0].detail);
         }
     }
