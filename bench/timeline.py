@@ -69,7 +69,9 @@ def main():
     start = time.monotonic()
     wall0 = time.time()
     threading.Thread(target=packets, daemon=True).start()
-    args = [PXELAB, "-c", benchnet.URI, "--json", "up", "--iso", iso, "--network", NET, "--vcpus", "1", "--memory", "512",
+    # The VM's memory is 512 MiB unless the extra arguments give one.
+    memory = [] if "--memory" in extra else ["--memory", "512"]
+    args = [PXELAB, "-c", benchnet.URI, "--json", "up", "--iso", iso, "--network", NET, "--vcpus", "1", *memory,
             "--disk-size", "1", "--wait-for", "installer", "--expect", MARKER, "--timeout", "300", *extra]
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env={**os.environ, "PXELAB_STATE_DIR": state})
 

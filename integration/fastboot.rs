@@ -165,3 +165,47 @@ fn any_other_machine_gets_the_menu_with_its_local_boot_default() {
     assert!(serial().contains("Welcome to pxelab"), "boot.msg on the console:\n{}", serial());
     net.assert_restored(&original, "after the lab");
 }
+
+/// When a process started, in clock ticks since boot (`/proc/PID/stat`'s 22nd field).
+fn started_at(pid_file: &str) -> u64 {
+    let pid = std::fs::read_to_string(pid_file).unwrap_or_else(|e| panic!("{pid_file}: {e}"));
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).unwrap();
+    // The command name (field 2) may hold spaces; the fields after it do not.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    after_name.split(' ').nth(19).unwrap().parse().unwrap()
+}
+
+#[test]
+fn the_first_vm_starts_while_the_network_restarts() {
+    let net = TestNet::with_dhcp();
+    let original = net.inactive_xml();
+    let iso = fixture("centos-busybox.iso");
+    let mut lab = net
+        .pxelab_command(&["--json", "up", "--iso", iso.to_str().unwrap(), "--network", &net.name, "--vcpus", "1", "--disk-size", "1", "--memory", "512"])
+        .args(["--wait-for", "installer", "--expect", "PXELAB-STAGE: installer ready", "--timeout", "400"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut events = Vec::<Value>::new();
+    let mut starts = None;
+    for line in BufReader::new(lab.stdout.take().unwrap()).lines().map_while(Result::ok) {
+        let Ok(event) = serde_json::from_str::<Value>(&line) else { continue };
+        if event["event"] == "ready" {
+            // Both run now: the VM's QEMU and the patched network's dnsmasq.
+            let vm = event["vms"][0].as_str().unwrap().to_string();
+            starts = Some((started_at(&format!("/run/libvirt/qemu/{vm}.pid")), started_at(&format!("/run/libvirt/network/{}.pid", net.name))));
+        }
+        events.push(event);
+    }
+    assert!(lab.wait().unwrap().success(), "up failed: {:?}", events.last());
+    let (qemu, dnsmasq) = starts.expect("a ready event");
+    // QEMU came first: it was launched before the restart that started this dnsmasq.
+    assert!(qemu < dnsmasq, "QEMU started at tick {qemu}, the patched network's dnsmasq at {dnsmasq}");
+    // And the VM ran on the patched network only: its firmware got the lab's boot file and its own script.
+    let vm = events.iter().find(|e| e["event"] == "ready").unwrap()["vms"][0].as_str().unwrap().to_string();
+    let served = served_to(&events, &vm);
+    assert!(served.iter().any(|p| p.starts_with("mac/")), "its own script: {served:?}");
+    assert!(events.iter().any(|e| e["event"] == "reached" && e["stage"] == "installer"), "{:?}", events.last());
+    net.assert_restored(&original, "after the lab");
+}

@@ -137,8 +137,9 @@ fn pool_name(pool: &StoragePool) -> String {
 }
 
 /// Creates the disk, defines and starts the domain. On failure, removes
-/// what it made. With `watch`, the domain starts paused, its serial console
-/// is opened and only then does it run, so the console misses nothing.
+/// what it made. With `watch`, the domain starts paused and its serial
+/// console is opened; it stays paused until [`resume`], so the console
+/// misses nothing and the caller decides when it runs.
 pub fn create(conn: &Connect, spec: &VmSpec, fallback_pool_dir: &Path, watch: bool) -> Result<(VmInfo, Option<Console>), VirtError> {
     if Domain::lookup_by_name(conn, &spec.name).is_ok() {
         return Err(VirtError::Refused(format!("a domain named {:?} exists already; choose another --name", spec.name)));
@@ -182,8 +183,13 @@ fn start(conn: &Connect, dom: &Domain, name: &str, watch: bool) -> Result<Option
         }
         other => other?,
     };
-    dom.resume().map_err(libvirt(format!("resuming domain {name}")))?;
     Ok(Some(console))
+}
+
+/// Lets a domain started paused run.
+pub fn resume(conn: &Connect, name: &str) -> Result<(), VirtError> {
+    lookup(conn, name)?.resume().map_err(libvirt(format!("resuming domain {name}")))?;
+    Ok(())
 }
 
 /// One pxelab VM's state.

@@ -131,6 +131,20 @@ pub fn reattach(guests: &[Guest], bridge: &str) -> Result<Vec<String>, VirtError
     Ok(plugged)
 }
 
+/// The tap libvirt plugged into `bridge` for the guest NIC `mac`, from
+/// sysfs (local hosts only). libvirt gives a tap the guest's MAC with its
+/// first byte 0xfe, so the bridge never takes the guest's address as its own.
+pub fn tap_on(bridge: &str, mac: crate::mac::MacAddr) -> Option<String> {
+    let mut want = mac;
+    want.0[0] = 0xfe;
+    let want = want.to_string();
+    let ports = std::fs::read_dir(Path::new("/sys/class/net").join(bridge).join("brif")).ok()?;
+    ports
+        .flatten()
+        .map(|p| p.file_name().to_string_lossy().into_owned())
+        .find(|port| std::fs::read_to_string(Path::new("/sys/class/net").join(port).join("address")).is_ok_and(|a| a.trim().eq_ignore_ascii_case(&want)))
+}
+
 /// The bridge a device is plugged into, from sysfs.
 pub fn master_of(dev: &str) -> Option<String> {
     let link = std::fs::read_link(Path::new("/sys/class/net").join(dev).join("master")).ok()?;

@@ -14,6 +14,7 @@
 //! DHCP leases, the VMs' serial consoles) into boot stages through
 //! `progress.rs`, and reports them as [`LabEvent`]s.
 
+mod early;
 mod plan;
 mod proxy;
 mod segment;
@@ -275,26 +276,21 @@ impl Lab {
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        match &plan.proxy {
-            Some(proxy) => self.start_proxy(proxy, report).await?,
-            None => self.patch_network(&plan, shutdown, report).await?,
+        let mut early = self.launch_early(&plan, request).await?;
+        if let Err(e) = self.prepare_segment(&plan, request, shutdown, report).await {
+            // The teardown removes the VM: let its creation end first.
+            if let Some(early) = early {
+                let _ = early.launch.wait().await;
+            }
+            return Err(e);
         }
-        if self.servers.is_none() {
-            self.start_servers(plan.tree.clone(), plan.config.clone(), report).await?;
-        }
-        // After the servers: a port chosen by the system (`0`) is known by now.
-        self.open_firewall(&plan.config, report).await?;
-        if request.ra {
-            self.start_ra(report).await;
-        }
-        pause_point("after-patch", shutdown).await;
-
         for _ in 0..request.vms {
             for &firmware in &plan.firmwares {
-                if shutdown.is_cancelled() {
-                    return Ok(());
+                match early.take() {
+                    Some(first) => self.finish_vm(first.launch, Some(first.bridge), &plan.accel, report).await?,
+                    None if shutdown.is_cancelled() => return Ok(()),
+                    None => self.create_vm(request.shape, plan.arch, firmware, &plan.accel, report).await?,
                 }
-                self.create_vm(request.shape, plan.arch, firmware, &plan.accel, report).await?;
             }
         }
         self.record.ready = true;
@@ -312,6 +308,25 @@ impl Lab {
         });
         pause_point("ready", shutdown).await;
         self.watch(request, shutdown, report).await
+    }
+
+    /// Readies the lab's segment: the network's patch (or the proxy), the
+    /// servers if they wait for it, a firewall opening, router adverts.
+    async fn prepare_segment(&mut self, plan: &Plan, request: &UpRequest, shutdown: &CancellationToken, report: EventSink<'_>) -> Result<()> {
+        match &plan.proxy {
+            Some(proxy) => self.start_proxy(proxy, report).await?,
+            None => self.patch_network(plan, shutdown, report).await?,
+        }
+        if self.servers.is_none() {
+            self.start_servers(plan.tree.clone(), plan.config.clone(), report).await?;
+        }
+        // After the servers: a port chosen by the system (`0`) is known by now.
+        self.open_firewall(&plan.config, report).await?;
+        if request.ra {
+            self.start_ra(report).await;
+        }
+        pause_point("after-patch", shutdown).await;
+        Ok(())
     }
 
     /// Undoes everything in the journal for this URI; always runs.

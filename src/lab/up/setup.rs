@@ -17,14 +17,16 @@ use crate::boot::{BootTree, PerVm};
 use crate::error::{Error, Result};
 use crate::lab::event::{EventSink, LabEvent};
 use crate::lab::journal::{CreatedVm, FirewallOpening};
+use crate::lab::labs::Lock;
 use crate::lab::net::apply_patch;
 use crate::lab::{ensure_dir, server_error, VmShape};
 use crate::mac::MacAddr;
 use crate::serve::{ServeConfig, Servers};
 use crate::virt::accel::AccelChoice;
-use crate::virt::domain;
-use crate::virt::domxml::{Firmware, HttpCdrom, VmSpec};
-use crate::virt::netxml;
+use crate::virt::console::Console;
+use crate::virt::domain::{self, VmInfo};
+use crate::virt::domxml::{Attach, Firmware, HttpCdrom, VmSpec};
+use crate::virt::{network, netxml};
 
 impl Lab {
     pub(super) async fn start_servers(&mut self, tree: Arc<BootTree>, config: ServeConfig, report: EventSink<'_>) -> Result<()> {
@@ -117,8 +119,17 @@ impl Lab {
     }
 
     pub(super) async fn create_vm(&mut self, shape: VmShape, arch: Arch, firmware: Firmware, choice: &AccelChoice, report: EventSink<'_>) -> Result<()> {
+        let launch = self.launch_vm(shape, arch, firmware, choice).await?;
+        self.finish_vm(launch, None, choice, report).await
+    }
+
+    /// Names a VM, gives its MAC its own boot config, journals it and starts
+    /// creating it: the domain is defined and started paused by a task of
+    /// its own, which [`Self::finish_vm`] waits for (`early.rs` starts the
+    /// network's restart meanwhile).
+    pub(super) async fn launch_vm(&mut self, shape: VmShape, arch: Arch, firmware: Firmware, choice: &AccelChoice) -> Result<Launch> {
         // Held until the domain is defined (see `labs::name_lock`).
-        let _naming = crate::lab::labs::naming_lock().await?;
+        let naming = crate::lab::labs::naming_lock().await?;
         let taken = self.libvirt.call(domain::names).await?;
         let name = crate::lab::vm::generate_name(&taken);
         let logs = ensure_dir(self.state.join("logs"))?;
@@ -145,21 +156,45 @@ impl Lab {
                 Some(HttpCdrom { host: http.ip().to_string(), port: http.port(), path: format!("/{}", mac.cdrom_path(file)) })
             }),
         };
-        let with_cdrom = if spec.cdrom.is_some() { ", the ISO as its CD-ROM over HTTP" } else { "" };
+        let with_cdrom = spec.cdrom.is_some();
         self.journal
             .record_vm(&CreatedVm { uri: self.libvirt.uri().to_string(), name: name.clone() })
             .map_err(|e| Error::environment(format!("cannot write the journal in {}: {e}", self.journal.dir().display())))?;
         let pool_dir = crate::lab::vm::images_dir()?;
         tracing::debug!("creating VM {name} ({:?}, {} MiB, {} vCPUs)", choice.accel, shape.memory_mib, shape.vcpus);
-        let (info, console) = crate::lab::vm::create(&self.libvirt, spec, pool_dir, true).await?;
+        let libvirt = self.libvirt.clone();
+        let started = tokio::spawn(async move { crate::lab::vm::create(&libvirt, spec, pool_dir, true).await });
+        Ok(Launch { name, mac, arch, firmware, with_cdrom, started, _naming: naming })
+    }
+
+    /// Waits for a launched VM, plugs its tap into `replug` (the bridge a
+    /// network restart made while it started, see `early.rs`), lets it run
+    /// and follows it.
+    pub(super) async fn finish_vm(&mut self, launch: Launch, replug: Option<String>, choice: &AccelChoice, report: EventSink<'_>) -> Result<()> {
+        let (arch, firmware, with_cdrom) = (launch.arch, launch.firmware, launch.with_cdrom);
+        let (info, console) = launch.wait().await?;
         if let Some(console) = console {
             self.consoles.insert(&info.name, std::path::Path::new(&info.meta.serial_log), console).await;
         }
+        let name = info.name.clone();
+        if let (Some(bridge), Attach::Network(net)) = (replug, &self.attach) {
+            let (owned, net) = (name.clone(), net.clone());
+            let plugged = self
+                .libvirt
+                .call(move |c| {
+                    let ours: Vec<_> = network::guests_on(c, &net)?.into_iter().filter(|g| g.domain == owned).collect();
+                    network::reattach(&ours, &bridge)
+                })
+                .await?;
+            tracing::debug!("{name}'s tap plugged into the restarted bridge: {plugged:?}");
+        }
+        self.libvirt.call(move |c| domain::resume(c, &name)).await?;
         if let Some(ra) = &self.ra {
             ra.announce();
         }
         self.track(&info.name, &info.meta.serial_log).await?;
         let arch = if arch == Arch::X86_64 { String::new() } else { format!("{arch}, ") };
+        let with_cdrom = if with_cdrom { ", the ISO as its CD-ROM over HTTP" } else { "" };
         report(&LabEvent::Step {
             message: format!("created VM {} ({arch}{}, {}: {}){with_cdrom}", info.name, firmware.name(), info.accel.name(), choice.reason),
         });
@@ -171,5 +206,29 @@ impl Lab {
         let Some(answer) = &self.answer else { return PerVm::default() };
         let vars = Vars { server: &answer.server, http: &answer.http_base, vm: name, mac };
         PerVm { args: answer.file.kernel_args(&answer.http_base, &mac), files: answer.file.files(&vars) }
+    }
+}
+
+/// A lab VM being created: named, journaled, its domain defined and
+/// started paused by `started`. The naming lock is held until it is done.
+pub(super) struct Launch {
+    pub(super) name: String,
+    pub(super) mac: MacAddr,
+    arch: Arch,
+    firmware: Firmware,
+    with_cdrom: bool,
+    started: tokio::task::JoinHandle<Result<(VmInfo, Option<Console>)>>,
+    _naming: Lock,
+}
+
+impl Launch {
+    /// Whether the creation has ended, well or not.
+    pub(super) fn ended(&self) -> bool {
+        self.started.is_finished()
+    }
+
+    /// The created VM, paused, with its console.
+    pub(super) async fn wait(self) -> Result<(VmInfo, Option<Console>)> {
+        self.started.await.map_err(|e| Error::environment(format!("creating VM {}: {e}", self.name)))?
     }
 }

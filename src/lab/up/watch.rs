@@ -29,6 +29,11 @@ use crate::virt::network;
 
 /// How often leases, serial logs and `lab.json` are looked at.
 const POLL: Duration = Duration::from_millis(200);
+/// How often the consoles are read while a VM is still in its firmware, in
+/// the lab's first minute: iPXE's prompt is answered as soon as it shows
+/// (`lab/console.rs`), not up to a poll later.
+const FIRMWARE_POLL: Duration = Duration::from_millis(20);
+const FIRMWARE_POLL_FOR: f64 = 60.0;
 /// Every this many polls, VMs made with `pxelab vm new` are looked for.
 const ADOPT_EVERY: u64 = 10;
 /// How many reads a stopped VM's console gets before the VM is judged.
@@ -40,6 +45,8 @@ impl Lab {
         let mut events = self.events.take().expect("the servers run, and were subscribed to, before the watch");
         let deadline = request.timeout.map(|t| Instant::now() + t);
         let mut tick = tokio::time::interval(POLL);
+        let mut firmware_tick = tokio::time::interval(FIRMWARE_POLL);
+        firmware_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut ticks = 0u64;
         let mut dirty = false;
         loop {
@@ -53,6 +60,7 @@ impl Lab {
                     Err(RecvError::Lagged(n)) => tracing::warn!("{n} server events missed"),
                     Err(RecvError::Closed) => return Err(Error::other("the servers stopped unexpectedly")),
                 },
+                _ = firmware_tick.tick(), if self.in_firmware() => dirty |= self.read_consoles(report).await,
                 _ = tick.tick() => {
                     ticks += 1;
                     dirty |= self.on_tick(ticks, report).await;
@@ -203,14 +211,8 @@ impl Lab {
     /// whether `lab.json` changed.
     async fn on_tick(&mut self, ticks: u64, report: EventSink<'_>) -> bool {
         let mut changed = self.poll_leases(None, report).await;
-        let followed = self.progress.vms().iter().map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) }).collect();
-        let serial = self.consoles.poll(&self.libvirt, followed).await;
-        for vm in self.consoles.take_answered() {
-            report(&LabEvent::Step { message: format!("answered {vm}'s iPXE prompt (Enter: no 2 s wait for Ctrl-B)") });
-        }
         changed |= self.on_proxy_events(report);
-        let now = self.now();
-        changed |= self.on_console(serial, now, report);
+        changed |= self.read_consoles(report).await;
         if ticks.is_multiple_of(ADOPT_EVERY) {
             if let Ok(vms) = self.libvirt.call(domain::list).await {
                 changed |= self.drain_stopped(&vms, report).await;
@@ -219,6 +221,22 @@ impl Lab {
             }
         }
         changed
+    }
+
+    /// Whether a VM is still in its firmware, early in the lab's life.
+    fn in_firmware(&self) -> bool {
+        self.progress.slowest() == Some(Stage::Created) && self.now() < FIRMWARE_POLL_FOR
+    }
+
+    /// New console text of every VM, turned into stages; iPXE prompts answered.
+    async fn read_consoles(&mut self, report: EventSink<'_>) -> bool {
+        let followed = self.progress.vms().iter().map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) }).collect();
+        let serial = self.consoles.poll(&self.libvirt, followed).await;
+        for vm in self.consoles.take_answered() {
+            report(&LabEvent::Step { message: format!("answered {vm}'s iPXE prompt (Enter: no 2 s wait for Ctrl-B)") });
+        }
+        let now = self.now();
+        self.on_console(serial, now, report)
     }
 
     /// The network's DHCP leases, turned into `dhcp` stages, stamped now or
