@@ -115,12 +115,13 @@ demo: build fixtures
 
 ## bench: pxelab's servers against tftpd-hpa, atftpd, dnsmasq, vsftpd and nginx on loopback,
 ## then `pxelab up` against the manual method (tftpd-hpa + vsftpd + virsh), proxy DHCP against the bootp patch, and the kernel and
-## initrd into a TCG guest over TFTP and over HTTP, and the FAI CD's whole install (about 35
+## initrd into a TCG guest over TFTP and over HTTP (and over iPXE's HTTP from pxelab and from nginx), and the FAI CD's whole install (about 35
 ## minutes for its 3 runs), on isolated networks (root, libvirtd).
 bench: build fixtures
 	bash bench/servers.sh
 	bash scripts/with-libvirtd.sh python3 bench/limit.py 3
 	bash scripts/with-libvirtd.sh python3 bench/guest_transfer.py
+	bash scripts/with-libvirtd.sh python3 bench/ipxe_http.py 6
 	bash scripts/with-libvirtd.sh python3 bench/savings.py
 	BENCH_STP=off bash scripts/with-libvirtd.sh python3 bench/proxy.py 3
 	bash scripts/with-libvirtd.sh bash bench/firmware.sh
