@@ -20,7 +20,11 @@ libvirt's default (on, as on the host's `default` network) unless
 BENCH_STP=off. dnsmasq pings a new address before leasing it, as on any
 network pxelab has not patched, unless BENCH_NOPING=1 (then the direct and
 manual methods' guests get the no-ping `pxelab up` gives its lab, and only
-the boot paths differ). Medians of REPS runs.
+the boot paths differ). Medians of REPS runs, the order of the methods
+rotated from round to round (the first run after the network is made, or
+after another fixture, starts with colder caches: the ISO, QEMU, the
+firmware), after one untimed `pxelab up` per part that gives direct boot
+its command line and warms them.
 
 Usage: bench/limit.py [REPS]   (LIMIT_ONLY=busybox, or =firmware, for a part;
 root; after `make build fixtures` and
@@ -119,22 +123,34 @@ def main():
     try:
         for fixture in [f for f in FIXTURES if only in f[0]]:
             times = boots.setdefault(fixture[0], {"pxelab": [], "direct": [], "manual": []})
+            # Direct boot takes the command line `pxelab up` gives.
+            cmdline = manual_bench.pxelab_up(fixture)[1]
             for rep in range(reps):
-                up, cmdline = manual_bench.pxelab_up(fixture)
-                times["pxelab"].append(up)
-                times["direct"].append(direct(fixture, cmdline, rep))
-                times["manual"].append(manual_bench.manual(fixture, original, rep))
-                print(f"  {fixture[0]} run {rep + 1}: pxelab {up:.1f} s, direct {times['direct'][-1]:.1f} s, "
+                # Each method goes first once in three rounds: the first run
+                # after the network is made, or after another fixture, starts
+                # with colder caches (the ISO, QEMU, the firmware).
+                methods = [
+                    ("pxelab", lambda: manual_bench.pxelab_up(fixture)[0]),
+                    ("direct", lambda: direct(fixture, cmdline, rep)),
+                    ("manual", lambda: manual_bench.manual(fixture, original, rep)),
+                ]
+                for name, run in methods[rep % 3:] + methods[:rep % 3]:
+                    times[name].append(run())
+                print(f"  {fixture[0]} run {rep + 1}: pxelab {times['pxelab'][-1]:.1f} s, direct {times['direct'][-1]:.1f} s, "
                       f"manual {times['manual'][-1]:.1f} s", flush=True)
         if only in ("", "firmware"):
+            cmdline = manual_bench.pxelab_up(BUSYBOX)[1]
             for rep in range(reps):
-                up, cmdline = manual_bench.pxelab_up(BUSYBOX)
-                firmware["bios"].append(up)
-                firmware["uefi"].append(manual_bench.pxelab_up(BUSYBOX, ["--firmware", "uefi"])[0])
-                # The firmware's own share: the same two firmwares with no network boot at all.
-                firmware["direct kernel boot, bios"].append(direct(BUSYBOX, cmdline, rep))
-                firmware["direct kernel boot, uefi"].append(direct(BUSYBOX, cmdline, rep, uefi=True))
-                firmware["secure boot"].append(manual_bench.pxelab_up(BUSYBOX, ["--firmware", "uefi", "--secure-boot"])[0])
+                methods = [
+                    ("bios", lambda: manual_bench.pxelab_up(BUSYBOX)[0]),
+                    ("uefi", lambda: manual_bench.pxelab_up(BUSYBOX, ["--firmware", "uefi"])[0]),
+                    # The firmware's own share: the same two firmwares with no network boot at all.
+                    ("direct kernel boot, bios", lambda: direct(BUSYBOX, cmdline, rep)),
+                    ("direct kernel boot, uefi", lambda: direct(BUSYBOX, cmdline, rep, uefi=True)),
+                    ("secure boot", lambda: manual_bench.pxelab_up(BUSYBOX, ["--firmware", "uefi", "--secure-boot"])[0]),
+                ]
+                for name, run in methods[rep % 5:] + methods[:rep % 5]:
+                    firmware[name].append(run())
                 print(f"  firmware run {rep + 1}: " + ", ".join(f"{k} {v[-1]:.1f} s" for k, v in firmware.items()), flush=True)
     finally:
         benchnet.remove_network(NET)

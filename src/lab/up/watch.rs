@@ -33,6 +33,7 @@ const POLL: Duration = Duration::from_millis(200);
 /// the lab's first minute: iPXE's prompt is answered as soon as it shows
 /// (`lab/console.rs`), not up to a poll later.
 const FIRMWARE_POLL: Duration = Duration::from_millis(20);
+/// Seconds into the lab after which a VM still in its firmware is left to [`POLL`].
 const FIRMWARE_POLL_FOR: f64 = 60.0;
 /// Every this many polls, VMs made with `pxelab vm new` are looked for.
 const ADOPT_EVERY: u64 = 10;
@@ -60,7 +61,7 @@ impl Lab {
                     Err(RecvError::Lagged(n)) => tracing::warn!("{n} server events missed"),
                     Err(RecvError::Closed) => return Err(Error::other("the servers stopped unexpectedly")),
                 },
-                _ = firmware_tick.tick(), if self.in_firmware() => dirty |= self.read_consoles(report).await,
+                _ = firmware_tick.tick(), if self.in_firmware() => dirty |= self.read_consoles(false, report).await,
                 _ = tick.tick() => {
                     ticks += 1;
                     dirty |= self.on_tick(ticks, report).await;
@@ -212,7 +213,7 @@ impl Lab {
     async fn on_tick(&mut self, ticks: u64, report: EventSink<'_>) -> bool {
         let mut changed = self.poll_leases(None, report).await;
         changed |= self.on_proxy_events(report);
-        changed |= self.read_consoles(report).await;
+        changed |= self.read_consoles(true, report).await;
         if ticks.is_multiple_of(ADOPT_EVERY) {
             if let Ok(vms) = self.libvirt.call(domain::list).await {
                 changed |= self.drain_stopped(&vms, report).await;
@@ -228,10 +229,12 @@ impl Lab {
         self.progress.slowest() == Some(Stage::Created) && self.now() < FIRMWARE_POLL_FOR
     }
 
-    /// New console text of every VM, turned into stages; iPXE prompts answered.
-    async fn read_consoles(&mut self, report: EventSink<'_>) -> bool {
+    /// New console text of every VM, turned into stages; iPXE prompts
+    /// answered. With `reopen`, a console that is not open is opened again
+    /// (each regular poll); the firmware polls read only the open ones.
+    async fn read_consoles(&mut self, reopen: bool, report: EventSink<'_>) -> bool {
         let followed = self.progress.vms().iter().map(|v| Followed { name: v.name.clone(), record: PathBuf::from(&v.serial_log) }).collect();
-        let serial = self.consoles.poll(&self.libvirt, followed).await;
+        let serial = if reopen { self.consoles.poll(&self.libvirt, followed).await } else { self.consoles.poll_open(&self.libvirt, followed).await };
         for vm in self.consoles.take_answered() {
             report(&LabEvent::Step { message: format!("answered {vm}'s iPXE prompt (Enter: no 2 s wait for Ctrl-B)") });
         }
