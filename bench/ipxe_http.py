@@ -18,7 +18,6 @@ pxelab's rate over nginx's.
 Usage: bench/ipxe_http.py [REPS] [ISO]   (root, libvirtd running; after
 `make build fixtures` and bench/servers.sh has unpacked the peers)
 """
-import json
 import os
 import shutil
 import statistics

@@ -188,22 +188,22 @@ fn the_first_vm_starts_while_the_network_restarts() {
         .spawn()
         .unwrap();
     let mut events = Vec::<Value>::new();
-    let mut starts = None;
+    let mut ready = None;
     for line in BufReader::new(lab.stdout.take().unwrap()).lines().map_while(Result::ok) {
         let Ok(event) = serde_json::from_str::<Value>(&line) else { continue };
         if event["event"] == "ready" {
             // Both run now: the VM's QEMU and the patched network's dnsmasq.
             let vm = event["vms"][0].as_str().unwrap().to_string();
-            starts = Some((started_at(&format!("/run/libvirt/qemu/{vm}.pid")), started_at(&format!("/run/libvirt/network/{}.pid", net.name))));
+            let starts = (started_at(&format!("/run/libvirt/qemu/{vm}.pid")), started_at(&format!("/run/libvirt/network/{}.pid", net.name)));
+            ready = Some((vm, starts));
         }
         events.push(event);
     }
     assert!(lab.wait().unwrap().success(), "up failed: {:?}", events.last());
-    let (qemu, dnsmasq) = starts.expect("a ready event");
+    let (vm, (qemu, dnsmasq)) = ready.expect("a ready event");
     // QEMU came first: it was launched before the restart that started this dnsmasq.
     assert!(qemu < dnsmasq, "QEMU started at tick {qemu}, the patched network's dnsmasq at {dnsmasq}");
     // And the VM ran on the patched network only: its firmware got the lab's boot file and its own script.
-    let vm = events.iter().find(|e| e["event"] == "ready").unwrap()["vms"][0].as_str().unwrap().to_string();
     let served = served_to(&events, &vm);
     assert!(served.iter().any(|p| p.starts_with("mac/")), "its own script: {served:?}");
     assert!(events.iter().any(|e| e["event"] == "reached" && e["stage"] == "installer"), "{:?}", events.last());

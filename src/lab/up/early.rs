@@ -26,20 +26,14 @@ use crate::virt::network;
 /// How often the bridge is looked at for the new VM's tap.
 const TAP_POLL: Duration = Duration::from_millis(5);
 
-/// The first VM, launched before the network's restart.
-pub(super) struct Early {
-    pub(super) launch: Launch,
-    /// The bridge its tap is plugged back into after the restart.
-    pub(super) bridge: String,
-}
-
 impl Lab {
     /// Launches the first VM and waits until its tap is on the bridge, when
     /// the network's restart can overlap its start (see the module's note).
-    pub(super) async fn launch_early(&mut self, plan: &Plan, request: &UpRequest) -> Result<Option<Early>> {
+    /// The lab's bridge is the one [`Lab::finish_vm`] plugs it back into.
+    pub(super) async fn launch_early(&mut self, plan: &Plan, request: &UpRequest) -> Result<Option<Launch>> {
         let Some(net) = plan.segment.network() else { return Ok(None) };
-        let bridge = match &net.parsed.bridge {
-            Some(bridge) if net.active && plan.proxy.is_none() && self.site == Site::Here && request.vms > 0 => bridge.clone(),
+        let bridge = match plan.segment.bridge() {
+            Some(bridge) if net.active && plan.proxy.is_none() && self.site == Site::Here && request.vms > 0 => bridge,
             _ => return Ok(None),
         };
         let Some(&firmware) = plan.firmwares.first() else { return Ok(None) };
@@ -58,6 +52,6 @@ impl Lab {
             }
             tokio::time::sleep(TAP_POLL).await;
         }
-        Ok(Some(Early { launch, bridge }))
+        Ok(Some(launch))
     }
 }

@@ -280,14 +280,14 @@ impl Lab {
         if let Err(e) = self.prepare_segment(&plan, request, shutdown, report).await {
             // The teardown removes the VM: let its creation end first.
             if let Some(early) = early {
-                let _ = early.launch.wait().await;
+                let _ = early.wait().await;
             }
             return Err(e);
         }
         for _ in 0..request.vms {
             for &firmware in &plan.firmwares {
                 match early.take() {
-                    Some(first) => self.finish_vm(first.launch, Some(first.bridge), &plan.accel, report).await?,
+                    Some(first) => self.finish_vm(first, true, &plan.accel, report).await?,
                     None if shutdown.is_cancelled() => return Ok(()),
                     None => self.create_vm(request.shape, plan.arch, firmware, &plan.accel, report).await?,
                 }

@@ -120,7 +120,7 @@ impl Lab {
 
     pub(super) async fn create_vm(&mut self, shape: VmShape, arch: Arch, firmware: Firmware, choice: &AccelChoice, report: EventSink<'_>) -> Result<()> {
         let launch = self.launch_vm(shape, arch, firmware, choice).await?;
-        self.finish_vm(launch, None, choice, report).await
+        self.finish_vm(launch, false, choice, report).await
     }
 
     /// Names a VM, gives its MAC its own boot config, journals it and starts
@@ -167,17 +167,17 @@ impl Lab {
         Ok(Launch { name, mac, arch, firmware, with_cdrom, started, _naming: naming })
     }
 
-    /// Waits for a launched VM, plugs its tap into `replug` (the bridge a
-    /// network restart made while it started, see `early.rs`), lets it run
-    /// and follows it.
-    pub(super) async fn finish_vm(&mut self, launch: Launch, replug: Option<String>, choice: &AccelChoice, report: EventSink<'_>) -> Result<()> {
+    /// Waits for a launched VM, with `replug` plugs its tap into the lab's
+    /// bridge (which a network restart remade while it started, see
+    /// `early.rs`), lets it run and follows it.
+    pub(super) async fn finish_vm(&mut self, launch: Launch, replug: bool, choice: &AccelChoice, report: EventSink<'_>) -> Result<()> {
         let (arch, firmware, with_cdrom) = (launch.arch, launch.firmware, launch.with_cdrom);
         let (info, console) = launch.wait().await?;
         if let Some(console) = console {
             self.consoles.insert(&info.name, std::path::Path::new(&info.meta.serial_log), console).await;
         }
         let name = info.name.clone();
-        if let (Some(bridge), Attach::Network(net)) = (replug, &self.attach) {
+        if let (true, Some(bridge), Attach::Network(net)) = (replug, self.record.bridge.clone(), &self.attach) {
             let (owned, net) = (name.clone(), net.clone());
             let plugged = self
                 .libvirt
