@@ -591,3 +591,23 @@ fn regex_free_bytes(text: &str) -> String {
     }
     out
 }
+
+/// A reader that closed stderr (`2>&1 | head -1`) does not turn an error into
+/// a crash: the exit code stays the documented one, not a panic's 101.
+#[test]
+fn a_closed_stderr_keeps_the_exit_code() {
+    let mut fds = [0; 2];
+    // SAFETY: two ints for pipe(2); the read end is closed at once, so every write to the other fails.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    unsafe { libc::close(fds[0]) };
+    // SAFETY: fds[1] is an open descriptor this test owns from here on.
+    let closed = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fds[1]) };
+    // -vv logs before the connection fails, so stderr is written to before the error.
+    let status = pxelab()
+        .args(["-vv", "-c", "qemu+unix:///system?socket=/nonexistent/pxelab.sock", "vm", "list"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::from(closed))
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(4), "cannot connect: exit 4, as with stderr open ({status:?})");
+}

@@ -161,6 +161,10 @@ fn init_logging(verbose: u8, silent: bool, reports_itself: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // On a failed write (stderr closed: `2>&1 | head`) tracing would
+        // report it with `eprintln!`, which panics on that same stderr and
+        // would kill a lab before its teardown. A log nobody reads is dropped.
+        .log_internal_errors(false)
         // Colour codes only for people: a log file or a pipe gets plain text.
         .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)

@@ -33,7 +33,7 @@ mod undo;
 mod up;
 mod vm;
 
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -280,7 +280,7 @@ pub(crate) fn ipv4_server(flag: &str, ip: IpAddr) -> Result<IpAddr> {
 /// signal tests do not wait the minute out; the verb then tears down.
 pub(crate) async fn pause_point(step: &str, shutdown: &CancellationToken) {
     if std::env::var("PXELAB_PAUSE_AT").is_ok_and(|s| s == step) {
-        eprintln!("pxelab: paused at {step} (PXELAB_PAUSE_AT)");
+        let _ = writeln!(std::io::stderr(), "pxelab: paused at {step} (PXELAB_PAUSE_AT)");
         tokio::select! {
             _ = tokio::time::sleep(std::time::Duration::from_secs(60)) => {}
             _ = shutdown.cancelled() => {}
